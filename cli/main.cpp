@@ -1,0 +1,65 @@
+// distctl: the operator's tool. Parses arguments, runs one subcommand, maps errors to exit codes.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <vector>
+
+#include "cli/command.h"
+#include "manifest/error.h"
+
+namespace distd::cli {
+
+namespace {
+std::vector<std::pair<int, RegisterFn>>& registry() {
+  static std::vector<std::pair<int, RegisterFn>> r;
+  return r;
+}
+}  // namespace
+
+CommandRegistrar::CommandRegistrar(int order, RegisterFn fn) { registry().emplace_back(order, fn); }
+
+bool stdout_is_tty() { return ::isatty(1) == 1; }
+bool stderr_is_tty() { return ::isatty(2) == 1; }
+
+std::string default_config_path() {
+  const char* env = std::getenv("DISTD_CONFIG");
+  return env && *env ? env : "/etc/distd/distd.toml";
+}
+
+}  // namespace distd::cli
+
+int main(int argc, char** argv) {
+  using namespace distd;
+  CLI::App app{
+      "distctl - operate distd, the offline-capable distributor of Moodle files and courses.\n"
+      "Run 'distctl COMMAND --help' for each command's options and examples.",
+      "distctl"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "distctl 0.1.0");
+  app.footer("Exit status: 0 success; 2 usage; 3 I/O; 4 not found; 5 corrupt input; 6 bad signature;\n"
+             "7 expired; 8 rollback; 9 unsafe path; 10 content mismatch; 11 disk full; 12 network;\n"
+             "13 database; 14 unsupported; 70 internal error. See docs/cli.md.");
+  cli::Action chosen;
+  auto& reg = cli::registry();
+  std::sort(reg.begin(), reg.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& [order, fn] : reg) fn(app, chosen);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return chosen ? chosen() : 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "distctl: error: %s\n", e.what());
+    if (!e.hint().empty()) std::fprintf(stderr, "  what to do: %s\n", e.hint().c_str());
+    return exit_status(e.code());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "distctl: internal error: %s\n  what to do: please report this with the command you ran\n",
+                 e.what());
+    return 70;
+  }
+}

@@ -1,0 +1,113 @@
+#include "manifest/fs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <random>
+
+#include "manifest/error.h"
+#include "manifest/fault.h"
+
+namespace distd {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string read_file(const std::string& path, uint64_t max_size, std::string_view what) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw_errno("cannot open " + std::string(what), path, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", path, errno);
+  if (static_cast<uint64_t>(st.st_size) > max_size)
+    throw Error(Errc::corrupt, std::string(what) + " '" + path + "' is " + std::to_string(st.st_size) +
+                                   " bytes, more than the limit of " + std::to_string(max_size),
+                "this is not a valid " + std::string(what) + "; fetch it again from a trusted source");
+  std::string out;
+  out.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = ::read(fd.get(), out.data() + got, out.size() - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot read", path, errno);
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  out.resize(got);
+  return out;
+}
+
+void write_all(int fd, std::string_view data, std::string_view path_for_errors) {
+  while (!data.empty()) {
+    fault_point("write");
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot write", path_for_errors, errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+std::string dir_name(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+void fsync_dir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) throw_errno("cannot open directory", dir, errno);
+  if (::fsync(fd.get()) != 0 && errno != EINVAL) throw_errno("cannot fsync directory", dir, errno);
+}
+
+void write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rng() % 1000000);
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (!fd) throw_errno("cannot create", tmp, errno);
+  try {
+    write_all(fd.get(), data, tmp);
+    if (::fchmod(fd.get(), mode) != 0) throw_errno("cannot chmod", tmp, errno);
+    if (::fsync(fd.get()) != 0) throw_errno("cannot fsync", tmp, errno);
+    fd = UniqueFd();
+    fault_point("before_rename");
+    if (::rename(tmp.c_str(), path.c_str()) != 0) throw_errno("cannot rename into", path, errno);
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  fsync_dir(dir_name(path));
+}
+
+void make_dirs(const std::string& path, unsigned mode) {
+  if (path.empty()) return;
+  std::string cur;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t next = path.find('/', i);
+    if (next == std::string::npos) next = path.size();
+    cur = path.substr(0, next);
+    if (!cur.empty() && ::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST)
+      throw_errno("cannot create directory", cur, errno);
+    i = next + 1;
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw Error(Errc::io, "'" + path + "' exists but is not a directory", "move it away or pick another path");
+}
+
+}  // namespace distd

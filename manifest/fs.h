@@ -1,0 +1,49 @@
+// The file-system seam: every durable write in distd goes through these few functions, so the
+// crash-safety rules live in one place and tests can inject faults (see fault.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace distd {
+
+// Owns a file descriptor; closes it on destruction.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd();
+  int get() const { return fd_; }
+  int release() { int f = fd_; fd_ = -1; return f; }
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+// Reads a whole file. Throws Error{corrupt} when it is larger than max_size bytes
+// (naming `what`, e.g. "manifest"), Error{io,not_found} when it cannot be read.
+std::string read_file(const std::string& path, uint64_t max_size, std::string_view what = "file");
+
+// Writes data to path atomically and durably: a temporary file in the same directory, fsync,
+// rename over path, fsync of the directory. Readers see the old or the new content, never a mix.
+void write_file_atomic(const std::string& path, std::string_view data, unsigned mode = 0644);
+
+// Writes all of data to fd at its current offset; throws on failure (ENOSPC -> Errc::no_space).
+void write_all(int fd, std::string_view data, std::string_view path_for_errors);
+
+// fsync(2) a directory so that renames and creations in it survive a power cut.
+void fsync_dir(const std::string& dir);
+
+// mkdir -p with the given mode for directories it creates.
+void make_dirs(const std::string& path, unsigned mode = 0755);
+
+// The directory part of a path ("." when there is none).
+std::string dir_name(const std::string& path);
+
+}  // namespace distd

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what distd needs to build, test and demo on Debian 12, then configures and builds it.
+# Idempotent: packages already present are not fetched again. Usage: scripts/setup.sh [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  librsync-dev libarchive-dev libsodium-dev libsqlitecpp-dev libsqlite3-dev libboost-test-dev
+  libcurl4-openssl-dev libmariadb-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
+  libsystemd-dev libpugixml-dev libcpp-httplib-dev libssl-dev
+  mariadb-server mariadb-client nginx-light rsync curl systemd sqlite3 python3
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing ${#missing[@]} Debian packages: ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The packages' own services are not ours: distd's tests start private instances.
+  for svc in mariadb nginx; do $sudo service "$svc" stop >/dev/null 2>&1 || true; done
+fi
+
+echo "==> building in $build/"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$(nproc)"
