@@ -190,3 +190,82 @@ int free_port() {
 }
 
 }  // namespace distd::test
+
+namespace distd::test {
+
+Process::Process(const std::vector<std::string>& argv, const std::string& log_path,
+                 const std::vector<std::string>& env)
+    : log_path_(log_path) {
+  std::string prog = argv.at(0);
+  if (prog.find('/') == std::string::npos) prog = bin(prog);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::setpgid(0, 0);
+    int fd = ::open(log_path.empty() ? "/dev/null" : log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int nul = ::open("/dev/null", O_RDONLY);
+    ::dup2(nul, 0);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    for (auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args[0] = const_cast<char*>(prog.c_str());
+    args.push_back(nullptr);
+    ::execvp(prog.c_str(), args.data());
+    std::fprintf(stderr, "exec %s: %s\n", prog.c_str(), std::strerror(errno));
+    ::_exit(127);
+  }
+}
+
+Process::~Process() { stop(); }
+
+bool Process::running() {
+  if (pid_ <= 0) return false;
+  int st = 0;
+  pid_t r = ::waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int Process::stop(int sig, int wait_s) {
+  if (!running()) return status_;
+  ::kill(pid_, sig);
+  for (int i = 0; i < wait_s * 20; ++i) {
+    if (!running()) return status_;
+    ::usleep(50'000);
+  }
+  ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
+  int st = 0;
+  ::waitpid(pid_, &st, 0);
+  status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  pid_ = -1;
+  return status_;
+}
+
+std::string Process::log() const {
+  if (log_path_.empty() || !exists(log_path_)) return {};
+  return read_file(log_path_);
+}
+
+bool wait_for_port(int port, double timeout_s) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int>(timeout_s * 1000));
+  while (std::chrono::steady_clock::now() < deadline) {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    int rc = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::close(s);
+    if (rc == 0) return true;
+    ::usleep(50'000);
+  }
+  return false;
+}
+
+}  // namespace distd::test

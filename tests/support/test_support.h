@@ -51,3 +51,31 @@ std::string file_digest_hex(const std::string& path);
 int free_port();
 
 }  // namespace distd::test
+
+namespace distd::test {
+
+// A background process (a server, the flaky proxy, a daemon) owned by a test. The destructor
+// sends SIGTERM, waits up to 5 s, then SIGKILLs. stdout+stderr go to log_path (or /dev/null).
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::string& log_path = {},
+          const std::vector<std::string>& env = {});
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  int pid() const { return pid_; }
+  bool running();                       // not exited yet
+  int stop(int sig = 15, int wait_s = 5);  // returns exit status (or 128+signal)
+  void kill9() { stop(9, 5); }
+  std::string log() const;              // the log so far
+
+ private:
+  int pid_ = -1;
+  int status_ = -1;
+  std::string log_path_;
+};
+
+// Waits until something accepts TCP connections on 127.0.0.1:port; false after timeout_s.
+bool wait_for_port(int port, double timeout_s = 10);
+
+}  // namespace distd::test
