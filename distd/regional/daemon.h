@@ -1,0 +1,23 @@
+// The regional daemon: opportunistic sync whenever HQ answers.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "distd/config/config.h"
+
+namespace distd {
+
+// Receives one-line status texts ("syncing moodledata: 12.1 MiB of 40 MiB", "HQ unreachable,
+// next probe in 2m") for sd_notify("STATUS=...") and logs. Called from the daemon's thread.
+using DaemonStatusFn = std::function<void(const std::string&)>;
+
+// Runs until `stop` becomes true: probes HQ with exponential backoff and jitter
+// ([regional] probe_min_seconds .. probe_max_seconds), syncs every channel when HQ answers,
+// honours [regional] bandwidth_limit and big_files_window, records link up/down in the journal.
+// Returns the process exit status (0 after a clean stop). Throws Error{usage} for a bad config.
+// REQUIRES: cfg.role == "regional".
+int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop, const DaemonStatusFn& status = {});
+
+}  // namespace distd
