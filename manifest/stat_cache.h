@@ -1,0 +1,59 @@
+// The stat cache: remembers, per path, the stat fields and digest from the last scan, so a
+// rescan of an unchanged tree hashes nothing (SQLite via SQLiteCpp, one database per tree).
+//
+// Racy-clean rule (as git's index): a cached digest is trusted only when the stat fields match
+// AND the file's mtime was older than kRacyWindowNs when the digest was computed. A file
+// modified in the same tick as its hashing (2 s covers FAT's timestamp granularity) is hashed
+// again on the next scan, so an edit that keeps size and mtime is still seen.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "manifest/digest.h"
+
+namespace SQLite { class Database; }
+
+namespace distd {
+
+constexpr int64_t kRacyWindowNs = 2'000'000'000;
+
+struct StatRecord {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t ino = 0;
+  Digest digest{};
+  int64_t hashed_at_ns = 0;  // wall clock when hashing started
+
+  bool same_stat(const StatRecord& o) const {
+    return size == o.size && mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns && ino == o.ino;
+  }
+  bool trustworthy() const { return mtime_ns + kRacyWindowNs <= hashed_at_ns; }
+};
+
+class StatCache {
+ public:
+  // Opens (creating) the cache for the tree at root. A cache made for another root, or a
+  // damaged database, is discarded and rebuilt (it is only a cache).
+  StatCache(const std::string& db_path, const std::string& root);
+  ~StatCache();
+
+  // All records, loaded once (one SELECT); the scan looks them up in memory.
+  std::unordered_map<std::string, StatRecord> load();
+
+  // Replaces the cache content with exactly these records in one transaction, writing only
+  // rows that changed and deleting rows for paths that are gone.
+  void store(const std::unordered_map<std::string, StatRecord>& before,
+             const std::vector<std::pair<const std::string*, StatRecord>>& now);
+
+ private:
+  void open(const std::string& root);
+  std::string db_path_;
+  std::unique_ptr<SQLite::Database> db_;
+};
+
+}  // namespace distd
