@@ -1,0 +1,237 @@
+#include "distd/hq/delta_service.h"
+
+#include <fcntl.h>
+#include <librsync.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "manifest/error.h"
+#include "manifest/fault.h"
+#include "manifest/fs.h"
+
+namespace distd::hq {
+
+namespace {
+
+constexpr size_t kChunk = 256 * 1024;
+
+struct SigDeleter {
+  void operator()(rs_signature_t* s) const { if (s) rs_free_sumset(s); }
+};
+struct JobDeleter {
+  void operator()(rs_job_t* j) const { if (j) rs_job_free(j); }
+};
+using SigPtr = std::unique_ptr<rs_signature_t, SigDeleter>;
+using JobPtr = std::unique_ptr<rs_job_t, JobDeleter>;
+
+void quiet_librsync() {
+  static const bool once = [] {
+    rs_trace_set_level(RS_LOG_CRIT);  // its error lines would only duplicate our messages
+    return true;
+  }();
+  (void)once;
+}
+
+std::string short_hex(const Digest& d) { return digest_hex(d).substr(0, 16) + "..."; }
+
+SigPtr load_signature(std::string_view signature) {
+  rs_signature_t* raw = nullptr;
+  JobPtr job(rs_loadsig_begin(&raw));
+  rs_buffers_t b{};
+  b.next_in = const_cast<char*>(signature.data());  // librsync only reads its input
+  b.avail_in = signature.size();
+  b.eof_in = 1;
+  rs_result r = RS_BLOCKED;
+  for (int i = 0; i < 4 && r == RS_BLOCKED; ++i) r = rs_job_iter(job.get(), &b);
+  SigPtr sig(raw);  // allocated by the job; ours to free
+  if (r != RS_DONE)
+    throw Error(Errc::corrupt,
+                std::string("the posted signature is not a valid librsync signature (") +
+                    (r == RS_BLOCKED ? "truncated" : rs_strerror(r)) + ")",
+                "send the output of rs_sig_* (RS_RK_BLAKE2_SIG_MAGIC) for the basis file, unmodified");
+  r = rs_build_hash_table(sig.get());
+  if (r != RS_DONE)
+    throw Error(Errc::corrupt, std::string("the posted signature cannot be indexed: ") + rs_strerror(r),
+                "send a signature made by librsync");
+  return sig;
+}
+
+}  // namespace
+
+std::string delta_id(const Digest& target, std::string_view signature) {
+  Hasher h;
+  h.update(target.data(), target.size());
+  h.update(signature);
+  return digest_hex(h.finish());
+}
+
+DeltaService::DeltaService(std::string state_dir, unsigned max_parallel)
+    : layout_{std::move(state_dir)}, max_parallel_(max_parallel ? max_parallel : 1) {
+  quiet_librsync();
+}
+
+uint64_t DeltaService::computed() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return computed_;
+}
+
+uint64_t DeltaService::reused() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return reused_;
+}
+
+DeltaInfo DeltaService::get_or_compute(const Digest& target, std::string_view signature) {
+  if (signature.size() > kMaxSignatureBytes)
+    throw Error(Errc::usage, "the posted signature is " + std::to_string(signature.size()) + " bytes, more than " +
+                                 std::to_string(kMaxSignatureBytes),
+                "use a larger block size for the signature, or download the whole object");
+  if (signature.empty())
+    throw Error(Errc::corrupt, "the posted signature is empty", "post the librsync signature of the basis file");
+  const std::string id = delta_id(target, signature);
+  const std::string path = layout_.delta(id);
+
+  std::shared_ptr<Inflight> mine;
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      auto it = inflight_.find(id);
+      if (it == inflight_.end()) break;
+      auto other = it->second;
+      cv_.wait(lk, [&] { return other->done; });
+      if (other->error) std::rethrow_exception(other->error);
+      ++reused_;
+      DeltaInfo info = other->info;
+      info.computed = false;
+      return info;
+    }
+    struct stat ds {}, os {};
+    if (::stat(path.c_str(), &ds) == 0) {
+      if (::stat(layout_.object(target).c_str(), &os) != 0)
+        throw Error(Errc::not_found, "object " + short_hex(target) + " is not at HQ any more",
+                    "fetch the latest manifest and plan again");
+      ++reused_;
+      DeltaInfo info;
+      info.id = id;
+      info.size = static_cast<uint64_t>(ds.st_size);
+      info.target = target;
+      info.target_size = static_cast<uint64_t>(os.st_size);
+      return info;
+    }
+    mine = std::make_shared<Inflight>();
+    inflight_[id] = mine;
+    cv_.wait(lk, [&] { return running_ < max_parallel_; });
+    ++running_;
+  }
+
+  DeltaInfo info;
+  std::exception_ptr err;
+  try {
+    info = compute(target, signature, id);
+  } catch (...) {
+    err = std::current_exception();
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    --running_;
+    mine->done = true;
+    mine->error = err;
+    mine->info = info;
+    inflight_.erase(id);
+    if (!err) ++computed_;
+  }
+  cv_.notify_all();
+  if (err) std::rethrow_exception(err);
+  return info;
+}
+
+DeltaInfo DeltaService::compute(const Digest& target, std::string_view signature, const std::string& id) {
+  const std::string obj = layout_.object(target);
+  UniqueFd in(::open(obj.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) {
+    if (errno == ENOENT)
+      throw Error(Errc::not_found, "object " + short_hex(target) + " is not at HQ (not in any retained version)",
+                  "fetch the latest manifest and plan again");
+    throw_errno("cannot open", obj, errno);
+  }
+  struct stat st {};
+  if (::fstat(in.get(), &st) != 0) throw_errno("cannot stat", obj, errno);
+  const uint64_t target_size = static_cast<uint64_t>(st.st_size);
+
+  SigPtr sig = load_signature(signature);
+  JobPtr job(rs_delta_begin(sig.get()));
+
+  make_dirs(layout_.deltas_dir());
+  make_dirs(layout_.delta_targets_dir());
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const std::string tmp = layout_.deltas_dir() + "/." + id + ".tmp." + std::to_string(::getpid()) + "." +
+                          std::to_string(rng() % 1000000000);
+  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+  if (!out) throw_errno("cannot create", tmp, errno);
+  uint64_t delta_size = 0;
+  try {
+    std::vector<char> ibuf(kChunk), obuf(kChunk);
+    rs_buffers_t b{};
+    b.next_in = ibuf.data();
+    b.avail_in = 0;
+    bool eof = false;
+    uint64_t read_total = 0;
+    for (int stuck = 0;;) {
+      if (!eof && b.avail_in < ibuf.size() / 2) {
+        std::memmove(ibuf.data(), b.next_in, b.avail_in);
+        b.next_in = ibuf.data();
+        ssize_t n = ::read(in.get(), ibuf.data() + b.avail_in, ibuf.size() - b.avail_in);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          throw_errno("cannot read", obj, errno);
+        }
+        if (n == 0) eof = true;
+        b.avail_in += static_cast<size_t>(n);
+        read_total += static_cast<uint64_t>(n);
+      }
+      b.eof_in = eof ? 1 : 0;
+      b.next_out = obuf.data();
+      b.avail_out = obuf.size();
+      size_t in_before = b.avail_in;
+      rs_result r = rs_job_iter(job.get(), &b);
+      size_t produced = obuf.size() - b.avail_out;
+      if (produced) {
+        write_all(out.get(), std::string_view(obuf.data(), produced), tmp);
+        delta_size += produced;
+      }
+      if (r == RS_DONE) break;
+      if (r != RS_BLOCKED)
+        throw Error(Errc::internal, std::string("librsync failed computing a delta for object ") + short_hex(target) +
+                                        ": " + rs_strerror(r),
+                    "please report this; the client falls back to the whole object");
+      // Guard against a job that neither consumes nor produces at end of input.
+      stuck = (eof && produced == 0 && b.avail_in == in_before) ? stuck + 1 : 0;
+      if (stuck > 8) throw Error(Errc::internal, "librsync made no progress computing a delta", "please report this");
+    }
+    if (read_total != target_size)
+      throw Error(Errc::io, "object '" + obj + "' changed size while a delta was computed", "post the request again");
+    if (::fsync(out.get()) != 0) throw_errno("cannot fsync", tmp, errno);
+    out = UniqueFd();
+    // The record first: a delta on disk always says which target it belongs to.
+    write_file_atomic(layout_.delta_target(id), digest_hex(target) + " " + std::to_string(target_size) + "\n", 0644);
+    fault_point("delta_before_rename");
+    if (::rename(tmp.c_str(), layout_.delta(id).c_str()) != 0) throw_errno("cannot rename into", layout_.delta(id), errno);
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  fsync_dir(layout_.deltas_dir());
+  DeltaInfo info;
+  info.id = id;
+  info.size = delta_size;
+  info.target = target;
+  info.target_size = target_size;
+  info.computed = true;
+  return info;
+}
+
+}  // namespace distd::hq

@@ -1,0 +1,345 @@
+#include "distd/hq/publisher.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+
+#include "manifest/diff.h"
+#include "manifest/error.h"
+#include "manifest/fault.h"
+#include "manifest/fs.h"
+#include "manifest/keys.h"
+#include "manifest/scan.h"
+
+namespace distd::hq {
+
+HqSettings hq_settings(const Config& cfg) {
+  HqSettings s;
+  s.listen = cfg.get_string("hq.listen", s.listen);
+  std::string sk = cfg.get_string("hq.secret_key");
+  std::string pk = cfg.get_string("hq.public_key");
+  s.secret_key = sk.empty() ? sk : cfg.resolve(sk);
+  s.public_key = pk.empty() ? pk : cfg.resolve(pk);
+  int64_t keep = cfg.get_int("hq.keep_versions", 5);
+  if (keep < 1 || keep > 100000)
+    throw Error(Errc::usage, "config " + cfg.file + ": [hq] keep_versions must be between 1 and 100000, not " +
+                                 std::to_string(keep),
+                "keep_versions is how many manifest versions (and their objects) HQ retains; the default is 5");
+  s.keep_versions = static_cast<uint64_t>(keep);
+  s.expires_days = cfg.get_int("hq.expires_days", 90);
+  if (s.expires_days < 1 || s.expires_days > 36500)
+    throw Error(Errc::usage, "config " + cfg.file + ": [hq] expires_days must be between 1 and 36500",
+                "the default is 90 (days a published manifest stays valid)");
+  s.publish_interval = cfg.get_int("hq.publish_interval", 0);
+  if (s.publish_interval < 0)
+    throw Error(Errc::usage, "config " + cfg.file + ": [hq] publish_interval must be 0 (off) or a number of seconds");
+  return s;
+}
+
+bool channel_allows_links(const Config& cfg, const ChannelConfig& ch) {
+  if (ch.preset == "moodledata") return true;
+  if (auto arr = cfg.table["channel"].as_array()) {
+    for (auto& node : *arr) {
+      auto* t = node.as_table();
+      if (!t || (*t)["name"].value_or(std::string{}) != ch.name) continue;
+      auto link = (*t)["link"];
+      if (!link) return false;
+      if (auto b = link.value<bool>()) return *b;
+      throw Error(Errc::usage, "config " + cfg.file + ": channel '" + ch.name + "': link must be true or false",
+                  "write link = true (hard links into an immutable source tree) or leave it out");
+    }
+  }
+  return false;
+}
+
+std::optional<SignedManifest> read_latest_manifest(const Layout& layout, const std::string& channel) {
+  const std::string path = layout.latest_manifest(channel);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw_errno("cannot stat", path, errno);
+  }
+  return parse_manifest(read_file(path, kMaxManifestBytes, "manifest"), path);
+}
+
+namespace {
+
+std::vector<std::string> list_names(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    throw_errno("cannot list directory", dir, errno);
+  }
+  while (auto* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(std::move(n));
+  }
+  ::closedir(d);
+  return out;
+}
+
+std::vector<uint64_t> manifest_versions(const Layout& layout, const std::string& channel) {
+  std::vector<uint64_t> v;
+  for (const auto& n : list_names(layout.manifests_dir(channel)))
+    if (auto ver = manifest_file_version(n)) v.push_back(*ver);
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// Exclusive lock on <state_dir>/publish.lock for the lifetime of the object.
+class PublishLock {
+ public:
+  explicit PublishLock(const Layout& layout) {
+    const std::string path = layout.publish_lock();
+    fd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd_) throw_errno("cannot open lock file", path, errno);
+    if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) {
+        std::string holder;
+        try {
+          holder = read_file(path, 64, "lock file");
+          while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+        } catch (const Error&) {
+        }
+        throw Error(Errc::io,
+                    "another publish is running on state dir '" + layout.state_dir + "'" +
+                        (holder.empty() ? "" : " (pid " + holder + ")"),
+                    "wait for it to finish (distd's periodic publish or another distctl publish), then run again");
+      }
+      throw_errno("cannot lock", path, errno);
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_.get(), 0) == 0) (void)::pwrite(fd_.get(), pid.data(), pid.size(), 0);
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+bool same_entries(const std::vector<Entry>& a, const std::vector<Entry>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].path != b[i].path || a[i].size != b[i].size || a[i].mode != b[i].mode || a[i].digest != b[i].digest)
+      return false;
+  return true;
+}
+
+// The digests referenced by every manifest retained on disk, of every channel (sorted, unique).
+std::vector<Digest> referenced_digests(const Layout& layout) {
+  std::vector<Digest> keep;
+  for (const auto& ch : list_names(layout.channels_dir())) {
+    std::vector<std::string> files;
+    for (const auto& n : list_names(layout.manifests_dir(ch)))
+      if (manifest_file_version(n)) files.push_back(layout.manifests_dir(ch) + "/" + n);
+    struct stat st {};
+    if (::stat(layout.latest_manifest(ch).c_str(), &st) == 0) files.push_back(layout.latest_manifest(ch));
+    for (const auto& f : files) {
+      SignedManifest sm = parse_manifest(read_file(f, kMaxManifestBytes, "manifest"), f);
+      for (const auto& e : sm.manifest.entries) keep.push_back(e.digest);
+    }
+  }
+  std::sort(keep.begin(), keep.end());
+  keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
+  return keep;
+}
+
+std::string channel_source_hint(const ChannelConfig& ch) {
+  return "check [[channel]] name = \"" + ch.name + "\" path = \"" + ch.path + "\" in the config";
+}
+
+}  // namespace
+
+PublishResult publish_channel(const Config& cfg, const std::string& channel, const PublishProgressFn& progress,
+                              const PublishOptions& opts) {
+  if (cfg.role != "hq")
+    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; only HQ publishes",
+                "run distctl publish at HQ with HQ's config (role = \"hq\")");
+  const ChannelConfig& ch = cfg.channel(channel);
+  if (!ch.preset.empty() && ch.preset != "moodledata")
+    throw Error(Errc::usage, "config " + cfg.file + ": channel '" + ch.name + "' has unknown preset \"" + ch.preset + "\"",
+                "the only preset is \"moodledata\"; leave preset out for a plain tree");
+  const HqSettings hs = hq_settings(cfg);
+  if (hs.secret_key.empty())
+    throw Error(Errc::usage, "config " + cfg.file + " has no [hq] secret_key", "create a key pair with "
+                "'distctl keygen --secret FILE --public FILE' and set [hq] secret_key = \"FILE\"");
+  const SecretKey sk = load_secret_key(hs.secret_key);
+  const PublicKey pk = sk.public_key();
+  if (!hs.public_key.empty()) {
+    PublicKey configured = load_public_key(hs.public_key);
+    if (configured.bytes != pk.bytes)
+      throw Error(Errc::bad_signature,
+                  "[hq] secret_key '" + hs.secret_key + "' (key id " + pk.short_id() + ") does not belong to [hq] public_key '" +
+                      hs.public_key + "' (key id " + configured.short_id() + ")",
+                  "point both settings at the two files of one key pair; regional centers pin the public key");
+  }
+
+  Layout layout{cfg.state_dir};
+  make_dirs(cfg.state_dir, 0755);
+  PublishLock lock(layout);
+  make_dirs(layout.manifests_dir(ch.name));
+  make_dirs(layout.objects_dir());
+  make_dirs(dir_name(layout.stat_cache(ch.name)));
+
+  PublishResult res;
+  res.channel = ch.name;
+
+  // The current state: latest (the chain we extend) and whatever versions are on disk.
+  std::optional<SignedManifest> latest = read_latest_manifest(layout, ch.name);
+  if (latest && latest->manifest.channel != ch.name)
+    throw Error(Errc::corrupt,
+                "'" + layout.latest_manifest(ch.name) + "' is for channel '" + latest->manifest.channel + "', not '" +
+                    ch.name + "'",
+                "the state dir is damaged; restore " + layout.channel_dir(ch.name) + " from a backup");
+  const std::vector<uint64_t> on_disk = manifest_versions(layout, ch.name);
+  const uint64_t latest_version = latest ? latest->manifest.version : 0;
+
+  // Scan.
+  struct stat src_st {};
+  if (::stat(ch.path.c_str(), &src_st) != 0 || !S_ISDIR(src_st.st_mode))
+    throw Error(Errc::not_found, "channel '" + ch.name + "': source tree '" + ch.path + "' is not a directory",
+                channel_source_hint(ch));
+  ScanOptions so;
+  so.excludes = ch.excludes;
+  if (ch.preset == "moodledata")
+    for (const auto& e : moodledata_excludes()) so.excludes.push_back(e);
+  so.special = SpecialFiles::skip;
+  so.stat_cache_path = layout.stat_cache(ch.name);
+  so.warn = [&](const std::string& w) { res.warnings.push_back(w); };
+  if (progress)
+    so.progress = [&](const ScanProgress& sp) {
+      PublishProgress p;
+      p.phase = PublishProgress::Phase::scanning;
+      p.files_done = sp.files_hashed;
+      p.files_total = sp.files_to_hash;
+      p.bytes_done = sp.bytes_hashed;
+      p.bytes_total = sp.bytes_to_hash;
+      progress(p);
+    };
+  ScanStats stats;
+  std::vector<Entry> entries = scan_tree(ch.path, so, &stats);
+  res.hashed_files = stats.hashed_files;
+  res.hashed_bytes = stats.hashed_bytes;
+  fault_point("publish_after_scan");
+
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  const bool unchanged = latest && same_entries(latest->manifest.entries, entries);
+  // Renew a manifest that has used up two thirds of its validity even when nothing changed,
+  // so that a periodic publish keeps the channel from expiring at the regional centers.
+  const bool renew = unchanged && latest->manifest.expires - now < hs.expires_days * 86400 / 3;
+  const bool allow_link = channel_allows_links(cfg, ch);
+  ObjectStore store(cfg.state_dir);
+
+  auto store_objects = [&](const std::vector<Entry>& list) {
+    PublishProgress p;
+    p.phase = PublishProgress::Phase::storing;
+    p.files_total = list.size();
+    for (const auto& e : list) p.bytes_total += e.size;
+    for (const auto& e : list) {
+      switch (store.add(ch.path + "/" + e.path, e.digest, e.size, allow_link, &res.bytes_copied)) {
+        case ObjectStore::Added::present: ++res.objects_present; break;
+        case ObjectStore::Added::linked: ++res.objects_linked; break;
+        case ObjectStore::Added::copied: ++res.objects_copied; break;
+      }
+      fault_point("publish_object");
+      ++p.files_done;
+      p.bytes_done += e.size;
+      if (progress) progress(p);
+    }
+    store.flush();
+  };
+
+  if (unchanged && !opts.force && !renew) {
+    // Nothing to publish. Repair the store should an object have gone missing.
+    store_objects(latest->manifest.entries);
+    res.changed = false;
+    res.reason = "unchanged";
+    res.version = latest_version;
+    res.files = latest->manifest.entries.size();
+    res.bytes = latest->manifest.total_bytes();
+    res.expires = latest->manifest.expires;
+    res.manifest_path = layout.manifest(ch.name, latest_version);
+    return res;
+  }
+
+  // 1. Objects, durable.
+  store_objects(entries);
+  fault_point("publish_after_objects");
+
+  // 2. The new manifest, chained to latest. Its number is above every version on disk, so an
+  // orphan of an interrupted publish (never made latest) is never reused with other content.
+  Manifest m;
+  m.channel = ch.name;
+  uint64_t top = std::max<uint64_t>(latest_version, on_disk.empty() ? 0 : on_disk.back());
+  m.version = top + 1;
+  m.created = now;
+  m.expires = now + hs.expires_days * 86400;
+  if (latest) m.previous = latest->body_digest;
+  m.entries = std::move(entries);
+  m.normalize();
+  std::string bytes = sign_manifest(m, sk);
+  // Never publish what a regional center would refuse.
+  VerifyOptions vo;
+  vo.now = now;
+  SignedManifest check = verify_manifest(bytes, pk, vo, "new manifest of channel " + ch.name);
+  const std::string vpath = layout.manifest(ch.name, m.version);
+  fault_point("publish_before_manifest");
+  write_file_atomic(vpath, bytes, 0644);
+  fault_point("publish_before_latest");
+  // 3. The switch.
+  write_file_atomic(layout.latest_manifest(ch.name), bytes, 0644);
+  fault_point("publish_after_latest");
+
+  res.changed = true;
+  res.reason = !latest ? "first version" : opts.force && unchanged ? "forced" : renew ? "renewed" : "changed";
+  res.version = m.version;
+  res.previous_version = latest_version;
+  res.files = m.entries.size();
+  res.bytes = m.total_bytes();
+  res.expires = m.expires;
+  res.manifest_path = vpath;
+  if (latest) {
+    ManifestDiff d = diff_manifests(latest->manifest, check.manifest);
+    res.added = d.added.size();
+    res.modified = d.changed.size();
+    res.removed = d.removed.size();
+    res.moved = d.moved.size();
+  } else {
+    res.added = m.entries.size();
+  }
+
+  // 4. Retention: the newest keep_versions versions of the chain; orphans of interrupted
+  // publishes (above the old latest, below the new one) go too. Then the store.
+  try {
+    std::vector<uint64_t> chain;
+    for (uint64_t v : on_disk)
+      if (v <= latest_version) chain.push_back(v);
+    chain.push_back(m.version);
+    std::sort(chain.rbegin(), chain.rend());
+    std::vector<uint64_t> doomed;
+    for (size_t i = hs.keep_versions; i < chain.size(); ++i) doomed.push_back(chain[i]);
+    for (uint64_t v : on_disk)
+      if (v > latest_version && v < m.version) doomed.push_back(v);
+    for (uint64_t v : doomed) {
+      const std::string p = layout.manifest(ch.name, v);
+      if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", p, errno);
+      ++res.manifests_pruned;
+    }
+    if (!doomed.empty()) fsync_dir(layout.manifests_dir(ch.name));
+    fault_point("publish_before_gc");
+    res.gc = store.gc(referenced_digests(layout));
+  } catch (const Error& e) {
+    res.warnings.push_back(std::string("version ") + std::to_string(m.version) +
+                           " is published, but cleaning up old versions failed: " + e.what() +
+                           (e.hint().empty() ? "" : " (" + e.hint() + ")"));
+  }
+  return res;
+}
+
+}  // namespace distd::hq
