@@ -1,0 +1,318 @@
+#include "distd/net/http_client.h"
+
+#include <curl/curl.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <optional>
+
+#include "manifest/error.h"
+#include "manifest/fault.h"
+#include "manifest/fs.h"
+
+namespace distd {
+
+namespace {
+
+constexpr uint64_t kSyncBytes = 1 << 20;          // fsync + journal every 1 MiB ...
+constexpr auto kSyncInterval = std::chrono::seconds(2);  // ... or every 2 s
+constexpr size_t kErrorBodyMax = 4096;
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(prefix[i])))
+      return false;
+  return true;
+}
+
+std::string trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
+}  // namespace
+
+struct HttpClient::Transfer {
+  HttpClient* self = nullptr;
+  // answer
+  long status = 0;
+  std::optional<uint64_t> range_start;  // from Content-Range
+  std::string body;                     // memory mode, or an error body in file mode
+  // limits
+  uint64_t max_bytes = 0;
+  bool over_cap = false;
+  bool bad_range = false;
+  bool decided = false;
+  std::exception_ptr error;
+  // file mode
+  bool to_file = false;
+  int fd = -1;
+  std::string file;
+  uint64_t offset = 0;  // where the request started
+  uint64_t pos = 0;     // bytes in the file
+  uint64_t durable = 0;
+  bool restarted = false;
+  uint64_t received = 0;
+  std::chrono::steady_clock::time_point last_sync = std::chrono::steady_clock::now();
+  const std::function<void(uint64_t)>* on_durable = nullptr;
+
+  bool ok_status() const { return status >= 200 && status < 300; }
+
+  void commit() {
+    if (pos == durable) return;
+    if (::fsync(fd) != 0) throw_errno("cannot fsync", file, errno);
+    fault_point("chunk_written");
+    if (on_durable && *on_durable) (*on_durable)(pos);
+    durable = pos;
+    last_sync = std::chrono::steady_clock::now();
+  }
+};
+
+namespace {
+
+size_t header_cb(char* data, size_t size, size_t n, void* ud) {
+  auto* t = static_cast<HttpClient::Transfer*>(ud);
+  std::string_view line(data, size * n);
+  if (starts_with_ci(line, "HTTP/")) {
+    auto sp = line.find(' ');
+    t->status = sp == std::string_view::npos ? 0 : std::atol(std::string(line.substr(sp + 1, 3)).c_str());
+    t->range_start.reset();
+  } else if (starts_with_ci(line, "content-range:")) {
+    std::string v = trim(line.substr(14));  // "bytes 100-999/1000"
+    if (starts_with_ci(v, "bytes ")) {
+      auto dash = v.find('-');
+      if (dash != std::string::npos) {
+        try {
+          t->range_start = std::stoull(v.substr(6, dash - 6));
+        } catch (...) {
+          t->range_start.reset();
+        }
+      }
+    }
+  }
+  return size * n;
+}
+
+size_t write_cb(char* data, size_t size, size_t n, void* ud) {
+  auto* t = static_cast<HttpClient::Transfer*>(ud);
+  size_t len = size * n;
+  try {
+    t->received += len;
+    if (t->self->options().on_wire_bytes) t->self->options().on_wire_bytes(len);
+    if (!t->ok_status()) {  // an error page: keep a little for the message
+      if (t->body.size() < kErrorBodyMax) t->body.append(data, std::min(len, kErrorBodyMax - t->body.size()));
+      return len;
+    }
+    if (!t->to_file) {
+      if (t->body.size() + len > t->max_bytes) {
+        t->over_cap = true;
+        return 0;
+      }
+      t->body.append(data, len);
+      return len;
+    }
+    if (!t->decided) {
+      t->decided = true;
+      if (t->status == 206) {
+        if (!t->range_start || *t->range_start != t->offset) {
+          t->bad_range = true;
+          return 0;
+        }
+      } else if (t->pos > 0) {  // 200 to a Range request: the server sends everything again
+        if (::ftruncate(t->fd, 0) != 0) throw_errno("cannot truncate", t->file, errno);
+        if (::lseek(t->fd, 0, SEEK_SET) != 0) throw_errno("cannot seek", t->file, errno);
+        if (::fsync(t->fd) != 0) throw_errno("cannot fsync", t->file, errno);
+        t->pos = t->durable = 0;
+        t->restarted = true;
+        if (t->on_durable && *t->on_durable) (*t->on_durable)(0);
+      }
+    }
+    if (t->pos + len > t->max_bytes) {
+      t->over_cap = true;
+      return 0;
+    }
+    write_all(t->fd, std::string_view(data, len), t->file);
+    t->pos += len;
+    if (t->pos - t->durable >= kSyncBytes || std::chrono::steady_clock::now() - t->last_sync >= kSyncInterval)
+      t->commit();
+    return len;
+  } catch (...) {
+    t->error = std::current_exception();
+    return 0;
+  }
+}
+
+int xferinfo_cb(void* ud, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<HttpClient::Transfer*>(ud);
+  const auto* stop = t->self->options().stop;
+  return stop && stop->load() ? 1 : 0;
+}
+
+}  // namespace
+
+HttpClient::HttpClient(std::string base_url, HttpOptions opts) : base_(std::move(base_url)), opts_(std::move(opts)) {
+  while (!base_.empty() && base_.back() == '/') base_.pop_back();
+  global_init();
+  curl_ = curl_easy_init();
+  if (!curl_) throw Error(Errc::internal, "curl_easy_init failed", "out of memory?");
+}
+
+HttpClient::~HttpClient() {
+  if (curl_) curl_easy_cleanup(static_cast<CURL*>(curl_));
+}
+
+std::string HttpClient::url(const std::string& path) const { return base_ + path; }
+
+void HttpClient::setup(Transfer& t, const std::string& path) {
+  CURL* c = static_cast<CURL*>(curl_);
+  curl_easy_reset(c);  // keeps the connection cache
+  t.self = this;
+  curl_easy_setopt(c, CURLOPT_URL, url(path).c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, opts_.connect_timeout_s);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, opts_.low_speed_limit);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, opts_.low_speed_time);
+  if (opts_.max_recv_speed > 0)
+    curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(opts_.max_recv_speed));
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, opts_.user_agent.c_str());
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+}
+
+long HttpClient::perform(Transfer& t, const std::string& what) {
+  CURL* c = static_cast<CURL*>(curl_);
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  CURLcode rc = curl_easy_perform(c);
+  received_total_ += t.received;
+  if (t.to_file && t.ok_status() && !t.bad_range) {
+    try {
+      t.commit();  // whatever arrived before a cut is kept for the next resume
+    } catch (...) {
+      if (!t.error) t.error = std::current_exception();
+    }
+  }
+  if (t.error) std::rethrow_exception(t.error);
+  if (t.over_cap)
+    throw Error(Errc::mismatch,
+                "HQ sent more than the " + std::to_string(t.max_bytes) + " bytes allowed for " + what + " (" +
+                    url(what) + ")",
+                "the server's copy does not match the signed size; it is refetched on the next run, and "
+                "if this persists republish at HQ");
+  if (t.bad_range)
+    throw Error(Errc::network,
+                "HQ answered a resume request for " + url(what) + " with the wrong byte range",
+                "check the proxy or web server in front of HQ: it must honour Range requests");
+  if (rc != CURLE_OK) {
+    if (rc == CURLE_ABORTED_BY_CALLBACK && opts_.stop && opts_.stop->load())
+      throw Error(Errc::network, "transfer of " + url(what) + " stopped: distd is shutting down",
+                  "the next run resumes where this one stopped");
+    std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    std::string hint = "check the link to HQ and [regional] hq_url; the next run resumes where this one stopped";
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+      hint = "the link stalled (less than " + std::to_string(opts_.low_speed_limit) + " B/s for " +
+             std::to_string(opts_.low_speed_time) + " s, or no connection within " +
+             std::to_string(opts_.connect_timeout_s) + " s); " + hint;
+    throw Error(Errc::network, "transfer of " + url(what) + " failed: " + detail, hint);
+  }
+  return t.status;
+}
+
+HttpAnswer HttpClient::get(const std::string& path, uint64_t max_bytes) {
+  Transfer t;
+  t.max_bytes = max_bytes;
+  setup(t, path);
+  perform(t, path);
+  if (t.over_cap)  // unreachable: perform throws; kept for clarity
+    throw Error(Errc::corrupt, url(path) + " is larger than " + std::to_string(max_bytes) + " bytes");
+  return {t.status, std::move(t.body)};
+}
+
+long HttpClient::head(const std::string& path) {
+  Transfer t;
+  setup(t, path);
+  curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_NOBODY, 1L);
+  return perform(t, path);
+}
+
+HttpAnswer HttpClient::post(const std::string& path, const std::string& body, uint64_t max_answer) {
+  Transfer t;
+  t.max_bytes = max_answer;
+  setup(t, path);
+  CURL* c = static_cast<CURL*>(curl_);
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+  headers = curl_slist_append(headers, "Expect:");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POST, 1L);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  try {
+    perform(t, path);
+  } catch (...) {
+    curl_slist_free_all(headers);
+    throw;
+  }
+  curl_slist_free_all(headers);
+  sent_total_ += body.size();
+  return {t.status, std::move(t.body)};
+}
+
+DownloadResult HttpClient::download_to_fd(const std::string& path, int fd, const std::string& file_for_errors,
+                                          uint64_t offset, uint64_t max_total,
+                                          const std::function<void(uint64_t)>& on_durable) {
+  DownloadResult res;
+  for (int round = 0; round < 2; ++round) {
+    Transfer t;
+    t.to_file = true;
+    t.fd = fd;
+    t.file = file_for_errors;
+    t.offset = t.pos = t.durable = offset;
+    t.max_bytes = max_total;
+    t.on_durable = &on_durable;
+    if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) throw_errno("cannot seek", file_for_errors, errno);
+    setup(t, path);
+    std::string range = std::to_string(offset) + "-";  // curl sends "Range: bytes=<offset>-"
+    if (offset > 0) curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_RANGE, range.c_str());
+    long status = perform(t, path);
+    res.received += t.received;
+    res.restarted = res.restarted || t.restarted;
+    if (status == 416 && offset > 0 && round == 0) {
+      // Our offset is past the server's end: the staged prefix is not of this object. Start over.
+      if (::ftruncate(fd, 0) != 0) throw_errno("cannot truncate", file_for_errors, errno);
+      if (on_durable) on_durable(0);
+      offset = 0;
+      res.restarted = true;
+      continue;
+    }
+    if (status == 404)
+      throw Error(Errc::not_found, "HQ has no " + url(path) + " (404)",
+                  "HQ may have pruned it after a newer publish; run the sync again to fetch the latest manifest");
+    if (status != 200 && status != 206)
+      throw Error(Errc::network,
+                  "HQ answered " + std::to_string(status) + " for " + url(path) +
+                      (t.body.empty() ? std::string() : ": " + trim(t.body.substr(0, 200))),
+                  "check HQ's logs; the next run resumes where this one stopped");
+    res.size = t.pos;
+    return res;
+  }
+  throw Error(Errc::network, "HQ keeps refusing the byte range for " + url(path), "check the web server at HQ");
+}
+
+}  // namespace distd

@@ -1,0 +1,86 @@
+// A small HTTP client for the flaky link (libcurl easy interface): bounded GETs into memory,
+// resumable downloads into a file, and POSTs of a blob.
+//
+// Every transfer has a connect timeout, a low-speed abort (a stalled link fails instead of
+// hanging), an optional receive-rate cap, and a stop flag. Nothing here trusts the server: every
+// answer is capped at a byte limit the caller derives from signed sizes.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace distd {
+
+struct HttpOptions {
+  long connect_timeout_s = 30;
+  long low_speed_limit = 64;     // bytes/s; below this for low_speed_time seconds -> abort
+  long low_speed_time = 60;      // seconds
+  uint64_t max_recv_speed = 0;   // bytes/s per transfer; 0 = unlimited
+  std::string user_agent = "distd/0.1";
+  const std::atomic<bool>* stop = nullptr;      // when it becomes true, the transfer aborts
+  std::function<void(uint64_t)> on_wire_bytes;  // body bytes as they arrive (progress)
+};
+
+struct HttpAnswer {
+  long status = 0;
+  std::string body;
+};
+
+// The outcome of download_to_fd.
+struct DownloadResult {
+  uint64_t size = 0;       // bytes now in the file (== its durable offset)
+  uint64_t received = 0;   // body bytes received in this call
+  bool restarted = false;  // the server ignored Range (200): the file was restarted from 0
+};
+
+class HttpClient {
+ public:
+  // base_url: "http://hq.example:8080" (a trailing '/' is ignored).
+  HttpClient(std::string base_url, HttpOptions opts);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  std::string url(const std::string& path) const;  // path starts with '/'
+
+  // GET into memory. Returns any HTTP status with its body (an error body is cut at 4 KiB).
+  // Throws Error{corrupt} when a 2xx body exceeds max_bytes (the transfer is aborted at the
+  // limit), Error{network} when the transfer fails (naming the URL and what to do).
+  HttpAnswer get(const std::string& path, uint64_t max_bytes);
+  // HEAD: only the status. Throws Error{network} when HQ cannot be reached.
+  long head(const std::string& path);
+  // POST body (application/octet-stream). Returns status and body (capped at max_answer).
+  HttpAnswer post(const std::string& path, const std::string& body, uint64_t max_answer);
+
+  // Downloads path into fd, whose first `offset` bytes are already there (durable). Sends
+  // "Range: bytes=offset-" when offset > 0 and checks the 206's Content-Range start; a 200
+  // restarts the file from 0. Never lets the file grow past max_total bytes: the transfer is
+  // aborted and Error{mismatch} thrown. Every 1 MiB or 2 s the file is fsynced and
+  // on_durable(new_offset) called (also once at the end, even on failure), so a journal can
+  // record how far a cut or a kill may resume. Throws Error{not_found} on 404, Error{network}
+  // on other failures, Error{io,no_space} when the file cannot be written.
+  DownloadResult download_to_fd(const std::string& path, int fd, const std::string& file_for_errors,
+                                uint64_t offset, uint64_t max_total,
+                                const std::function<void(uint64_t)>& on_durable);
+
+  // Body bytes received by this client so far (all transfers).
+  uint64_t bytes_received() const { return received_total_; }
+  uint64_t bytes_sent() const { return sent_total_; }
+  HttpOptions& options() { return opts_; }
+
+  struct Transfer;  // one request's state (implementation detail, public for the C callbacks)
+
+ private:
+  void setup(Transfer& t, const std::string& path);
+  long perform(Transfer& t, const std::string& what);
+
+  std::string base_;
+  HttpOptions opts_;
+  void* curl_ = nullptr;  // CURL*
+  uint64_t received_total_ = 0;
+  uint64_t sent_total_ = 0;
+};
+
+}  // namespace distd

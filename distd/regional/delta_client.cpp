@@ -1,0 +1,163 @@
+#include "distd/regional/delta_client.h"
+
+#include <fcntl.h>
+#include <librsync.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "manifest/error.h"
+#include "manifest/fs.h"
+
+namespace distd {
+
+uint64_t delta_size_cap(uint64_t target_size) { return target_size + target_size / 8 + 64 * 1024; }
+
+namespace {
+
+constexpr size_t kBuf = 256 * 1024;
+
+struct JobFree {
+  void operator()(rs_job_t* j) const { rs_job_free(j); }
+};
+
+// Cranks a librsync job: `read` fills input (returns 0 at EOF), `write` takes output.
+void drive(rs_job_t* job, const std::function<size_t(char*, size_t)>& read,
+           const std::function<void(const char*, size_t)>& write, const std::string& what) {
+  std::vector<char> in(kBuf), out(kBuf);
+  rs_buffers_t b{};
+  size_t have = 0;  // unconsumed input at the front of `in`
+  bool eof = false;
+  for (;;) {
+    if (!eof && have < kBuf / 2) {
+      size_t n = read(in.data() + have, kBuf - have);
+      if (n == 0) eof = true;
+      have += n;
+    }
+    b.next_in = in.data();
+    b.avail_in = have;
+    b.eof_in = eof ? 1 : 0;
+    b.next_out = out.data();
+    b.avail_out = kBuf;
+    rs_result r = rs_job_iter(job, &b);
+    size_t produced = kBuf - b.avail_out;
+    if (produced) write(out.data(), produced);
+    size_t consumed = have - b.avail_in;
+    if (consumed && b.avail_in) std::memmove(in.data(), in.data() + consumed, b.avail_in);
+    have = b.avail_in;
+    if (r == RS_DONE) return;
+    if (r != RS_BLOCKED)
+      throw Error(Errc::mismatch, what + ": librsync failed: " + rs_strerror(r),
+                  "the delta is damaged; the whole file is downloaded instead");
+    if (eof && consumed == 0 && produced == 0)
+      throw Error(Errc::mismatch, what + ": the delta ends early", "the whole file is downloaded instead");
+  }
+}
+
+}  // namespace
+
+std::string make_signature(const std::string& basis_path) {
+  UniqueFd fd(::open(basis_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) throw_errno("cannot open the delta basis", basis_path, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", basis_path, errno);
+  rs_magic_number magic = RS_RK_BLAKE2_SIG_MAGIC;
+  size_t block_len = 0, strong_len = static_cast<size_t>(-1);
+  if (rs_sig_args(st.st_size, &magic, &block_len, &strong_len) != RS_DONE)
+    throw Error(Errc::internal, "rs_sig_args refused the size of " + basis_path);
+  std::unique_ptr<rs_job_t, JobFree> job(rs_sig_begin(block_len, strong_len, magic));
+  std::string sig;
+  drive(
+      job.get(),
+      [&](char* p, size_t n) -> size_t {
+        for (;;) {
+          ssize_t r = ::read(fd.get(), p, n);
+          if (r >= 0) return static_cast<size_t>(r);
+          if (errno != EINTR) throw_errno("cannot read", basis_path, errno);
+        }
+      },
+      [&](const char* p, size_t n) { sig.append(p, n); }, "signature of " + basis_path);
+  return sig;
+}
+
+std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& signature,
+                                         const std::string& target_hex, uint64_t target_size, std::string* why) {
+  HttpAnswer a = http.post("/deltas?target=" + target_hex, signature, 64 * 1024);
+  if (a.status == 404 || a.status == 405 || a.status == 501) {
+    *why = "HQ does not compute deltas here (HTTP " + std::to_string(a.status) + ", a plain web server?)";
+    return std::nullopt;
+  }
+  if (a.status != 200) {
+    *why = "HQ refused the delta request (HTTP " + std::to_string(a.status) + ")";
+    return std::nullopt;
+  }
+  DeltaTicket t;
+  try {
+    auto j = nlohmann::json::parse(a.body);
+    t.id = j.at("id").get<std::string>();
+    t.size = j.at("size").get<uint64_t>();
+    if (j.contains("target") && j.at("target").get<std::string>() != target_hex) throw std::runtime_error("target");
+    if (j.contains("target_size") && j.at("target_size").get<uint64_t>() != target_size)
+      throw std::runtime_error("target_size");
+  } catch (const std::exception& e) {
+    *why = std::string("HQ's delta answer is malformed (") + e.what() + ")";
+    return std::nullopt;
+  }
+  if (!parse_digest_hex(t.id)) {
+    *why = "HQ's delta id is not a digest";
+    return std::nullopt;
+  }
+  if (t.size > delta_size_cap(target_size)) {
+    *why = "the delta is larger than the file";
+    return std::nullopt;
+  }
+  // Only worth it when clearly smaller than the whole object (the signature went up, too).
+  if ((t.size + signature.size()) * 10 > target_size * 9) {
+    *why = "the delta is not clearly smaller than the file";
+    return std::nullopt;
+  }
+  return t;
+}
+
+Digest apply_delta(const std::string& basis_path, const std::string& delta_path, int out_fd,
+                   const std::string& out_path, uint64_t target_size, uint64_t* written) {
+  FILE* basis = std::fopen(basis_path.c_str(), "rb");
+  if (!basis) throw_errno("cannot open the delta basis", basis_path, errno);
+  std::unique_ptr<FILE, int (*)(FILE*)> basis_guard(basis, std::fclose);
+  UniqueFd delta(::open(delta_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!delta) throw_errno("cannot open the delta", delta_path, errno);
+  if (::ftruncate(out_fd, 0) != 0 || ::lseek(out_fd, 0, SEEK_SET) != 0) throw_errno("cannot reset", out_path, errno);
+  std::unique_ptr<rs_job_t, JobFree> job(rs_patch_begin(rs_file_copy_cb, basis));
+  Hasher h;
+  uint64_t n_out = 0;
+  drive(
+      job.get(),
+      [&](char* p, size_t n) -> size_t {
+        for (;;) {
+          ssize_t r = ::read(delta.get(), p, n);
+          if (r >= 0) return static_cast<size_t>(r);
+          if (errno != EINTR) throw_errno("cannot read", delta_path, errno);
+        }
+      },
+      [&](const char* p, size_t n) {
+        if (n_out + n > target_size)
+          throw Error(Errc::mismatch, "the delta for " + out_path + " produces more than the signed " +
+                                          std::to_string(target_size) + " bytes",
+                      "the whole file is downloaded instead");
+        write_all(out_fd, std::string_view(p, n), out_path);
+        h.update(p, n);
+        n_out += n;
+      },
+      "patching " + out_path);
+  if (::fsync(out_fd) != 0) throw_errno("cannot fsync", out_path, errno);
+  *written = n_out;
+  return h.finish();
+}
+
+}  // namespace distd

@@ -1,0 +1,53 @@
+// The installer: the only code that puts files at their final paths in a channel's tree.
+//
+// Contract: a file appears at its final path only after its staged copy verified (exact signed
+// size, BLAKE2b-256), got its mode and was fsynced; the rename is followed by an fsync of the
+// directory. Staging lives on the same file system as the tree, so the rename is atomic.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace distd {
+
+class Installer {
+ public:
+  // Creates root and staging_dir when missing; throws Error{usage} when they are on different
+  // file systems or when staging_dir lies inside root.
+  Installer(std::string root, std::string staging_dir);
+
+  const std::string& root() const { return root_; }
+  const std::string& staging() const { return staging_; }
+  std::string staged(const std::string& name) const { return staging_ + "/" + name; }
+  std::string final_path(const std::string& rel) const { return root_ + "/" + rel; }
+
+  // Checks that the staged file has exactly `size` bytes and digest_hex (reading no further than
+  // size). Throws Error{mismatch} naming `what` (the entry's path) otherwise.
+  void verify(const std::string& staged_path, const std::string& digest_hex, uint64_t size,
+              const std::string& what) const;
+
+  // Sets mode, fsyncs, creates parent directories (refusing symlinked ones), renames the staged
+  // file to rel, fsyncs the directory. REQUIRES: verify() passed on staged_path.
+  void install(const std::string& staged_path, const std::string& rel, uint32_t mode) const;
+
+  // Copies the local file src (another final path) into staged_path, reading at most size + 1
+  // bytes. Returns true when the copy has exactly size bytes and the digest; false otherwise
+  // (the staged file is then removed). Throws Error{io,no_space} on write failures.
+  bool stage_copy(const std::string& src_rel, const std::string& staged_path, const std::string& digest_hex,
+                  uint64_t size) const;
+
+  // True when the file at rel has exactly this size and digest (hashes it when the size fits).
+  bool final_matches(const std::string& rel, const std::string& digest_hex, uint64_t size) const;
+
+  // Removes rel (absent is fine) and then its parent directories that became empty.
+  void remove(const std::string& rel) const;
+
+  // Removes every file in the staging directory except those named in keep.
+  void clean_staging(const std::vector<std::string>& keep) const;
+
+ private:
+  std::string root_, staging_;
+};
+
+}  // namespace distd

@@ -1,0 +1,388 @@
+#include "distd/regional/journal.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <ctime>
+
+#include "manifest/error.h"
+
+namespace distd {
+
+namespace {
+
+int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
+
+constexpr const char* kSchema = R"SQL(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs(
+  channel TEXT PRIMARY KEY, target_version INTEGER NOT NULL, manifest_digest TEXT NOT NULL,
+  started INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS items(
+  channel TEXT NOT NULL, path BLOB NOT NULL, ord INTEGER NOT NULL, digest TEXT NOT NULL,
+  size INTEGER NOT NULL, mode INTEGER NOT NULL, action TEXT NOT NULL, priority INTEGER NOT NULL,
+  basis_path BLOB NOT NULL, basis_digest TEXT NOT NULL, delta_id TEXT NOT NULL, delta_size INTEGER NOT NULL,
+  offset INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT NOT NULL,
+  PRIMARY KEY(channel, path)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_ord ON items(channel, ord);
+CREATE TABLE IF NOT EXISTS channels(
+  channel TEXT PRIMARY KEY, installed_version INTEGER NOT NULL DEFAULT 0, installed_digest TEXT NOT NULL DEFAULT '',
+  latest_known_version INTEGER NOT NULL DEFAULT 0, last_attempt INTEGER NOT NULL DEFAULT 0,
+  last_success INTEGER NOT NULL DEFAULT 0, last_error_time INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS link_events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, up INTEGER NOT NULL, detail TEXT NOT NULL);
+)SQL";
+
+Action parse_action(const std::string& s) {
+  if (s == "unchanged") return Action::unchanged;
+  if (s == "copy") return Action::copy;
+  if (s == "delta") return Action::delta;
+  return Action::full;
+}
+
+ItemState parse_state(const std::string& s) {
+  if (s == "fetching") return ItemState::fetching;
+  if (s == "verified") return ItemState::verified;
+  if (s == "installed") return ItemState::installed;
+  if (s == "failed") return ItemState::failed;
+  return ItemState::planned;
+}
+
+void ensure_channel(SQLite::Database& db, const std::string& channel) {
+  SQLite::Statement q(db, "INSERT OR IGNORE INTO channels(channel) VALUES(?)");
+  q.bind(1, channel);
+  q.exec();
+}
+
+}  // namespace
+
+const char* action_name(Action a) {
+  switch (a) {
+    case Action::unchanged: return "unchanged";
+    case Action::copy: return "copy";
+    case Action::delta: return "delta";
+    case Action::full: return "full";
+  }
+  return "full";
+}
+
+const char* state_name(ItemState s) {
+  switch (s) {
+    case ItemState::planned: return "planned";
+    case ItemState::fetching: return "fetching";
+    case ItemState::verified: return "verified";
+    case ItemState::installed: return "installed";
+    case ItemState::failed: return "failed";
+  }
+  return "planned";
+}
+
+template <class Fn>
+auto Journal::guarded(const char* what, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const SQLite::Exception& e) {
+    throw Error(Errc::database, std::string("journal ") + path_ + ": cannot " + what + ": " + e.what(),
+                "check free space and permissions of the state directory; if the file is damaged, move it "
+                "away (the next sync re-plans from the files on disk)");
+  }
+}
+
+Journal::Journal(const std::string& path) : path_(path) {
+  guarded("open", [&] {
+    db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
+    db_->exec("PRAGMA journal_mode=WAL");
+    db_->exec("PRAGMA synchronous=FULL");
+    db_->exec(kSchema);
+    db_->exec("INSERT OR IGNORE INTO meta(key, value) VALUES('format', 'distd-journal 1')");
+    return 0;
+  });
+}
+
+Journal::~Journal() = default;
+
+std::optional<RunPlan> Journal::plan(const std::string& channel) {
+  return guarded("read the plan", [&]() -> std::optional<RunPlan> {
+    SQLite::Statement q(*db_, "SELECT target_version, manifest_digest, started, done FROM runs WHERE channel=?");
+    q.bind(1, channel);
+    if (!q.executeStep()) return std::nullopt;
+    RunPlan p;
+    p.channel = channel;
+    p.target_version = static_cast<uint64_t>(q.getColumn(0).getInt64());
+    p.manifest_digest = q.getColumn(1).getString();
+    p.started = q.getColumn(2).getInt64();
+    p.done = q.getColumn(3).getInt() != 0;
+    return p;
+  });
+}
+
+void Journal::start_plan(const RunPlan& plan, const std::vector<PlanItem>& items) {
+  guarded("store the plan", [&] {
+    SQLite::Transaction t(*db_);
+    {
+      SQLite::Statement d(*db_, "DELETE FROM items WHERE channel=?");
+      d.bind(1, plan.channel);
+      d.exec();
+      SQLite::Statement r(*db_,
+                          "INSERT OR REPLACE INTO runs(channel, target_version, manifest_digest, started, done) "
+                          "VALUES(?,?,?,?,0)");
+      r.bind(1, plan.channel);
+      r.bind(2, static_cast<int64_t>(plan.target_version));
+      r.bind(3, plan.manifest_digest);
+      r.bind(4, plan.started ? plan.started : now_s());
+      r.exec();
+      SQLite::Statement ins(*db_,
+                            "INSERT INTO items(channel, path, ord, digest, size, mode, action, priority, basis_path,"
+                            " basis_digest, delta_id, delta_size, offset, state, attempts, last_error)"
+                            " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      for (const auto& it : items) {
+        ins.bind(1, plan.channel);
+        ins.bind(2, it.path.data(), static_cast<int>(it.path.size()));
+        ins.bind(3, it.ord);
+        ins.bind(4, it.digest);
+        ins.bind(5, static_cast<int64_t>(it.size));
+        ins.bind(6, static_cast<int64_t>(it.mode));
+        ins.bind(7, action_name(it.action));
+        ins.bind(8, it.priority ? 1 : 0);
+        ins.bind(9, it.basis_path.data(), static_cast<int>(it.basis_path.size()));
+        ins.bind(10, it.basis_digest);
+        ins.bind(11, it.delta_id);
+        ins.bind(12, static_cast<int64_t>(it.delta_size));
+        ins.bind(13, static_cast<int64_t>(it.offset));
+        ins.bind(14, state_name(it.state));
+        ins.bind(15, it.attempts);
+        ins.bind(16, it.last_error);
+        ins.exec();
+        ins.reset();
+      }
+    }
+    t.commit();
+    return 0;
+  });
+}
+
+void Journal::finish_plan(const std::string& channel) {
+  guarded("finish the plan", [&] {
+    SQLite::Statement q(*db_, "UPDATE runs SET done=1 WHERE channel=?");
+    q.bind(1, channel);
+    q.exec();
+    return 0;
+  });
+}
+
+std::vector<PlanItem> Journal::items(const std::string& channel) {
+  return guarded("read the plan items", [&] {
+    std::vector<PlanItem> out;
+    SQLite::Statement q(*db_,
+                        "SELECT ord, path, digest, size, mode, action, priority, basis_path, basis_digest, delta_id,"
+                        " delta_size, offset, state, attempts, last_error FROM items WHERE channel=? ORDER BY ord");
+    q.bind(1, channel);
+    while (q.executeStep()) {
+      PlanItem it;
+      it.ord = q.getColumn(0).getInt64();
+      auto blob = [&](int i) {
+        auto c = q.getColumn(i);
+        return std::string(static_cast<const char*>(c.getBlob()), static_cast<size_t>(c.getBytes()));
+      };
+      it.path = blob(1);
+      it.digest = q.getColumn(2).getString();
+      it.size = static_cast<uint64_t>(q.getColumn(3).getInt64());
+      it.mode = static_cast<uint32_t>(q.getColumn(4).getInt64());
+      it.action = parse_action(q.getColumn(5).getString());
+      it.priority = q.getColumn(6).getInt() != 0;
+      it.basis_path = blob(7);
+      it.basis_digest = q.getColumn(8).getString();
+      it.delta_id = q.getColumn(9).getString();
+      it.delta_size = static_cast<uint64_t>(q.getColumn(10).getInt64());
+      it.offset = static_cast<uint64_t>(q.getColumn(11).getInt64());
+      it.state = parse_state(q.getColumn(12).getString());
+      it.attempts = q.getColumn(13).getInt();
+      it.last_error = q.getColumn(14).getString();
+      out.push_back(std::move(it));
+    }
+    return out;
+  });
+}
+
+Pending Journal::pending(const std::string& channel) {
+  return guarded("count pending items", [&] {
+    Pending p;
+    SQLite::Statement q(*db_,
+                        "SELECT count(*), coalesce(sum(size),0) FROM items WHERE channel=? AND state<>'installed'");
+    q.bind(1, channel);
+    if (q.executeStep()) {
+      p.files = static_cast<uint64_t>(q.getColumn(0).getInt64());
+      p.bytes = static_cast<uint64_t>(q.getColumn(1).getInt64());
+    }
+    return p;
+  });
+}
+
+namespace {
+void bind_key(SQLite::Statement& q, int i, const std::string& channel, const std::string& path) {
+  q.bind(i, channel);
+  q.bind(i + 1, path.data(), static_cast<int>(path.size()));
+}
+}  // namespace
+
+void Journal::set_offset(const std::string& channel, const std::string& path, uint64_t offset) {
+  guarded("record a download offset", [&] {
+    SQLite::Statement q(*db_, "UPDATE items SET offset=? WHERE channel=? AND path=?");
+    q.bind(1, static_cast<int64_t>(offset));
+    bind_key(q, 2, channel, path);
+    q.exec();
+    return 0;
+  });
+}
+
+void Journal::set_state(const std::string& channel, const std::string& path, ItemState s, const std::string& error) {
+  guarded("record an item state", [&] {
+    SQLite::Statement q(*db_,
+                        "UPDATE items SET state=?, last_error=CASE WHEN ?='' THEN last_error ELSE ? END"
+                        " WHERE channel=? AND path=?");
+    q.bind(1, state_name(s));
+    q.bind(2, error);
+    q.bind(3, error);
+    bind_key(q, 4, channel, path);
+    q.exec();
+    return 0;
+  });
+}
+
+void Journal::set_delta(const std::string& channel, const std::string& path, const std::string& id, uint64_t size) {
+  guarded("record a delta", [&] {
+    SQLite::Statement q(*db_, "UPDATE items SET delta_id=?, delta_size=?, offset=0 WHERE channel=? AND path=?");
+    q.bind(1, id);
+    q.bind(2, static_cast<int64_t>(size));
+    bind_key(q, 3, channel, path);
+    q.exec();
+    return 0;
+  });
+}
+
+void Journal::fall_back_to_full(const std::string& channel, const std::string& path, const std::string& why) {
+  guarded("record a fallback", [&] {
+    SQLite::Statement q(*db_,
+                        "UPDATE items SET action='full', offset=0, state='planned', last_error=? WHERE channel=? AND "
+                        "path=?");
+    q.bind(1, why);
+    bind_key(q, 2, channel, path);
+    q.exec();
+    return 0;
+  });
+}
+
+void Journal::add_attempt(const std::string& channel, const std::string& path, const std::string& error) {
+  guarded("record an attempt", [&] {
+    SQLite::Statement q(*db_, "UPDATE items SET attempts=attempts+1, last_error=? WHERE channel=? AND path=?");
+    q.bind(1, error);
+    bind_key(q, 2, channel, path);
+    q.exec();
+    return 0;
+  });
+}
+
+ChannelRecord Journal::channel_record(const std::string& channel) {
+  return guarded("read the channel record", [&] {
+    ChannelRecord r;
+    SQLite::Statement q(*db_,
+                        "SELECT installed_version, installed_digest, latest_known_version, last_attempt, last_success,"
+                        " last_error_time, last_error FROM channels WHERE channel=?");
+    q.bind(1, channel);
+    if (q.executeStep()) {
+      r.installed_version = static_cast<uint64_t>(q.getColumn(0).getInt64());
+      r.installed_digest = q.getColumn(1).getString();
+      r.latest_known_version = static_cast<uint64_t>(q.getColumn(2).getInt64());
+      r.last_attempt = q.getColumn(3).getInt64();
+      r.last_success = q.getColumn(4).getInt64();
+      r.last_error_time = q.getColumn(5).getInt64();
+      r.last_error = q.getColumn(6).getString();
+    }
+    return r;
+  });
+}
+
+void Journal::set_installed(const std::string& channel, uint64_t version, const std::string& digest) {
+  guarded("record the installed version", [&] {
+    ensure_channel(*db_, channel);
+    SQLite::Statement q(*db_, "UPDATE channels SET installed_version=?, installed_digest=? WHERE channel=?");
+    q.bind(1, static_cast<int64_t>(version));
+    q.bind(2, digest);
+    q.bind(3, channel);
+    q.exec();
+    return 0;
+  });
+}
+
+void Journal::set_latest_known(const std::string& channel, uint64_t version) {
+  guarded("record HQ's latest version", [&] {
+    ensure_channel(*db_, channel);
+    SQLite::Statement q(*db_, "UPDATE channels SET latest_known_version=? WHERE channel=?");
+    q.bind(1, static_cast<int64_t>(version));
+    q.bind(2, channel);
+    q.exec();
+    return 0;
+  });
+}
+
+void Journal::record_attempt(const std::string& channel) {
+  guarded("record an attempt", [&] {
+    ensure_channel(*db_, channel);
+    SQLite::Statement q(*db_, "UPDATE channels SET last_attempt=? WHERE channel=?");
+    q.bind(1, now_s());
+    q.bind(2, channel);
+    q.exec();
+    return 0;
+  });
+}
+
+void Journal::record_success(const std::string& channel) {
+  guarded("record a success", [&] {
+    ensure_channel(*db_, channel);
+    SQLite::Statement q(*db_, "UPDATE channels SET last_success=? WHERE channel=?");
+    q.bind(1, now_s());
+    q.bind(2, channel);
+    q.exec();
+    return 0;
+  });
+}
+
+void Journal::record_error(const std::string& channel, const std::string& message) {
+  guarded("record an error", [&] {
+    ensure_channel(*db_, channel);
+    SQLite::Statement q(*db_, "UPDATE channels SET last_error_time=?, last_error=? WHERE channel=?");
+    q.bind(1, now_s());
+    q.bind(2, message);
+    q.bind(3, channel);
+    q.exec();
+    return 0;
+  });
+}
+
+void Journal::record_link(bool up, const std::string& detail) {
+  guarded("record the link state", [&] {
+    SQLite::Statement last(*db_, "SELECT up FROM link_events ORDER BY id DESC LIMIT 1");
+    if (last.executeStep() && (last.getColumn(0).getInt() != 0) == up) return 0;
+    SQLite::Statement q(*db_, "INSERT INTO link_events(time, up, detail) VALUES(?,?,?)");
+    q.bind(1, now_s());
+    q.bind(2, up ? 1 : 0);
+    q.bind(3, detail);
+    q.exec();
+    // Keep the history bounded (a flapping link over years).
+    db_->exec("DELETE FROM link_events WHERE id <= (SELECT max(id) FROM link_events) - 1000");
+    return 0;
+  });
+}
+
+std::vector<LinkEvent> Journal::link_history(int limit) {
+  return guarded("read the link history", [&] {
+    std::vector<LinkEvent> out;
+    SQLite::Statement q(*db_, "SELECT time, up, detail FROM link_events ORDER BY id DESC LIMIT ?");
+    q.bind(1, limit);
+    while (q.executeStep())
+      out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getInt() != 0, q.getColumn(2).getString()});
+    return out;
+  });
+}
+
+}  // namespace distd

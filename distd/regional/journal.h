@@ -1,0 +1,112 @@
+// The regional journal: what this center is doing and has done, so that kill -9, a power cut
+// or a dropped link resumes the same plan from the same byte offsets.
+//
+// SQLite (SQLiteCpp) at <state_dir>/journal.sqlite, WAL mode, synchronous=FULL: an offset is
+// committed only after the staged bytes it vouches for were fsynced, and each commit is durable
+// itself, so a power cut never loses more than the last (<= 1 MiB) chunk of a download. The
+// cost, one WAL fsync per MiB on a link of tens of kbit/s, is negligible; NORMAL could roll
+// back hundreds of commits (everything since the last checkpoint) and make a center download
+// them again. The format is described in docs/formats/journal.md.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace SQLite { class Database; }
+
+namespace distd {
+
+enum class Action { unchanged, copy, delta, full };
+enum class ItemState { planned, fetching, verified, installed, failed };
+
+const char* action_name(Action a);
+const char* state_name(ItemState s);
+
+// One entry of the new manifest and how it gets here.
+struct PlanItem {
+  int64_t ord = 0;          // execution order (0, 1, ...)
+  std::string path;         // relative path in the channel
+  std::string digest;       // hex BLAKE2b-256 of the signed entry
+  uint64_t size = 0;
+  uint32_t mode = 0644;
+  Action action = Action::full;
+  bool priority = false;
+  std::string basis_path;    // copy: the local source; delta: the old version (same path)
+  std::string basis_digest;  // hex, of the basis
+  std::string delta_id;      // hex, once HQ answered the delta request
+  uint64_t delta_size = 0;
+  uint64_t offset = 0;       // durable bytes in the staged download
+  ItemState state = ItemState::planned;
+  int attempts = 0;
+  std::string last_error;
+};
+
+// The plan of the current run of one channel.
+struct RunPlan {
+  std::string channel;
+  uint64_t target_version = 0;
+  std::string manifest_digest;  // hex body digest of the target manifest
+  int64_t started = 0;
+  bool done = false;
+};
+
+struct ChannelRecord {
+  uint64_t installed_version = 0;  // 0: nothing installed yet
+  std::string installed_digest;
+  uint64_t latest_known_version = 0;  // the newest version HQ offered
+  int64_t last_attempt = 0, last_success = 0, last_error_time = 0;
+  std::string last_error;
+};
+
+struct LinkEvent {
+  int64_t time = 0;
+  bool up = false;
+  std::string detail;
+};
+
+struct Pending {
+  uint64_t files = 0, bytes = 0;
+};
+
+class Journal {
+ public:
+  // Opens (creating) the journal. Throws Error{database} naming the file when it cannot.
+  explicit Journal(const std::string& path);
+  ~Journal();
+
+  std::optional<RunPlan> plan(const std::string& channel);
+  // Replaces the channel's plan and its items in one transaction.
+  void start_plan(const RunPlan& plan, const std::vector<PlanItem>& items);
+  void finish_plan(const std::string& channel);
+  std::vector<PlanItem> items(const std::string& channel);
+  Pending pending(const std::string& channel);
+
+  void set_offset(const std::string& channel, const std::string& path, uint64_t offset);
+  void set_state(const std::string& channel, const std::string& path, ItemState s, const std::string& error = {});
+  void set_delta(const std::string& channel, const std::string& path, const std::string& id, uint64_t size);
+  // Turns a copy or delta item into a full download from offset 0.
+  void fall_back_to_full(const std::string& channel, const std::string& path, const std::string& why);
+  void add_attempt(const std::string& channel, const std::string& path, const std::string& error);
+
+  ChannelRecord channel_record(const std::string& channel);
+  void set_installed(const std::string& channel, uint64_t version, const std::string& digest);
+  void set_latest_known(const std::string& channel, uint64_t version);
+  void record_attempt(const std::string& channel);
+  void record_success(const std::string& channel);
+  void record_error(const std::string& channel, const std::string& message);
+
+  // Appends an event only when the link state changes (or on the first event).
+  void record_link(bool up, const std::string& detail);
+  std::vector<LinkEvent> link_history(int limit);
+
+ private:
+  template <class Fn>
+  auto guarded(const char* what, Fn&& fn) -> decltype(fn());
+  std::string path_;
+  std::unique_ptr<SQLite::Database> db_;
+};
+
+}  // namespace distd

@@ -1,0 +1,38 @@
+// The planner: how each entry of a new manifest gets onto this center's disk.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "distd/regional/journal.h"
+#include "manifest/manifest.h"
+
+namespace distd {
+
+constexpr uint64_t kDeltaMinSize = 64 * 1024;  // below this a whole object is as cheap as a delta
+
+struct PlanInput {
+  const Manifest* target = nullptr;           // the verified new manifest
+  const std::vector<Entry>* local = nullptr;  // what is on disk now (scan of the destination)
+  // Fetched first: entries whose path or base name is in the set. The replica monitor passes
+  // the SHA-1 content hashes of moodledata files the database references but the disk lacks
+  // (a filedir entry's base name is its SHA-1).
+  std::set<std::string> priority;
+  uint64_t delta_min_size = kDeltaMinSize;
+};
+
+// One PlanItem per target entry, in execution order (PlanItem::ord):
+//   1. unchanged: the file at that path already has the signed digest and mode (state installed);
+//   2. copy from a file that is here now under another path (rename, a file in two courses);
+//   3. downloads: delta against the old version at the same path when both are over
+//      delta_min_size, full otherwise; priority entries first, then smaller files first;
+//   4. copy from a path fetched in step 3 (the same new content at several paths is fetched once).
+// Deletions are not planned here: they follow the install of the whole version.
+std::vector<PlanItem> make_plan(const PlanInput& in);
+
+// True when path or its base name is in the set.
+bool is_priority(const std::string& path, const std::set<std::string>& priority);
+
+}  // namespace distd

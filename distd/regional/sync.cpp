@@ -1,0 +1,810 @@
+#include "distd/regional/sync.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "distd/net/http_client.h"
+#include "distd/regional/delta_client.h"
+#include "distd/regional/installer.h"
+#include "distd/regional/journal.h"
+#include "distd/regional/planner.h"
+#include "manifest/encoding.h"
+#include "manifest/fault.h"
+#include "manifest/fs.h"
+#include "manifest/manifest.h"
+#include "manifest/scan.h"
+
+namespace distd {
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+namespace {
+
+int parse_hhmm(const std::string& s) {
+  if (s.size() != 5 || s[2] != ':' || !isdigit(s[0]) || !isdigit(s[1]) || !isdigit(s[3]) || !isdigit(s[4])) return -1;
+  int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+  return h < 24 && m < 60 ? h * 60 + m : -1;
+}
+
+}  // namespace
+
+RegionalSettings RegionalSettings::from(const Config& cfg) {
+  RegionalSettings s;
+  const std::string where = "config " + cfg.file + ": ";
+  s.hq_url = cfg.require_string("regional.hq_url");
+  if (s.hq_url.rfind("http://", 0) != 0 && s.hq_url.rfind("https://", 0) != 0)
+    throw Error(Errc::usage, where + "[regional] hq_url '" + s.hq_url + "' is not an http:// or https:// URL",
+                "write e.g. hq_url = \"http://hq.example.org:8080\"");
+  std::string key = cfg.require_string("regional.hq_public_key");
+  if (key.rfind("ed25519-public ", 0) == 0)
+    s.hq_key = parse_public_key(key, cfg.file);
+  else
+    s.hq_key = load_public_key(cfg.resolve(key));
+  s.expiry_slack_days = cfg.get_int("regional.expiry_slack_days", 30);
+  s.staging_dir = cfg.resolve(cfg.get_string("regional.staging_dir", cfg.state_dir + "/staging"));
+  s.connect_timeout = cfg.get_int("regional.connect_timeout", 30);
+  s.low_speed_limit = cfg.get_int("regional.low_speed_limit", 64);
+  s.low_speed_time = cfg.get_int("regional.low_speed_time", 60);
+  int64_t bw = cfg.get_int("regional.bandwidth_limit", 0);
+  s.big_files_window = cfg.get_string("regional.big_files_window", "");
+  int64_t thr = cfg.get_int("regional.big_file_threshold", 10 * 1024 * 1024);
+  s.probe_min_seconds = cfg.get_int("regional.probe_min_seconds", 10);
+  s.probe_max_seconds = cfg.get_int("regional.probe_max_seconds", 900);
+  s.max_attempts = static_cast<int>(cfg.get_int("regional.max_attempts", 3));
+  if (s.expiry_slack_days < 0 || s.connect_timeout <= 0 || s.low_speed_limit < 0 || s.low_speed_time <= 0 || bw < 0 ||
+      thr < 0 || s.probe_min_seconds <= 0 || s.probe_max_seconds < s.probe_min_seconds || s.max_attempts < 1)
+    throw Error(Errc::usage,
+                where + "[regional]: expiry_slack_days, bandwidth_limit, big_file_threshold, low_speed_limit must be "
+                        ">= 0; connect_timeout, low_speed_time, probe_min_seconds, max_attempts > 0; "
+                        "probe_max_seconds >= probe_min_seconds",
+                "fix the values in the [regional] section (see docs/config.md)");
+  s.bandwidth_limit = static_cast<uint64_t>(bw);
+  s.big_file_threshold = static_cast<uint64_t>(thr);
+  if (!s.big_files_window.empty()) {
+    auto dash = s.big_files_window.find('-');
+    if (dash != std::string::npos) {
+      s.window_start_min = parse_hhmm(s.big_files_window.substr(0, dash));
+      s.window_end_min = parse_hhmm(s.big_files_window.substr(dash + 1));
+    }
+    if (s.window_start_min < 0 || s.window_end_min < 0)
+      throw Error(Errc::usage, where + "[regional] big_files_window '" + s.big_files_window + "' is not HH:MM-HH:MM",
+                  "write e.g. big_files_window = \"22:00-06:00\" (local time; may wrap past midnight)");
+  }
+  return s;
+}
+
+bool RegionalSettings::big_files_allowed(int64_t now) const {
+  if (window_start_min < 0) return true;
+  time_t t = static_cast<time_t>(now);
+  struct tm lt {};
+  localtime_r(&t, &lt);
+  int m = lt.tm_hour * 60 + lt.tm_min;
+  if (window_start_min == window_end_min) return true;
+  if (window_start_min < window_end_min) return m >= window_start_min && m < window_end_min;
+  return m >= window_start_min || m < window_end_min;  // wraps past midnight
+}
+
+bool SyncResult::converged() const {
+  for (auto& c : channels)
+    if (!c.converged) return false;
+  return !channels.empty();
+}
+
+std::string journal_path(const Config& cfg) { return cfg.state_dir + "/journal.sqlite"; }
+std::string installed_manifest_path(const Config& cfg, const std::string& channel) {
+  return cfg.state_dir + "/manifests/" + channel + "/installed.manifest";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+namespace {
+
+int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
+
+bool exists_file(const std::string& p) {
+  struct stat st {};
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
+std::string object_path(const std::string& hex) { return "/objects/" + hex.substr(0, 2) + "/" + hex; }
+
+// An exclusive lock on the state directory for the length of a sync.
+class StateLock {
+ public:
+  explicit StateLock(const std::string& state_dir) {
+    make_dirs(state_dir, 0750);
+    std::string p = state_dir + "/regional.lock";
+    fd_ = UniqueFd(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd_) throw_errno("cannot open lock file", p, errno);
+    if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0)
+      throw Error(Errc::usage, "another sync is running on " + state_dir + " (lock " + p + " is held)",
+                  "wait for it to finish (see 'distctl status'); distd and the nightly timer take turns");
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+bool sleep_unless_stopped(const std::atomic<bool>* stop, double seconds) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  while (std::chrono::steady_clock::now() < until) {
+    if (stop && stop->load()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return !(stop && stop->load());
+}
+
+struct Run {
+  const Config& cfg;
+  const RegionalSettings& rs;
+  const ChannelConfig& ch;
+  const SyncOptions& opts;
+  Journal& j;
+  HttpClient& http;
+  ChannelResult& res;
+  std::unique_ptr<Installer> inst;
+  bool deltas_unsupported = false;
+  SyncProgress prog;
+  uint64_t wire_base = 0;
+  std::chrono::steady_clock::time_point last_progress{};
+
+  void log(const std::string& s) const {
+    if (opts.log) opts.log(ch.name + ": " + s);
+  }
+  void progress(bool force = false) {
+    if (!opts.progress) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_progress < std::chrono::milliseconds(200)) return;
+    last_progress = now;
+    prog.wire_bytes = http.bytes_received() - wire_base;
+    opts.progress(prog);
+  }
+  bool stopped() const { return opts.stop && opts.stop->load(); }
+};
+
+// GET the latest manifest, retrying a failing link a few times.
+std::string fetch_manifest(Run& r) {
+  const std::string path = "/channels/" + r.ch.name + "/latest.manifest";
+  for (int attempt = 1;; ++attempt) {
+    try {
+      HttpAnswer a = r.http.get(path, kMaxManifestBytes);
+      if (a.status == 200) return std::move(a.body);
+      if (a.status == 404)
+        throw Error(Errc::not_found, "HQ (" + r.http.url(path) + ") does not publish channel '" + r.ch.name + "'",
+                    "check the channel name here and 'distctl publish --channel " + r.ch.name + "' at HQ");
+      throw Error(Errc::network, "HQ answered " + std::to_string(a.status) + " for " + r.http.url(path),
+                  "check HQ's server and logs; the next run tries again");
+    } catch (const Error& e) {
+      if (e.code() != Errc::network || attempt >= r.rs.max_attempts || r.stopped()) throw;
+      r.log(std::string("link problem, retrying: ") + e.what());
+      sleep_unless_stopped(r.opts.stop, std::min(30.0, double(1 << attempt)));
+    }
+  }
+}
+
+std::vector<Entry> scan_destination(const Run& r) {
+  ScanOptions so;
+  so.excludes = r.ch.excludes;
+  if (r.ch.preset == "moodledata")
+    so.excludes.insert(so.excludes.end(), moodledata_excludes().begin(), moodledata_excludes().end());
+  so.special = SpecialFiles::skip;
+  std::string cache_dir = r.cfg.state_dir + "/statcache";
+  make_dirs(cache_dir, 0750);
+  so.stat_cache_path = cache_dir + "/" + r.ch.name + ".sqlite";
+  so.threads = 1;  // a Pi with an SD card: one reader is as fast as four and uses less memory
+  so.warn = [&](const std::string& w) { r.log("scan: " + w); };
+  return scan_tree(r.ch.path, so);
+}
+
+void fall_back(Run& r, PlanItem& it, const std::string& why) {
+  r.log("'" + it.path + "': whole file instead of a delta: " + why);
+  r.j.fall_back_to_full(r.ch.name, it.path, why);
+  if (!it.delta_id.empty()) ::unlink(r.inst->staged(it.delta_id + ".delta").c_str());
+  it.action = Action::full;
+  it.offset = 0;
+  it.state = ItemState::planned;
+  ++r.res.delta_fallbacks;
+}
+
+void set_state(Run& r, PlanItem& it, ItemState s) {
+  if (it.state == s) return;
+  r.j.set_state(r.ch.name, it.path, s);
+  it.state = s;
+}
+
+void install_item(Run& r, PlanItem& it, const std::string& staged) {
+  set_state(r, it, ItemState::verified);
+  fault_point("after_verify");
+  r.inst->install(staged, it.path, it.mode);
+  set_state(r, it, ItemState::installed);
+  r.prog.files_done++;
+}
+
+// Opens a staged download, trusting only the journal's offset of it.
+UniqueFd open_staged(const std::string& path, uint64_t* offset) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) throw_errno("cannot open staged file", path, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", path, errno);
+  if (static_cast<uint64_t>(st.st_size) < *offset) *offset = 0;  // the journal is ahead of the disk: start over
+  if (::ftruncate(fd.get(), static_cast<off_t>(*offset)) != 0) throw_errno("cannot truncate", path, errno);
+  return fd;
+}
+
+void fetch_full(Run& r, PlanItem& it, uint64_t done_before) {
+  std::string sp = r.inst->staged(it.digest + ".part");
+  uint64_t off = it.offset;
+  UniqueFd fd = open_staged(sp, &off);
+  if (off != it.offset) {
+    r.j.set_offset(r.ch.name, it.path, off);
+    it.offset = off;
+  }
+  set_state(r, it, ItemState::fetching);
+  if (off < it.size) {
+    auto on_durable = [&](uint64_t o) {
+      r.j.set_offset(r.ch.name, it.path, o);
+      it.offset = o;
+      r.prog.bytes_done = done_before + o;
+      r.progress();
+    };
+    DownloadResult d = r.http.download_to_fd(object_path(it.digest), fd.get(), sp, off, it.size, on_durable);
+    if (d.size != it.size)
+      throw Error(Errc::network,
+                  "the download of '" + it.path + "' ended after " + std::to_string(d.size) + " of " +
+                      std::to_string(it.size) + " bytes",
+                  "the next attempt resumes from there");
+  }
+  fd = UniqueFd();
+  r.inst->verify(sp, it.digest, it.size, it.path);
+  install_item(r, it, sp);
+}
+
+// Returns false when the item fell back to a full download.
+bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
+  if (r.deltas_unsupported) {
+    fall_back(r, it, "HQ does not compute deltas");
+    return false;
+  }
+  std::string basis = r.inst->final_path(it.path);
+  if (it.delta_id.empty()) {
+    std::string sig;
+    try {
+      sig = make_signature(basis);
+    } catch (const Error& e) {
+      fall_back(r, it, std::string("the old version cannot be read: ") + e.what());
+      return false;
+    }
+    std::string why;
+    auto ticket = request_delta(r.http, sig, it.digest, it.size, &why);
+    if (!ticket) {
+      if (why.find("does not compute") != std::string::npos) r.deltas_unsupported = true;
+      fall_back(r, it, why);
+      return false;
+    }
+    r.j.set_delta(r.ch.name, it.path, ticket->id, ticket->size);
+    it.delta_id = ticket->id;
+    it.delta_size = ticket->size;
+    it.offset = 0;
+    fault_point("after_delta_request");
+  }
+  std::string dp = r.inst->staged(it.delta_id + ".delta");
+  uint64_t off = it.offset;
+  {
+    UniqueFd fd = open_staged(dp, &off);
+    if (off != it.offset) {
+      r.j.set_offset(r.ch.name, it.path, off);
+      it.offset = off;
+    }
+    set_state(r, it, ItemState::fetching);
+    if (off < it.delta_size) {
+      auto on_durable = [&](uint64_t o) {
+        r.j.set_offset(r.ch.name, it.path, o);
+        it.offset = o;
+        r.prog.bytes_done = done_before + o;
+        r.progress();
+      };
+      DownloadResult d;
+      try {
+        d = r.http.download_to_fd("/deltas/" + it.delta_id, fd.get(), dp, off, it.delta_size, on_durable);
+      } catch (const Error& e) {
+        if (e.code() == Errc::not_found) {
+          fall_back(r, it, "HQ no longer has the delta");
+          return false;
+        }
+        if (e.code() == Errc::mismatch) {
+          fall_back(r, it, e.what());
+          return false;
+        }
+        throw;
+      }
+      if (d.size != it.delta_size)
+        throw Error(Errc::network,
+                    "the delta download for '" + it.path + "' ended after " + std::to_string(d.size) + " of " +
+                        std::to_string(it.delta_size) + " bytes",
+                    "the next attempt resumes from there");
+    }
+  }
+  std::string out = r.inst->staged(it.digest + ".patched");
+  UniqueFd ofd(::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!ofd) throw_errno("cannot create staged file", out, errno);
+  uint64_t written = 0;
+  Digest d{};
+  try {
+    d = apply_delta(basis, dp, ofd.get(), out, it.size, &written);
+  } catch (const Error& e) {
+    if (e.code() != Errc::mismatch) throw;
+    ::unlink(out.c_str());
+    ++r.res.rejected;
+    fall_back(r, it, e.what());
+    return false;
+  }
+  ofd = UniqueFd();
+  if (written != it.size || digest_hex(d) != it.digest) {
+    ::unlink(out.c_str());
+    ++r.res.rejected;
+    fall_back(r, it, "the patched file does not match the signed digest (damaged delta or changed basis)");
+    return false;
+  }
+  fault_point("after_patch");
+  install_item(r, it, out);
+  ::unlink(dp.c_str());
+  return true;
+}
+
+// The staged file of an item that a previous run verified (empty when none applies).
+std::string verified_staged_name(const PlanItem& it) {
+  switch (it.action) {
+    case Action::full: return it.digest + ".part";
+    case Action::delta: return it.digest + ".patched";
+    case Action::copy: return "c" + std::to_string(it.ord) + ".copy";
+    default: return {};
+  }
+}
+
+// A previous run verified this item (and maybe renamed it into place before it died).
+bool resume_verified(Run& r, PlanItem& it) {
+  std::string sp = r.inst->staged(verified_staged_name(it));
+  if (exists_file(sp)) {
+    try {
+      r.inst->verify(sp, it.digest, it.size, it.path);
+      install_item(r, it, sp);
+      return true;
+    } catch (const Error& e) {
+      if (e.code() != Errc::mismatch) throw;
+      ::unlink(sp.c_str());
+    }
+  } else if (r.inst->final_matches(it.path, it.digest, it.size)) {
+    set_state(r, it, ItemState::installed);  // renamed before the journal heard of it
+    r.prog.files_done++;
+    return true;
+  }
+  r.j.set_offset(r.ch.name, it.path, 0);
+  it.offset = 0;
+  set_state(r, it, ItemState::planned);
+  return false;
+}
+
+void record_failure(Run& r, PlanItem& it, const std::string& msg) {
+  r.j.set_state(r.ch.name, it.path, ItemState::failed, msg);
+  it.state = ItemState::failed;
+  r.res.failed_files++;
+  if (r.res.error.empty()) r.res.error = msg;
+  r.log("FAILED '" + it.path + "': " + msg);
+}
+
+// Fetches one delta/full item with bounded retries. Returns when installed or failed.
+void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
+  int mismatches = 0, stalls = 0;
+  r.prog.current = it.path;
+  r.progress(true);
+  for (;;) {
+    if (r.stopped())
+      throw Error(Errc::network, "sync of channel '" + r.ch.name + "' stopped: distd is shutting down",
+                  "the next run resumes where this one stopped");
+    uint64_t before = r.http.bytes_received();
+    try {
+      if (it.state == ItemState::verified && resume_verified(r, it)) return;
+      if (it.action == Action::delta && fetch_delta(r, it, done_before)) {
+        r.res.delta++;
+        return;
+      }
+      // A full download, or a delta that just fell back to one.
+      fetch_full(r, it, done_before);
+      r.res.full++;
+      return;
+    } catch (const Error& e) {
+      switch (e.code()) {
+        case Errc::mismatch: {
+          ++r.res.rejected;
+          ++mismatches;
+          r.log(std::string("rejected: ") + e.what());
+          r.j.add_attempt(r.ch.name, it.path, e.what());
+          ::unlink(r.inst->staged(it.digest + ".part").c_str());
+          r.j.set_offset(r.ch.name, it.path, 0);
+          it.offset = 0;
+          set_state(r, it, ItemState::planned);
+          if (mismatches >= r.rs.max_attempts) {
+            record_failure(r, it,
+                           std::string(e.what()) + " (" + std::to_string(mismatches) +
+                               " attempts; HQ's copy may be damaged: check it there and republish)");
+            r.res.code = Errc::mismatch;
+            return;
+          }
+          continue;
+        }
+        case Errc::network: {
+          if (r.stopped()) throw;
+          r.j.add_attempt(r.ch.name, it.path, e.what());
+          if (r.http.bytes_received() > before) {  // the link carried data before it broke: resume now
+            stalls = 0;
+            r.log(std::string("link cut, resuming: ") + e.what());
+            continue;
+          }
+          if (++stalls >= r.rs.max_attempts) throw;
+          r.log(std::string("link problem, retrying: ") + e.what());
+          sleep_unless_stopped(r.opts.stop, std::min(30.0, double(1 << stalls)));
+          continue;
+        }
+        case Errc::not_found:
+          record_failure(r, it, e.what());
+          r.res.code = Errc::not_found;
+          return;
+        default:
+          throw;
+      }
+    }
+  }
+}
+
+// The work of one plan. Returns true when every item is installed.
+bool execute(Run& r, std::vector<PlanItem>& items) {
+  int64_t now = r.opts.now ? r.opts.now : now_s();
+  bool big_ok = !r.opts.honour_window || r.rs.big_files_allowed(now);
+  std::unordered_map<std::string, PlanItem*> fetched;  // path -> delta/full item
+  for (auto& it : items)
+    if (it.action == Action::full || it.action == Action::delta) fetched.emplace(it.path, &it);
+  auto from_plan = [&](const PlanItem& it) {
+    if (it.action != Action::copy || it.basis_path == it.path) return false;
+    auto f = fetched.find(it.basis_path);
+    return f != fetched.end() && f->second->digest == it.digest;
+  };
+  auto deferred = [&](const PlanItem& it) {
+    return !big_ok && !it.priority && it.size > r.rs.big_file_threshold;
+  };
+
+  // Progress totals.
+  for (auto& it : items) {
+    if (it.state == ItemState::installed) continue;
+    r.prog.files_total++;
+    if ((it.action == Action::full || it.action == Action::delta) && !deferred(it)) {
+      r.prog.bytes_total += it.size;
+      r.res.content_bytes += it.size;
+    }
+  }
+
+  // 1. Copies from files here now: stage them all before anything is overwritten, then install.
+  std::vector<PlanItem*> staged_copies;
+  for (auto& it : items) {
+    if (it.action != Action::copy || from_plan(it) || it.state == ItemState::installed) continue;
+    std::string sp = r.inst->staged("c" + std::to_string(it.ord) + ".copy");
+    if (it.state == ItemState::verified) {
+      if (exists_file(sp)) {
+        staged_copies.push_back(&it);
+        continue;
+      }
+      if (resume_verified(r, it)) {  // renamed into place before the journal heard of it
+        r.res.copied++;
+        continue;
+      }
+    }
+    if (r.inst->stage_copy(it.basis_path, sp, it.digest, it.size)) {
+      set_state(r, it, ItemState::verified);
+      staged_copies.push_back(&it);
+    } else {
+      r.log("'" + it.path + "': local copy source '" + it.basis_path + "' changed; fetching it instead");
+      r.j.fall_back_to_full(r.ch.name, it.path, "local copy source changed");
+      it.action = Action::full;
+      it.state = ItemState::planned;
+      it.offset = 0;
+      fetched.emplace(it.path, &it);
+      if (!deferred(it)) {
+        r.prog.bytes_total += it.size;
+        r.res.content_bytes += it.size;
+      }
+    }
+  }
+  for (PlanItem* it : staged_copies) {
+    std::string sp = r.inst->staged("c" + std::to_string(it->ord) + ".copy");
+    r.inst->verify(sp, it->digest, it->size, it->path);  // cheap insurance after a restart
+    r.inst->install(sp, it->path, it->mode);
+    set_state(r, *it, ItemState::installed);
+    r.prog.files_done++;
+    r.res.copied++;
+  }
+
+  // 2. Downloads, in plan order (priority, then small first).
+  uint64_t done = 0;
+  std::vector<PlanItem*> order;
+  for (auto& it : items)
+    if ((it.action == Action::full || it.action == Action::delta) && it.state != ItemState::installed)
+      order.push_back(&it);
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->ord < b->ord; });
+  for (PlanItem* it : order) {
+    if (deferred(*it)) {
+      r.res.deferred_files++;
+      r.res.deferred_bytes += it->size;
+      continue;
+    }
+    if (it->state == ItemState::failed) set_state(r, *it, ItemState::planned);  // a new run, a new chance
+    fetch_item(r, *it, done);
+    if (it->state == ItemState::installed) done += it->size;
+    r.prog.bytes_done = done;
+    r.progress(true);
+  }
+
+  // 3. Copies of content fetched above (the same new file at several paths).
+  for (auto& it : items) {
+    if (!from_plan(it) || it.state == ItemState::installed) continue;
+    PlanItem* leader = fetched[it.basis_path];
+    if (leader->state != ItemState::installed) {
+      if (deferred(*leader)) {
+        r.res.deferred_files++;
+        r.res.deferred_bytes += it.size;
+      } else {
+        record_failure(r, it, "its content ('" + leader->path + "') could not be fetched");
+      }
+      continue;
+    }
+    std::string sp = r.inst->staged("c" + std::to_string(it.ord) + ".copy");
+    if (!r.inst->stage_copy(it.basis_path, sp, it.digest, it.size)) {
+      record_failure(r, it, "copying '" + it.basis_path + "' did not verify (was it changed locally?)");
+      continue;
+    }
+    install_item(r, it, sp);
+    r.res.copied++;
+  }
+
+  bool all = true;
+  for (auto& it : items) {
+    if (it.state != ItemState::installed) all = false;
+    else if (it.action == Action::unchanged) r.res.unchanged++;
+  }
+  return all;
+}
+
+// Deletes what the previously installed version had and the new one does not.
+uint64_t delete_dropped(Run& r, const Manifest& target) {
+  std::string old_path = installed_manifest_path(r.cfg, r.ch.name);
+  std::string bytes;
+  try {
+    bytes = read_file(old_path, kMaxManifestBytes, "installed manifest");
+  } catch (const Error& e) {
+    if (e.code() == Errc::not_found || e.code() == Errc::io) return 0;  // first install: nothing is ours yet
+    throw;
+  }
+  VerifyOptions vo;
+  vo.check_expiry = false;
+  SignedManifest old = verify_manifest(bytes, r.rs.hq_key, vo, old_path);
+  bytes.clear();
+  bytes.shrink_to_fit();
+  uint64_t n = 0;
+  for (const auto& e : old.manifest.entries) {
+    if (target.find(e.path)) continue;
+    r.inst->remove(e.path);
+    ++n;
+  }
+  return n;
+}
+
+ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const ChannelConfig& ch,
+                          const SyncOptions& opts, Journal& j) {
+  ChannelResult res;
+  res.channel = ch.name;
+  HttpOptions ho;
+  ho.connect_timeout_s = rs.connect_timeout;
+  ho.low_speed_limit = rs.low_speed_limit;
+  ho.low_speed_time = rs.low_speed_time;
+  ho.max_recv_speed = rs.bandwidth_limit;
+  ho.stop = opts.stop;
+  HttpClient http(rs.hq_url, ho);
+  Run r{cfg, rs, ch, opts, j, http, res, nullptr};
+  r.prog.channel = ch.name;
+  http.options().on_wire_bytes = [&](uint64_t) { r.progress(); };
+
+  j.record_attempt(ch.name);
+  ChannelRecord rec = j.channel_record(ch.name);
+  res.from_version = rec.installed_version;
+
+  // 1. The manifest: signed by the pinned key, not expired beyond the slack, not older.
+  std::string body;
+  try {
+    body = fetch_manifest(r);
+  } catch (const Error& e) {
+    if (e.code() == Errc::network) j.record_link(false, e.what());
+    throw;
+  }
+  j.record_link(true, "manifest of " + ch.name + " fetched");
+  VerifyOptions vo;
+  vo.now = opts.now;
+  vo.expiry_slack_seconds = rs.expiry_slack_days * 86400;
+  SignedManifest sm = verify_manifest(body, rs.hq_key, vo, http.url("/channels/" + ch.name + "/latest.manifest"));
+  const Manifest& m = sm.manifest;
+  if (m.channel != ch.name)
+    throw Error(Errc::mismatch, "HQ's manifest for channel '" + ch.name + "' is for channel '" + m.channel + "'",
+                "check [regional] hq_url and the channel names at HQ");
+  std::string digest = digest_hex(sm.body_digest);
+  res.to_version = m.version;
+  j.set_latest_known(ch.name, m.version);
+  auto plan = j.plan(ch.name);
+  if (m.version < rec.installed_version || (plan && !plan->done && m.version < plan->target_version))
+    throw Error(Errc::rollback,
+                "HQ offered version " + std::to_string(m.version) + " of channel '" + ch.name + "', but version " +
+                    std::to_string(std::max(rec.installed_version, plan ? plan->target_version : 0)) +
+                    " is already " + (m.version < rec.installed_version ? "installed" : "being installed") +
+                    "; refusing to go back (a replayed or rolled-back manifest)",
+                "nothing was changed; if HQ really restored an older state, it must publish a new, higher version");
+  if (m.version == rec.installed_version && !rec.installed_digest.empty() && digest != rec.installed_digest)
+    throw Error(Errc::rollback,
+                "HQ offered a different manifest with the installed version " + std::to_string(m.version) +
+                    " of channel '" + ch.name + "'; refusing it",
+                "nothing was changed; HQ must publish a new, higher version");
+  std::string target_file = cfg.state_dir + "/manifests/" + ch.name + "/target.manifest";
+  make_dirs(dir_name(target_file), 0750);
+
+  // 2. The plan: continue the journal's plan for this very manifest, or make a new one.
+  r.inst = std::make_unique<Installer>(ch.path, rs.staging_dir + "/" + ch.name);
+  std::vector<PlanItem> items;
+  bool resumed = plan && plan->manifest_digest == digest && !plan->done;
+  if (resumed) {
+    items = j.items(ch.name);
+    r.log("resuming the plan for version " + std::to_string(m.version));
+  } else {
+    std::vector<Entry> local = scan_destination(r);
+    PlanInput in;
+    in.target = &m;
+    in.local = &local;
+    in.priority.insert(opts.priority.begin(), opts.priority.end());
+    items = make_plan(in);
+    local.clear();
+    local.shrink_to_fit();
+    bool nothing_to_do = std::all_of(items.begin(), items.end(),
+                                     [](const PlanItem& it) { return it.state == ItemState::installed; });
+    if (nothing_to_do && m.version == rec.installed_version) {
+      res.up_to_date = res.converged = true;
+      res.unchanged = items.size();
+      j.record_success(ch.name);
+      r.log("up to date (version " + std::to_string(m.version) + ")");
+      return res;
+    }
+    // Carry the offsets of partial whole-object downloads of an unfinished older plan.
+    std::unordered_map<std::string, uint64_t> partial;
+    if (plan && !plan->done)
+      for (auto& old : j.items(ch.name))
+        if (old.action == Action::full && old.offset > 0 && old.state != ItemState::installed)
+          partial[old.digest] = old.offset;
+    std::vector<std::string> keep;
+    for (auto& it : items) {
+      if (it.action != Action::full && it.action != Action::delta) continue;
+      auto p = partial.find(it.digest);
+      if (p == partial.end()) continue;
+      it.action = Action::full;  // finishing a half-fetched object beats a new delta
+      it.basis_path.clear();
+      it.basis_digest.clear();
+      it.offset = p->second;
+      keep.push_back(it.digest + ".part");
+    }
+    r.inst->clean_staging(keep);
+    write_file_atomic(target_file, body, 0644);
+    j.start_plan(RunPlan{ch.name, m.version, digest, now_s(), false}, items);
+    size_t counts[4] = {0, 0, 0, 0};
+    uint64_t fetch_bytes = 0;
+    for (auto& it : items) {
+      counts[static_cast<int>(it.action)]++;
+      if (it.action == Action::full || it.action == Action::delta) fetch_bytes += it.size;
+    }
+    r.log("version " + std::to_string(rec.installed_version) + " -> " + std::to_string(m.version) + ": " +
+          std::to_string(counts[0]) + " unchanged, " + std::to_string(counts[1]) + " local copies, " +
+          std::to_string(counts[2]) + " deltas, " + std::to_string(counts[3]) + " downloads (" +
+          human_bytes(fetch_bytes) + ")");
+    fault_point("after_plan");
+  }
+  if (!exists_file(target_file)) write_file_atomic(target_file, body, 0644);
+  body.clear();
+  body.shrink_to_fit();
+  r.wire_base = http.bytes_received();
+
+  // 3. Fetch, verify, install.
+  bool all = execute(r, items);
+  res.bytes_received = http.bytes_received();
+  res.bytes_sent = http.bytes_sent();
+  r.progress(true);
+  if (!all) {
+    res.converged = false;
+    if (res.failed_files == 0 && res.deferred_files > 0) {
+      res.error = std::to_string(res.deferred_files) + " big files (" + human_bytes(res.deferred_bytes) +
+                  ") wait for the big-files window " + rs.big_files_window;
+      res.hint = "they are fetched inside the window; run 'distctl sync --now' to fetch them at once";
+    } else {
+      res.ok = false;
+      if (res.code == Errc::internal) res.code = Errc::mismatch;
+      res.error = std::to_string(res.failed_files) + " files of channel '" + ch.name +
+                  "' could not be installed; first: " + res.error;
+      res.hint = "see 'distctl status' for each file's last error; the next run tries them again";
+    }
+    j.record_error(ch.name, res.error);
+    return res;
+  }
+
+  // 4. Deletions, only now that the whole new version is in place; then record it.
+  fault_point("before_deletions");
+  res.deleted = delete_dropped(r, m);
+  std::string installed = installed_manifest_path(cfg, ch.name);
+  if (::rename(target_file.c_str(), installed.c_str()) != 0) throw_errno("cannot record", installed, errno);
+  fsync_dir(dir_name(installed));
+  fault_point("after_record_manifest");
+  j.set_installed(ch.name, m.version, digest);
+  j.finish_plan(ch.name);
+  j.record_success(ch.name);
+  r.inst->clean_staging({});
+  res.converged = true;
+  r.log("installed version " + std::to_string(m.version) + " (" + std::to_string(res.copied) + " copied, " +
+        std::to_string(res.delta) + " by delta, " + std::to_string(res.full) + " whole, " +
+        std::to_string(res.deleted) + " deleted; " + human_bytes(res.bytes_received) + " received)");
+  return res;
+}
+
+}  // namespace
+
+ChannelResult sync_channel(const Config& cfg, const std::string& channel, const SyncOptions& opts) {
+  if (cfg.role != "regional")
+    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; sync runs at a regional center",
+                "use the regional center's config (role = \"regional\")");
+  RegionalSettings rs = RegionalSettings::from(cfg);
+  const ChannelConfig& ch = cfg.channel(channel);
+  StateLock lock(cfg.state_dir);
+  Journal j(journal_path(cfg));
+  try {
+    return run_channel(cfg, rs, ch, opts, j);
+  } catch (const Error& e) {
+    try {
+      j.record_error(channel, e.what());
+    } catch (...) {
+    }
+    throw;
+  }
+}
+
+SyncResult sync_all(const Config& cfg, const SyncOptions& opts) {
+  SyncResult out;
+  if (cfg.channels.empty())
+    throw Error(Errc::usage, "config " + cfg.file + " has no [[channel]]", "add the channels this center receives");
+  for (const auto& ch : cfg.channels) {
+    try {
+      out.channels.push_back(sync_channel(cfg, ch.name, opts));
+    } catch (const Error& e) {
+      ChannelResult r;
+      r.channel = ch.name;
+      r.ok = false;
+      r.code = e.code();
+      r.error = e.what();
+      r.hint = e.hint();
+      out.channels.push_back(r);
+      if (e.code() == Errc::network || e.code() == Errc::usage || e.code() == Errc::no_space) break;
+    }
+  }
+  return out;
+}
+
+}  // namespace distd

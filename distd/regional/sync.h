@@ -1,0 +1,96 @@
+// One sync of a regional center: fetch and verify the latest signed manifest of a channel, plan,
+// fetch (local copy, librsync delta or whole object, resuming from the journal's offsets),
+// verify, install, delete what the new version dropped, record the installed version.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "distd/config/config.h"
+#include "manifest/error.h"
+#include "manifest/keys.h"
+
+namespace distd {
+
+// The [regional] section of the config (see docs/config.md).
+struct RegionalSettings {
+  std::string hq_url;
+  PublicKey hq_key;
+  int64_t expiry_slack_days = 30;
+  std::string staging_dir;           // per channel: <staging_dir>/<channel>
+  long connect_timeout = 30;         // seconds
+  long low_speed_limit = 64;         // bytes/s ...
+  long low_speed_time = 60;          // ... for this many seconds: the transfer is aborted
+  uint64_t bandwidth_limit = 0;      // bytes/s, 0 = unlimited
+  std::string big_files_window;      // "22:00-06:00" (local time), empty = any time
+  int window_start_min = -1, window_end_min = -1;
+  uint64_t big_file_threshold = 10 * 1024 * 1024;
+  int64_t probe_min_seconds = 10, probe_max_seconds = 900;
+  int max_attempts = 3;
+
+  // Throws Error{usage} naming the key and what to write.
+  static RegionalSettings from(const Config& cfg);
+  // True when big files may be fetched at unix time `now` (always true without a window).
+  bool big_files_allowed(int64_t now) const;
+};
+
+struct SyncProgress {
+  std::string channel;
+  std::string current;           // path being fetched
+  uint64_t wire_bytes = 0;       // bytes received from HQ in this run
+  uint64_t bytes_done = 0;       // content bytes of this run's work that are installed or staged
+  uint64_t bytes_total = 0;      // content bytes this run has to bring in
+  uint64_t files_done = 0, files_total = 0;
+};
+
+struct SyncOptions {
+  // Fetched first: paths or base names (moodledata: SHA-1 content hashes the DB references).
+  std::vector<std::string> priority;
+  bool honour_window = true;  // false: big files are fetched now, window or not
+  int64_t now = 0;            // 0 = the clock (tests pass a time to exercise the window)
+  const std::atomic<bool>* stop = nullptr;
+  std::function<void(const SyncProgress&)> progress;  // called often; throttle in the callee
+  std::function<void(const std::string&)> log;        // one human line per notable event
+};
+
+struct ChannelResult {
+  std::string channel;
+  uint64_t from_version = 0, to_version = 0;
+  bool converged = false;
+  bool up_to_date = false;  // nothing to do: the installed version is HQ's latest
+  uint64_t unchanged = 0, copied = 0, delta = 0, full = 0, deleted = 0;
+  uint64_t delta_fallbacks = 0, rejected = 0;  // deltas that became full downloads; bytes that did not verify
+  uint64_t bytes_received = 0, bytes_sent = 0;  // on the wire, this run
+  uint64_t content_bytes = 0;                   // size of what had to come in (copies excluded)
+  uint64_t deferred_files = 0, deferred_bytes = 0;  // big files waiting for the window
+  uint64_t failed_files = 0;
+  bool ok = true;               // false when an error stopped or spoiled the run
+  Errc code = Errc::internal;   // when !ok
+  std::string error, hint;      // when !ok, or a summary when not converged
+};
+
+struct SyncResult {
+  std::vector<ChannelResult> channels;
+  bool converged() const;
+};
+
+// Exit status when a run ended cleanly but big files wait for the time window (EX_TEMPFAIL).
+constexpr int kExitDeferred = 75;
+
+// Syncs one channel. Returns the result; errors that stop the run (bad signature, rollback,
+// expired, network, disk full, ...) are thrown as distd::Error after being recorded in the
+// journal. Only one sync runs at a time per state directory (Error{usage} otherwise).
+ChannelResult sync_channel(const Config& cfg, const std::string& channel, const SyncOptions& opts);
+
+// Syncs every configured channel; per-channel errors land in the results (ok = false). After a
+// network error the remaining channels are not tried (the link is down).
+SyncResult sync_all(const Config& cfg, const SyncOptions& opts);
+
+// Paths of the regional state (for status and tests).
+std::string journal_path(const Config& cfg);
+std::string installed_manifest_path(const Config& cfg, const std::string& channel);
+
+}  // namespace distd
