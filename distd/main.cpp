@@ -1,14 +1,240 @@
-// distd: the daemon. Parses arguments and runs the role named in its config.
-#include <CLI/CLI.hpp>
-#include <cstdio>
+// distd: the daemon. Reads its config and runs the role named there:
+//   hq        serves public/ over HTTP (docs/formats/http.md) until SIGTERM/SIGINT, and publishes
+//             every channel each [hq] publish_interval seconds when that is set;
+//   regional  runs run_regional_daemon() (distd/regional/daemon.h).
+// With --once, HQ publishes every channel once and exits; a regional center runs one pass.
+// Under systemd (Type=notify) it reports READY=1, STATUS= lines and WATCHDOG=1 pings.
+#include <signal.h>
+#include <systemd/sd-daemon.h>
 
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "distd/config/config.h"
+#include "distd/hq/http_server.h"
+#include "distd/hq/publisher.h"
+#include "distd/regional/daemon.h"
 #include "manifest/error.h"
 
+namespace distd {
+namespace {
+
+// sd_notify(3) wrapper: a no-op outside systemd (no $NOTIFY_SOCKET).
+class Notifier {
+ public:
+  Notifier() {
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0) watchdog_usec_ = usec;
+  }
+  void ready(const std::string& status) { sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str()); }
+  void status(const std::string& s) { sd_notifyf(0, "STATUS=%s", s.c_str()); }
+  void ping() {
+    if (watchdog_usec_) sd_notify(0, "WATCHDOG=1");
+  }
+  void stopping() { sd_notify(0, "STOPPING=1\nSTATUS=stopping"); }
+  // How long the main loop may sleep between checks: half the watchdog period, at most 1 s.
+  std::chrono::microseconds tick() const {
+    auto t = std::chrono::microseconds(1'000'000);
+    if (watchdog_usec_ && watchdog_usec_ / 2 < 1'000'000) t = std::chrono::microseconds(watchdog_usec_ / 2);
+    return t;
+  }
+
+ private:
+  uint64_t watchdog_usec_ = 0;
+};
+
+void log_line(const std::string& s) {
+  std::fprintf(stderr, "distd: %s\n", s.c_str());
+  std::fflush(stderr);
+}
+
+std::string error_text(const Error& e) {
+  return std::string(e.what()) + (e.hint().empty() ? "" : " (what to do: " + e.hint() + ")");
+}
+
+// Waits for SIGTERM/SIGINT for up to `tick`. Returns true when one arrived.
+// REQUIRES: the signals are blocked in every thread (done in main before any thread starts).
+bool wait_for_stop_signal(std::chrono::microseconds tick) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  timespec ts{static_cast<time_t>(tick.count() / 1'000'000), static_cast<long>(tick.count() % 1'000'000) * 1000};
+  int sig = sigtimedwait(&set, nullptr, &ts);
+  if (sig == SIGHUP) log_line("SIGHUP ignored; restart distd to read a changed config");
+  return sig == SIGTERM || sig == SIGINT;
+}
+
+// Publishes every channel; returns the exit status of the worst failure (0: all fine).
+int publish_all(const Config& cfg, Notifier* notify) {
+  int worst = 0;
+  for (const auto& ch : cfg.channels) {
+    try {
+      if (notify) notify->status("publishing " + ch.name);
+      hq::PublishResult r = hq::publish_channel(cfg, ch.name);
+      for (const auto& w : r.warnings) log_line("warning: " + w);
+      if (r.changed)
+        log_line("published " + ch.name + " version " + std::to_string(r.version) + " (" + r.reason + "): " +
+                 std::to_string(r.files) + " files, " + std::to_string(r.added) + " added, " +
+                 std::to_string(r.modified) + " changed, " + std::to_string(r.removed) + " removed, " +
+                 std::to_string(r.moved) + " moved");
+      else
+        log_line(ch.name + " unchanged, still version " + std::to_string(r.version));
+    } catch (const Error& e) {
+      log_line("publish of " + ch.name + " failed: " + error_text(e));
+      if (!worst) worst = exit_status(e.code());
+    }
+  }
+  return worst;
+}
+
+int run_hq(const Config& cfg, bool once) {
+  const hq::HqSettings hs = hq::hq_settings(cfg);
+  Notifier notify;
+  if (once) return publish_all(cfg, nullptr);
+
+  hq::HttpServerOptions opts;
+  int64_t threads = cfg.get_int("hq.threads", 16);
+  if (threads < 1 || threads > 1024)
+    throw Error(Errc::usage, "config " + cfg.file + ": [hq] threads must be between 1 and 1024",
+                "each open connection holds one thread; 16 is the default");
+  opts.threads = static_cast<unsigned>(threads);
+  hq::HttpServer server(cfg, opts);
+  server.bind();
+  const std::string where = server.address().host + ":" + std::to_string(server.address().port);
+
+  std::atomic<bool> server_done{false};
+  std::thread serving([&] {
+    server.run();
+    server_done = true;
+  });
+  for (int i = 0; i < 500 && !server.running() && !server_done; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+
+  // Periodic publish in its own thread, so that hashing a large tree never delays the
+  // watchdog pings or the answer to SIGTERM.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  std::thread publishing;
+  if (hs.publish_interval > 0) {
+    publishing = std::thread([&] {
+      std::unique_lock<std::mutex> lk(mu);
+      while (!stopping) {
+        lk.unlock();
+        publish_all(cfg, &notify);
+        notify.status("serving on " + where + "; next publish in " + std::to_string(hs.publish_interval) + " s");
+        lk.lock();
+        cv.wait_for(lk, std::chrono::seconds(hs.publish_interval), [&] { return stopping; });
+      }
+    });
+  }
+
+  log_line("hq serving " + cfg.state_dir + "/public on http://" + where + " (" + std::to_string(cfg.channels.size()) +
+           " channels" + (hs.publish_interval > 0 ? ", publishing every " + std::to_string(hs.publish_interval) + " s" : "") +
+           ")");
+  notify.ready("serving on " + where);
+  int rc = 0;
+  while (!wait_for_stop_signal(notify.tick())) {
+    if (server_done) {
+      log_line("error: the HTTP server stopped unexpectedly");
+      rc = exit_status(Errc::network);
+      break;
+    }
+    notify.ping();
+  }
+  notify.stopping();
+  log_line("stopping");
+  {
+    std::lock_guard<std::mutex> g(mu);
+    stopping = true;
+  }
+  cv.notify_all();
+  while (!server_done) {
+    server.stop();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  serving.join();
+  if (publishing.joinable()) {
+    notify.status("stopping: waiting for the publish in progress");
+    publishing.join();
+  }
+  return rc;
+}
+
+int run_regional(const Config& cfg, bool once) {
+  Notifier notify;
+  std::atomic<bool> stop{once};  // --once: the daemon makes one pass and returns
+  std::atomic<bool> done{false};
+  int rc = 0;
+  std::exception_ptr failure;
+  std::thread worker([&] {
+    try {
+      rc = run_regional_daemon(cfg, stop, [&notify](const std::string& s) {
+        notify.status(s);
+        log_line(s);
+      });
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    done = true;
+  });
+  notify.ready("regional center " + cfg.site + " started");
+  while (!done) {
+    if (wait_for_stop_signal(notify.tick())) {
+      notify.stopping();
+      log_line("stopping");
+      stop = true;
+      break;
+    }
+    notify.ping();
+  }
+  worker.join();
+  if (failure) std::rethrow_exception(failure);
+  return rc;
+}
+
+}  // namespace
+}  // namespace distd
+
 int main(int argc, char** argv) {
+  using namespace distd;
   CLI::App app{"distd - the distd daemon (role hq or regional, from its config file)", "distd"};
   std::string config = "/etc/distd/distd.toml";
+  bool once = false;
   app.add_option("-c,--config", config, "config file")->capture_default_str();
+  app.add_flag("--once", once, "hq: publish every channel once and exit; regional: one sync pass, then exit");
+  app.footer("See docs/hq.md and docs/config.md. Stops cleanly on SIGTERM or SIGINT.");
   CLI11_PARSE(app, argc, argv);
-  std::fprintf(stderr, "distd: the daemon is not built yet\n");
-  return 2;
+
+  // Signals are taken synchronously by the main thread (sigtimedwait): block them before any
+  // thread starts, so every thread inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  try {
+    Config cfg = load_config(config);
+    return cfg.role == "hq" ? run_hq(cfg, once) : run_regional(cfg, once);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "distd: error: %s\n", e.what());
+    if (!e.hint().empty()) std::fprintf(stderr, "  what to do: %s\n", e.hint().c_str());
+    sd_notifyf(0, "STATUS=error: %s", e.what());
+    return exit_status(e.code());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "distd: internal error: %s\n  what to do: please report this with your config and log\n",
+                 e.what());
+    return 70;
+  }
 }

@@ -1,0 +1,312 @@
+#include "distd/hq/http_server.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "distd/hq/delta_service.h"
+#include "distd/hq/layout.h"
+#include "distd/hq/publisher.h"
+#include "manifest/encoding.h"
+#include "manifest/error.h"
+#include "manifest/fs.h"
+#include "manifest/manifest.h"
+
+namespace distd::hq {
+
+ListenAddress parse_listen(const std::string& text) {
+  auto bad = [&]() -> Error {
+    return Error(Errc::usage, "[hq] listen = \"" + text + "\" is not HOST:PORT",
+                 "write e.g. listen = \"127.0.0.1:8750\" (loopback only), \"0.0.0.0:8750\" or \"[::]:8750\"");
+  };
+  ListenAddress a;
+  std::string port;
+  if (!text.empty() && text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') throw bad();
+    a.host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) throw bad();
+    a.host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (a.host.find(':') != std::string::npos) throw bad();  // IPv6 needs brackets
+  }
+  if (a.host.empty()) a.host = "0.0.0.0";
+  auto p = parse_u64(port);
+  if (!p || *p == 0 || *p > 65535) throw bad();
+  a.port = static_cast<int>(*p);
+  return a;
+}
+
+namespace {
+
+constexpr size_t kSendChunk = 64 * 1024;
+
+void send_text(httplib::Response& res, int status, const std::string& text) {
+  res.status = status;
+  res.set_content(text + "\n", "text/plain; charset=utf-8");
+}
+
+int status_for(Errc c) {
+  switch (c) {
+    case Errc::not_found: return 404;
+    case Errc::corrupt:
+    case Errc::unsafe_path: return 400;
+    case Errc::usage: return 413;
+    case Errc::no_space: return 507;
+    default: return 500;
+  }
+}
+
+// Streams a file (or the requested byte range of it) without reading it into memory.
+// Handles Range itself (one range; several ranges get the whole file, which RFC 9110 allows).
+void serve_file(const httplib::Request& req, httplib::Response& res, const std::string& path,
+                const std::string& what, const std::string& cache_control, const std::string& etag = {}) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return send_text(res, 404, what + " not found");
+    return send_text(res, 500, "cannot open " + what);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return send_text(res, 404, what + " not found");
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+
+  uint64_t begin = 0, length = size;
+  bool partial = false;
+  // httplib parsed the header into req.ranges; we answer it ourselves and clear it so that
+  // httplib does not slice the answer a second time.
+  auto& ranges = const_cast<httplib::Request&>(req).ranges;
+  if (ranges.size() == 1) {
+    auto [first, last] = ranges[0];
+    bool ok = true;
+    if (first < 0) {  // "bytes=-N": the last N bytes
+      uint64_t n = last < 0 ? 0 : static_cast<uint64_t>(last);
+      ok = n > 0 && size > 0;
+      begin = size > n ? size - n : 0;
+      length = size - begin;
+    } else {
+      begin = static_cast<uint64_t>(first);
+      ok = begin < size && (last < 0 || static_cast<uint64_t>(last) >= begin);
+      uint64_t end = last < 0 ? size - 1 : std::min<uint64_t>(static_cast<uint64_t>(last), size - 1);
+      length = ok ? end - begin + 1 : 0;
+    }
+    if (!ok) {
+      ranges.clear();
+      res.set_header("Content-Range", "bytes */" + std::to_string(size));
+      return send_text(res, 416, "range not satisfiable: " + what + " has " + std::to_string(size) + " bytes");
+    }
+    partial = true;
+    res.set_header("Content-Range", "bytes " + std::to_string(begin) + "-" + std::to_string(begin + length - 1) + "/" +
+                                        std::to_string(size));
+  }
+  ranges.clear();
+  res.status = partial ? 206 : 200;
+  res.set_header("Accept-Ranges", "bytes");
+  if (!cache_control.empty()) res.set_header("Cache-Control", cache_control);
+  if (!etag.empty()) res.set_header("ETag", "\"" + etag + "\"");
+  if (length == 0) {
+    res.set_content("", "application/octet-stream");
+    return;
+  }
+  struct Source {
+    UniqueFd fd;
+    std::vector<char> buf;
+  };
+  auto src = std::make_shared<Source>();
+  src->fd = std::move(fd);
+  res.set_content_provider(
+      static_cast<size_t>(length), "application/octet-stream",
+      [src, begin](size_t offset, size_t len, httplib::DataSink& sink) {
+        if (src->buf.empty()) src->buf.resize(kSendChunk);
+        size_t want = std::min(len, src->buf.size());
+        ssize_t n;
+        do {
+          n = ::pread(src->fd.get(), src->buf.data(), want, static_cast<off_t>(begin + offset));
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0) return false;  // truncated under us: abort the connection
+        return sink.write(src->buf.data(), static_cast<size_t>(n));
+      },
+      [src](bool) { src->fd = UniqueFd(); });
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Config cfg;
+  HttpServerOptions opts;
+  Layout layout;
+  ListenAddress addr;
+  httplib::Server svr;
+  DeltaService deltas;
+  std::atomic<uint64_t> requests{0};
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  bool bound = false;
+
+  // /status reads each channel's latest manifest only when it changed on disk.
+  struct ChannelInfo {
+    uint64_t ino = 0, size = 0;
+    int64_t mtime_ns = 0;
+    nlohmann::json json;
+  };
+  std::mutex status_mu;
+  std::map<std::string, ChannelInfo> status_cache;
+
+  Impl(const Config& c, const HttpServerOptions& o)
+      : cfg(c), opts(o), layout{c.state_dir}, addr(parse_listen(hq_settings(c).listen)),
+        deltas(c.state_dir, o.delta_threads) {}
+
+  nlohmann::json channel_status(const std::string& name) {
+    nlohmann::json j = {{"name", name}};
+    const std::string path = layout.latest_manifest(name);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      j["version"] = nullptr;
+      return j;
+    }
+    int64_t mt = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    std::lock_guard<std::mutex> g(status_mu);
+    auto& c = status_cache[name];
+    if (c.json.is_null() || c.ino != st.st_ino || c.size != static_cast<uint64_t>(st.st_size) || c.mtime_ns != mt) {
+      try {
+        SignedManifest sm = parse_manifest(read_file(path, kMaxManifestBytes, "manifest"), path);
+        const Manifest& m = sm.manifest;
+        c.json = {{"name", name},
+                  {"version", m.version},
+                  {"created", format_utc(m.created)},
+                  {"expires", format_utc(m.expires)},
+                  {"files", m.entries.size()},
+                  {"bytes", m.total_bytes()}};
+        c.ino = st.st_ino;
+        c.size = static_cast<uint64_t>(st.st_size);
+        c.mtime_ns = mt;
+      } catch (const Error& e) {
+        return {{"name", name}, {"version", nullptr}, {"error", e.what()}};
+      }
+    }
+    return c.json;
+  }
+
+  void routes() {
+    const std::string ch = "([A-Za-z0-9_-]{1,128})";
+    svr.Get("/channels/" + ch + R"(/latest\.manifest)", [this](const httplib::Request& req, httplib::Response& res) {
+      serve_file(req, res, layout.latest_manifest(req.matches[1]), "channel", "no-cache");
+    });
+    svr.Get("/channels/" + ch + R"(/manifests/([1-9][0-9]{0,18})\.manifest)",
+            [this](const httplib::Request& req, httplib::Response& res) {
+              auto v = parse_u64(std::string(req.matches[2]));
+              if (!v) return send_text(res, 404, "version not found");
+              serve_file(req, res, layout.manifest(req.matches[1], *v), "manifest version",
+                         "public, max-age=31536000, immutable");
+            });
+    svr.Get(R"(/objects/([0-9a-f]{2})/([0-9a-f]{64}))", [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string hex = req.matches[2];
+      if (hex.compare(0, 2, std::string(req.matches[1])) != 0) return send_text(res, 404, "object not found");
+      auto d = parse_digest_hex(hex);
+      if (!d) return send_text(res, 404, "object not found");
+      serve_file(req, res, layout.object(*d), "object", "public, max-age=31536000, immutable", hex);
+    });
+    svr.Get(R"(/deltas/([0-9a-f]{64}))", [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string id = req.matches[1];
+      serve_file(req, res, layout.delta(id), "delta", "public, max-age=31536000, immutable", id);
+    });
+    svr.Post("/deltas", [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string target = req.get_param_value("target");
+      auto d = is_hex64(target) ? parse_digest_hex(target) : std::nullopt;
+      if (!d) return send_text(res, 400, "POST /deltas needs ?target=<64 lower-case hex digits>");
+      try {
+        DeltaInfo info = deltas.get_or_compute(*d, req.body);
+        nlohmann::json j = {{"id", info.id}, {"size", info.size}, {"target", target}, {"target_size", info.target_size}};
+        res.status = 200;
+        res.set_content(j.dump() + "\n", "application/json");
+        std::fprintf(stderr, "distd: delta %s for %s: %s bytes for a %s-byte target (%s)\n", info.id.substr(0, 16).c_str(),
+                     target.substr(0, 16).c_str(), std::to_string(info.size).c_str(),
+                     std::to_string(info.target_size).c_str(), info.computed ? "computed" : "reused");
+      } catch (const Error& e) {
+        send_text(res, status_for(e.code()), std::string(e.what()) + (e.hint().empty() ? "" : "; " + e.hint()));
+      }
+    });
+    svr.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
+      nlohmann::json chans = nlohmann::json::array();
+      for (const auto& c : cfg.channels) chans.push_back(channel_status(c.name));
+      auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
+      nlohmann::json j = {{"role", "hq"},
+                          {"site", cfg.site},
+                          {"server", "distd 0.1.0"},
+                          {"uptime_seconds", up},
+                          {"requests", requests.load()},
+                          {"channels", chans},
+                          {"deltas", {{"computed", deltas.computed()}, {"reused", deltas.reused()}}}};
+      res.set_header("Cache-Control", "no-cache");
+      res.set_content(j.dump() + "\n", "application/json");
+    });
+    svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+      std::string what = "unknown";
+      try {
+        if (ep) std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      std::fprintf(stderr, "distd: internal error serving %s %s: %s\n", req.method.c_str(), req.path.c_str(),
+                   what.c_str());
+      send_text(res, 500, "internal error");
+    });
+    svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      ++requests;
+      if (res.status >= 400 && res.status != 404 && res.status != 416)
+        std::fprintf(stderr, "distd: %s %s from %s: %d\n", req.method.c_str(), req.path.c_str(),
+                     req.remote_addr.c_str(), res.status);
+    });
+  }
+};
+
+HttpServer::HttpServer(const Config& cfg, const HttpServerOptions& opts) : impl_(std::make_unique<Impl>(cfg, opts)) {
+  auto& s = impl_->svr;
+  unsigned n = opts.threads ? opts.threads : 16;
+  s.new_task_queue = [n] { return new httplib::ThreadPool(n); };
+  s.set_payload_max_length(static_cast<size_t>(kMaxSignatureBytes));
+  s.set_keep_alive_max_count(1000);
+  s.set_keep_alive_timeout(5);
+  s.set_read_timeout(60, 0);   // per receive: a slow link may send a signature for hours
+  s.set_write_timeout(60, 0);
+  s.set_tcp_nodelay(true);
+  impl_->routes();
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::bind() {
+  auto& a = impl_->addr;
+  if (!impl_->svr.bind_to_port(a.host, a.port))
+    throw Error(Errc::network,
+                "cannot listen on " + a.host + ":" + std::to_string(a.port) + " (address in use or not available)",
+                "stop whatever uses that port, or set [hq] listen = \"HOST:PORT\" in " + impl_->cfg.file);
+  impl_->bound = true;
+}
+
+void HttpServer::run() {
+  if (!impl_->bound) bind();
+  impl_->svr.listen_after_bind();
+}
+
+void HttpServer::stop() { impl_->svr.stop(); }
+
+bool HttpServer::running() const { return impl_->svr.is_running(); }
+
+const ListenAddress& HttpServer::address() const { return impl_->addr; }
+
+uint64_t HttpServer::requests() const { return impl_->requests.load(); }
+
+}  // namespace distd::hq

@@ -1,0 +1,53 @@
+// HQ's HTTP server (cpp-httplib): the static layout of docs/formats/http.md with Range and
+// HEAD, the delta endpoint, and /status. Only the documented URL shapes are answered; every
+// path component is validated (channel names, versions, 64-hex digests) before it touches
+// the file system, so no request can name a file outside public/.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "distd/config/config.h"
+
+namespace distd::hq {
+
+struct ListenAddress {
+  std::string host;
+  int port = 0;
+};
+// "127.0.0.1:8750", "[::1]:8750", ":8750" (all IPv4 interfaces), "0.0.0.0:80".
+// Throws Error{usage} naming the text.
+ListenAddress parse_listen(const std::string& text);
+
+struct HttpServerOptions {
+  unsigned threads = 16;         // worker threads; each open connection holds one ([hq] threads)
+  unsigned delta_threads = 1;    // deltas computed at the same time
+};
+
+class HttpServer {
+ public:
+  HttpServer(const Config& cfg, const HttpServerOptions& opts = {});
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds [hq] listen. Throws Error{network} when the address cannot be bound (in use, ...).
+  void bind();
+  // Serves until stop(). REQUIRES: bind() succeeded.
+  void run();
+  // Thread-safe; run() returns soon after. A stop() before run() has started listening is
+  // lost: call it again until run() returns (or wait for running() first).
+  void stop();
+  bool running() const;
+
+  const ListenAddress& address() const;
+  uint64_t requests() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace distd::hq
