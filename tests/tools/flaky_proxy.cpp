@@ -620,7 +620,7 @@ int Proxy::run() {
       if (::ioctl(c->client, SIOCOUTQ, &outq) != 0 || outq == 0 || now >= c->cut_deadline) reset_conn(*c);
     }
     for (auto& c : conns_)
-      if (!c->dead && !c->cutting && !c->connecting) pass_fins(*c);
+      if (!bh && !c->dead && !c->cutting && !c->connecting) pass_fins(*c);
     conns_.remove_if([](const std::unique_ptr<Conn>& c) { return c->dead; });
     ctls_.remove_if([](const Ctl& k) {
       if (k.dead) ::close(k.fd);
