@@ -12,6 +12,7 @@
 #include <chrono>
 #include <ctime>
 #include <exception>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -254,8 +255,10 @@ std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts
   std::atomic<uint64_t> files_done{0}, bytes_done{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;
-  std::mutex error_mu;
-  auto worker = [&] {
+  std::mutex mu;  // guards error; with done_cv, wakes the progress loop when work ends
+  std::condition_variable done_cv;
+  unsigned running = threads;
+  auto worker_loop = [&] {
     for (;;) {
       size_t i = next.fetch_add(1);
       if (i >= todo.size() || failed.load()) return;
@@ -267,7 +270,7 @@ std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts
           throw Error(Errc::io, "'" + root + "/" + c.path + "' kept changing while it was hashed (3 tries)",
                       "publish again when the writer is done with it");
       } catch (...) {
-        std::lock_guard<std::mutex> g(error_mu);
+        std::lock_guard<std::mutex> g(mu);
         if (!error) error = std::current_exception();
         failed = true;
         return;
@@ -276,15 +279,23 @@ std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts
       bytes_done.fetch_add(c.rec.size);
     }
   };
+  auto worker = [&] {
+    worker_loop();
+    std::lock_guard<std::mutex> g(mu);
+    if (--running == 0) done_cv.notify_all();
+  };
   if (!todo.empty()) {
     std::vector<std::thread> pool;
     for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
     if (opts.progress) {
-      while (files_done.load() < todo.size() && !failed.load()) {
+      std::unique_lock<std::mutex> lk(mu);
+      while (running > 0) {
+        lk.unlock();
         prog.files_hashed = files_done.load();
         prog.bytes_hashed = bytes_done.load();
         opts.progress(prog);
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        lk.lock();
+        done_cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return running == 0; });
       }
     }
     for (auto& t : pool) t.join();

@@ -1,0 +1,36 @@
+# Shared helpers for bench/*.sh. Benchmarks compare distd with a peer on the same data in the
+# same run and print ratios; they are never tests (a slow machine must not fail anything).
+set -euo pipefail
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$BENCH_ROOT/build}
+DISTCTL=$BUILD/distctl
+WORK=${BENCH_DIR:-$(mktemp -d /tmp/distd-bench-XXXXXX)}
+mkdir -p "$WORK"
+
+# best_of N CMD...: runs CMD N times, prints the fastest wall time in seconds.
+best_of() {
+  local n=$1; shift
+  python3 - "$n" "$@" <<'PY'
+import subprocess, sys, time
+n = int(sys.argv[1]); cmd = sys.argv[2:]
+best = None
+for _ in range(n):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    d = time.perf_counter() - t
+    best = d if best is None or d < best else best
+print(f"{best:.3f}")
+PY
+}
+
+# peak_rss_mib CMD...: runs CMD once, prints the child's peak resident set size in MiB.
+peak_rss_mib() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.1f}")
+PY
+}
+
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
+say() { printf '%s\n' "$*"; }
