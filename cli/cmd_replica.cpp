@@ -1,0 +1,188 @@
+// distctl replica profile|status|check-files: the regional MySQL/MariaDB replica of HQ's Moodle
+// database (docs/replica.md).
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cli/command.h"
+#include "distd/config/config.h"
+#include "distd/replica/file_check.h"
+#include "distd/replica/health.h"
+#include "distd/replica/profile.h"
+#include "manifest/error.h"
+
+namespace distd::cli {
+namespace {
+
+struct ReplicaOpts {
+  std::string config = default_config_path();
+  bool json = false;
+  // profile
+  bool print = false, apply = false, check = false;
+  std::string moodle_db, moodle_user, moodle_host, flavor = "auto";
+  std::string db_user, db_password_file;
+  // check-files
+  bool verify = false;
+  size_t limit = 50;
+};
+
+replica::ReplicaConfig load_rc(const ReplicaOpts& o, const Config& cfg) {
+  replica::ReplicaConfig rc = replica::load_replica_config(cfg, true);
+  if (!o.moodle_db.empty()) {
+    rc.database = o.moodle_db;
+    rc.conn.database = o.moodle_db;
+  }
+  if (!o.moodle_user.empty()) rc.moodle_user = o.moodle_user;
+  if (!o.moodle_host.empty()) rc.moodle_host = o.moodle_host;
+  if (!o.db_user.empty()) {
+    rc.conn.user = o.db_user;
+    rc.conn.password.clear();
+  }
+  if (!o.db_password_file.empty()) rc.conn.password = replica::read_password_file(o.db_password_file);
+  return rc;
+}
+
+void print_findings(const std::vector<replica::Finding>& f) {
+  if (f.empty()) {
+    std::printf("replica profile: no findings; Moodle's account is read-only where it matters\n");
+    return;
+  }
+  std::printf("replica profile: %zu finding(s)\n", f.size());
+  for (auto& x : f) std::printf("  [%s] %s\n      fix: %s\n", x.severity.c_str(), x.message.c_str(), x.fix.c_str());
+}
+
+nlohmann::json findings_json(const std::vector<replica::Finding>& f) {
+  nlohmann::json a = nlohmann::json::array();
+  for (auto& x : f) a.push_back({{"code", x.code}, {"severity", x.severity}, {"message", x.message}, {"fix", x.fix}});
+  return a;
+}
+
+int run_profile(const ReplicaOpts& o) {
+  if (int(o.print) + int(o.apply) + int(o.check) != 1)
+    throw Error(Errc::usage, "replica profile needs exactly one of --print, --apply, --check",
+                "e.g. 'distctl replica profile --print' to see the SQL first");
+  Config cfg = load_config(o.config);
+  replica::ReplicaConfig rc = load_rc(o, cfg);
+  if (o.flavor != "auto" && o.flavor != "mariadb" && o.flavor != "mysql")
+    throw Error(Errc::usage, "--flavor must be auto, mariadb or mysql");
+
+  if (o.print) {
+    replica::Flavor fl = o.flavor == "mysql" ? replica::Flavor::mysql : replica::Flavor::mariadb;
+    if (o.flavor == "auto") {
+      try {
+        replica::SqlConnection db(rc.conn);
+        fl = replica::detect_flavor(db);
+      } catch (const Error& e) {
+        std::fprintf(stderr, "distctl: note: could not reach the replica to detect its flavor (%s); printing for "
+                             "MariaDB (use --flavor mysql for MySQL 8)\n", e.what());
+      }
+    }
+    auto spec = replica::make_profile_spec(rc, fl);
+    if (o.json) {
+      nlohmann::json j{{"flavor", replica::flavor_name(fl)},
+                       {"grants_sql", replica::profile_grants_sql(spec)},
+                       {"replication_sql", replica::profile_replication_sql(spec)},
+                       {"mycnf", replica::profile_mycnf(spec)},
+                       {"local_tables", spec.local_tables}};
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::cout << replica::profile_text(spec);
+    }
+    return 0;
+  }
+
+  replica::SqlConnection db(rc.conn);
+  replica::Flavor fl = o.flavor == "auto" ? replica::detect_flavor(db)
+                       : o.flavor == "mysql" ? replica::Flavor::mysql
+                                             : replica::Flavor::mariadb;
+  auto spec = replica::make_profile_spec(rc, fl);
+  if (o.apply) {
+    auto rep = replica::apply_profile(db, spec);
+    auto findings = replica::check_profile(db, spec);
+    if (o.json) {
+      std::cout << nlohmann::json{{"executed", rep.executed}, {"notes", rep.notes}, {"findings", findings_json(findings)}}.dump(2)
+                << "\n";
+    } else {
+      for (auto& s : rep.executed) std::printf("ran: %s;\n", s.c_str());
+      for (auto& n : rep.notes) std::printf("note: %s\n", n.c_str());
+      print_findings(findings);
+      std::printf("\nAdd to the replica's server config so the settings survive a restart:\n%s",
+                  replica::profile_mycnf(spec).c_str());
+    }
+    return findings.empty() ? 0 : 1;
+  }
+  auto findings = replica::check_profile(db, spec);
+  if (o.json)
+    std::cout << nlohmann::json{{"ok", findings.empty()}, {"findings", findings_json(findings)}}.dump(2) << "\n";
+  else
+    print_findings(findings);
+  return findings.empty() ? 0 : 1;
+}
+
+int run_status(const ReplicaOpts& o) {
+  Config cfg = load_config(o.config);
+  auto h = replica::replica_health(cfg, true);
+  if (o.json)
+    std::cout << replica::to_json(h).dump(2) << "\n";
+  else
+    std::cout << replica::format_health(h);
+  return h.ok() ? 0 : 1;
+}
+
+int run_check_files(const ReplicaOpts& o) {
+  Config cfg = load_config(o.config);
+  auto r = replica::check_files(cfg, o.verify);
+  if (o.json)
+    std::cout << replica::to_json(r).dump(2) << "\n";
+  else
+    std::cout << replica::format_report(r, o.limit);
+  return r.clean() ? 0 : 1;
+}
+
+void register_replica(CLI::App& app, Action& chosen) {
+  auto opts = std::make_shared<ReplicaOpts>();
+  auto* rep = app.add_subcommand("replica", "The local MySQL/MariaDB replica of HQ's Moodle database (docs/replica.md)");
+  rep->require_subcommand(1);
+
+  auto* prof = rep->add_subcommand(
+      "profile",
+      "Make the replica 'read-only where it matters': Moodle's account reads everything and writes only the\n"
+      "local-only tables; those are excluded from replication; GTID and reconnect settings for a flaky link.\n"
+      "Examples:\n  distctl replica profile --print\n  distctl replica profile --apply\n"
+      "  distctl replica profile --check --json   (exit 1 when there are findings)");
+  prof->add_option("--config", opts->config, "config file")->capture_default_str();
+  prof->add_option("--moodle-db", opts->moodle_db, "Moodle's database name (default: replica.database)");
+  prof->add_option("--moodle-user", opts->moodle_user, "Moodle's database account (default: replica.moodle_user)");
+  prof->add_option("--moodle-host", opts->moodle_host, "host part of that account (default: replica.moodle_host)");
+  prof->add_option("--flavor", opts->flavor, "auto, mariadb or mysql")->capture_default_str();
+  prof->add_option("--db-user", opts->db_user, "connect as this admin account instead of replica.user (for --apply)");
+  prof->add_option("--db-password-file", opts->db_password_file, "password file for --db-user (mode 0600)");
+  auto* g = prof->add_option_group("action");
+  g->add_flag("--print", opts->print, "print the SQL and the my.cnf snippet");
+  g->add_flag("--apply", opts->apply, "run the SQL on the replica (needs an admin account)");
+  g->add_flag("--check", opts->check, "report every deviation as a finding with its fix");
+  g->require_option(1);
+  prof->add_flag("--json", opts->json, "machine-readable output");
+  prof->callback([opts, &chosen] { chosen = [opts] { return run_profile(*opts); }; });
+
+  auto* st = rep->add_subcommand("status",
+                                 "Replication health: IO/SQL threads, seconds behind, last errors, GTID position and the\n"
+                                 "profile's findings. Exit 1 when anything is a warning.");
+  st->add_option("--config", opts->config, "config file")->capture_default_str();
+  st->add_flag("--json", opts->json, "machine-readable output");
+  st->callback([opts, &chosen] { chosen = [opts] { return run_status(*opts); }; });
+
+  auto* cf = rep->add_subcommand(
+      "check-files",
+      "List content the replica's mdl_files references that is missing from the local filedir (exit 1 if any).");
+  cf->add_option("--config", opts->config, "config file")->capture_default_str();
+  cf->add_flag("--json", opts->json, "machine-readable output (lists every missing hash)");
+  cf->add_flag("--verify", opts->verify, "also check the SHA-1 of every present blob (reads all of filedir)");
+  cf->add_option("--limit", opts->limit, "list at most this many missing files in text output")->capture_default_str();
+  cf->callback([opts, &chosen] { chosen = [opts] { return run_check_files(*opts); }; });
+}
+
+CommandRegistrar reg(60, register_replica);
+
+}  // namespace
+}  // namespace distd::cli

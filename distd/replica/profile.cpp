@@ -1,0 +1,530 @@
+#include "distd/replica/profile.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "distd/replica/health.h"
+#include "manifest/error.h"
+
+namespace distd::replica {
+
+const char* flavor_name(Flavor f) { return f == Flavor::mariadb ? "mariadb" : "mysql"; }
+
+const std::vector<LocalTable>& core_local_tables() {
+  static const std::vector<LocalTable> t = {
+      {"sessions",
+       "every request with a session (also anonymous and guest) inserts and updates its row "
+       "(lib/classes/session/manager.php)"},
+      {"user_lastaccess",
+       "course page views insert/update the per-course access time (user_accesstime_log() in lib/datalib.php)"},
+      {"logstore_standard_log",
+       "every logged event inserts a row (admin/tool/log/store/standard/classes/log/store.php)"},
+  };
+  return t;
+}
+
+const std::vector<std::string>& user_writable_columns() {
+  static const std::vector<std::string> c = {"firstaccess", "lastaccess", "lastlogin", "currentlogin", "lastip",
+                                             "password"};
+  return c;
+}
+
+std::string ProfileSpec::grantee() const {
+  auto q = [](const std::string& s) {
+    std::string o = "'";
+    for (char c : s) {
+      if (c == '\'' || c == '\\') o += '\\';
+      o += c;
+    }
+    return o + "'";
+  };
+  return q(moodle_user) + "@" + q(moodle_host);
+}
+
+std::string ProfileSpec::user_table() const { return prefix + "user"; }
+
+std::string ProfileSpec::ignore_list() const {
+  std::string s;
+  for (auto& t : local_tables) s += (s.empty() ? "" : ",") + database + "." + t;
+  return s;
+}
+
+ProfileSpec make_profile_spec(const ReplicaConfig& rc, Flavor flavor) {
+  ProfileSpec s;
+  s.flavor = flavor;
+  s.database = rc.database;
+  s.prefix = rc.prefix;
+  s.moodle_user = rc.moodle_user;
+  s.moodle_host = rc.moodle_host;
+  s.gtid_domain_id = rc.gtid_domain_id;
+  for (auto& t : core_local_tables()) s.local_tables.push_back(rc.prefix + t.name);
+  for (auto& t : rc.extra_local_tables) {
+    std::string full = rc.prefix + t;
+    if (std::find(s.local_tables.begin(), s.local_tables.end(), full) == s.local_tables.end())
+      s.local_tables.push_back(full);
+  }
+  return s;
+}
+
+namespace {
+
+std::string db_q(const ProfileSpec& s) { return quote_ident(s.database); }
+std::string tbl_q(const ProfileSpec& s, const std::string& t) { return db_q(s) + "." + quote_ident(t); }
+
+std::string column_list(bool quoted) {
+  std::string s;
+  for (auto& c : user_writable_columns()) s += (s.empty() ? "" : ", ") + (quoted ? quote_ident(c) : c);
+  return s;
+}
+
+std::string grant_local(const ProfileSpec& s, const std::string& t) {
+  return "GRANT SELECT, INSERT, UPDATE, DELETE ON " + tbl_q(s, t) + " TO " + s.grantee() + ";";
+}
+std::string grant_columns(const ProfileSpec& s) {
+  return "GRANT UPDATE (" + column_list(true) + ") ON " + tbl_q(s, s.user_table()) + " TO " + s.grantee() + ";";
+}
+std::string grant_read(const ProfileSpec& s) {
+  return "GRANT SELECT, CREATE TEMPORARY TABLES ON " + db_q(s) + ".* TO " + s.grantee() + ";";
+}
+
+// SQL LIKE as MySQL applies it to database names in grants: % and _ wildcards, \ escapes.
+bool like_match(const std::string& pat, size_t pi, const std::string& s, size_t si) {
+  while (pi < pat.size()) {
+    char c = pat[pi];
+    if (c == '%') {
+      for (size_t k = si; k <= s.size(); ++k)
+        if (like_match(pat, pi + 1, s, k)) return true;
+      return false;
+    }
+    if (si >= s.size()) return false;
+    if (c == '\\' && pi + 1 < pat.size()) {
+      if (pat[pi + 1] != s[si]) return false;
+      pi += 2;
+      ++si;
+      continue;
+    }
+    if (c != '_' && c != s[si]) return false;
+    ++pi;
+    ++si;
+  }
+  return si == s.size();
+}
+
+std::string mariadb_ignore_fix(const ProfileSpec& s, const std::string& merged) {
+  return "STOP SLAVE SQL_THREAD; SET GLOBAL replicate_ignore_table = '" + merged +
+         "'; START SLAVE SQL_THREAD;  -- and in my.cnf: replicate_ignore_table = " + merged;
+}
+
+std::string mysql_ignore_fix(const std::vector<std::string>& tables) {
+  std::string list;
+  for (auto& t : tables) list += (list.empty() ? "" : ", ") + t;
+  return "STOP REPLICA SQL_THREAD; CHANGE REPLICATION FILTER REPLICATE_IGNORE_TABLE = (" + list +
+         "); START REPLICA SQL_THREAD;  -- and one replicate-ignore-table line per table in my.cnf";
+}
+
+std::vector<std::string> split_csv(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ',') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else if (c != ' ' && c != '\n' && c != '`') {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+// Union of the live ignore list and the profile's, keeping the live order first.
+std::vector<std::string> merged_ignore(const std::string& live, const ProfileSpec& s) {
+  auto out = split_csv(live);
+  for (auto& t : s.local_tables) {
+    std::string full = s.database + "." + t;
+    if (std::find(out.begin(), out.end(), full) == out.end()) out.push_back(full);
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string s;
+  for (auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+std::set<std::string> existing_tables(SqlConnection& db, const ProfileSpec& s) {
+  std::set<std::string> out;
+  for (auto& r : db.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = " + db.quote(s.database)))
+    out.insert(r.str({"TABLE_NAME"}));
+  return out;
+}
+
+}  // namespace
+
+std::string profile_grants_sql(const ProfileSpec& s) {
+  std::ostringstream o;
+  o << "-- Moodle's account " << s.grantee() << " must already exist with its password.\n";
+  o << "REVOKE ALL PRIVILEGES, GRANT OPTION FROM " << s.grantee() << ";\n";
+  o << "-- read everything (and temporary tables, which some reports and enrolment sync use)\n";
+  o << grant_read(s) << "\n";
+  o << "-- write the local-only tables (excluded from replication)\n";
+  for (auto& t : s.local_tables) o << grant_local(s, t) << "\n";
+  o << "-- login and page views update these columns of " << s.user_table() << " (column grants)\n";
+  o << grant_columns(s) << "\n";
+  return o.str();
+}
+
+std::string profile_replication_sql(const ProfileSpec& s) {
+  std::ostringstream o;
+  if (s.flavor == Flavor::mariadb) {
+    o << "STOP SLAVE;\n";
+    o << "SET GLOBAL replicate_ignore_table = '" << s.ignore_list() << "';\n";
+    o << "SET GLOBAL gtid_domain_id = " << s.gtid_domain_id << ";  -- the replica's own writes never enter HQ's domain\n";
+    o << "SET GLOBAL slave_net_timeout = 60;\n";
+    o << "SET GLOBAL slave_compressed_protocol = ON;\n";
+    o << "CHANGE MASTER TO MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 60, MASTER_HEARTBEAT_PERIOD = 30;\n";
+    o << "START SLAVE;\n";
+  } else {
+    std::string list;
+    for (auto& t : s.local_tables) list += (list.empty() ? "" : ", ") + s.database + "." + t;
+    o << "STOP REPLICA;\n";
+    o << "CHANGE REPLICATION FILTER REPLICATE_IGNORE_TABLE = (" << list << ");\n";
+    o << "SET PERSIST slave_net_timeout = 60;\n";
+    o << "CHANGE REPLICATION SOURCE TO SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 60, "
+         "SOURCE_RETRY_COUNT = 1000000, SOURCE_HEARTBEAT_PERIOD = 30, SOURCE_COMPRESSION_ALGORITHMS = 'zstd,zlib';\n";
+    o << "START REPLICA;\n";
+  }
+  return o.str();
+}
+
+std::string profile_mycnf(const ProfileSpec& s) {
+  std::ostringstream o;
+  if (s.flavor == Flavor::mariadb) {
+    o << "[mariadbd]\n";
+    o << "server_id                 = <unique, not HQ's>\n";
+    o << "gtid_domain_id            = " << s.gtid_domain_id << "\n";
+    o << "gtid_strict_mode          = ON\n";
+    o << "replicate_ignore_table    = " << s.ignore_list() << "\n";
+    o << "slave_net_timeout         = 60\n";
+    o << "slave_compressed_protocol = ON\n";
+    o << "master_retry_count        = 1000000   # x 60 s connect retry: keeps trying for ~2 years\n";
+    o << "relay_log_recovery        = ON        # a power cut never leaves a torn relay log\n";
+    o << "innodb_flush_log_at_trx_commit = 1\n";
+    o << "read_only                 = OFF       # Moodle writes its local tables; grants do the rest\n";
+  } else {
+    o << "[mysqld]\n";
+    o << "server_id                 = <unique, not HQ's>\n";
+    o << "gtid_mode                 = ON\n";
+    o << "enforce_gtid_consistency  = ON\n";
+    for (auto& t : s.local_tables) o << "replicate-ignore-table    = " << s.database << "." << t << "\n";
+    o << "replica_net_timeout       = 60\n";
+    o << "relay_log_recovery        = ON\n";
+    o << "innodb_flush_log_at_trx_commit = 1\n";
+    o << "read_only                 = OFF\n";
+  }
+  return o.str();
+}
+
+std::string profile_text(const ProfileSpec& s) {
+  std::ostringstream o;
+  o << "-- distd replica profile for Moodle database `" << s.database << "` (prefix " << s.prefix << "), account "
+    << s.grantee() << ", server: " << flavor_name(s.flavor) << "\n";
+  o << "-- Run on the REPLICA as an administrator. Explained in docs/replica.md.\n\n";
+  o << "-- 1. Moodle's account: read everything, write only what a page view needs\n";
+  o << profile_grants_sql(s) << "\n";
+  o << "-- 2. Replication: local-only tables ignored, GTID, reconnect for a link that drops for days\n";
+  o << profile_replication_sql(s) << "\n";
+  o << "-- 3. Server config (SET GLOBAL does not survive a restart): add to the replica's my.cnf\n";
+  std::istringstream in(profile_mycnf(s));
+  for (std::string line; std::getline(in, line);) o << "--   " << line << "\n";
+  return o.str();
+}
+
+Flavor detect_flavor(SqlConnection& db) { return db.is_mariadb() ? Flavor::mariadb : Flavor::mysql; }
+
+std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
+  std::vector<Finding> f;
+  const std::string g = s.grantee();
+  const std::string gq = db.quote(g);
+  auto add = [&](std::string code, std::string sev, std::string msg, std::string fix) {
+    f.push_back({std::move(code), std::move(sev), std::move(msg), std::move(fix)});
+  };
+
+  auto tables = existing_tables(db, s);
+  if (tables.empty()) {
+    add("database-missing", "error", "database `" + s.database + "` has no tables on the replica (or distd's account cannot see them)",
+        "check replica.database in the config and that replication has created the schema");
+  }
+  std::set<std::string> local(s.local_tables.begin(), s.local_tables.end());
+  for (auto& t : s.local_tables)
+    if (!tables.empty() && !tables.count(t))
+      add("local-table-missing", "warning", "local-only table " + t + " does not exist in `" + s.database + "`",
+          "remove it from replica.extra_local_tables, or check replica.prefix");
+
+  // --- Moodle's account: global, schema, table and column privileges.
+  auto global = db.query("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = " + gq);
+  if (global.empty()) {
+    add("account-missing", "error",
+        "Moodle's account " + g + " does not exist on the replica, or distd's account cannot see its grants",
+        "create it (CREATE USER " + g + " IDENTIFIED BY '...';) or give distd's account SELECT ON mysql.*");
+    // Without the account nothing else about it can be checked.
+  } else {
+    for (auto& r : global) {
+      std::string p = r.str({"PRIVILEGE_TYPE"});
+      if (p == "USAGE") continue;
+      add("global-privilege", "error", "Moodle's account " + g + " has the global privilege " + p + " (on *.*)",
+          "REVOKE " + p + " ON *.* FROM " + g + ";");
+    }
+    // Schema level.
+    bool can_read = false, can_temp = false;
+    std::set<std::string> schema_privs;
+    for (auto& r : db.query("SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = " + gq)) {
+      std::string pat = r.str({"TABLE_SCHEMA"});
+      if (!like_match(pat, 0, s.database, 0)) continue;
+      std::string p = r.str({"PRIVILEGE_TYPE"});
+      schema_privs.insert(p);
+      if (p == "SELECT") {
+        can_read = true;
+      } else if (p == "CREATE TEMPORARY TABLES") {
+        can_temp = true;
+      } else if (p == "SHOW VIEW" || p == "LOCK TABLES") {
+        // harmless
+      } else {
+        add("schema-privilege", "error",
+            "Moodle's account " + g + " can " + p + " on every table of `" + s.database + "`" +
+                (pat != s.database ? " (via grant on `" + pat + "`.*)" : ""),
+            "REVOKE " + p + " ON " + quote_ident(pat) + ".* FROM " + g + ";");
+      }
+    }
+    if (!can_read)
+      add("read-missing", "error", "Moodle's account " + g + " cannot SELECT from `" + s.database + "`", grant_read(s));
+    if (!can_temp)
+      add("temp-missing", "warning", "Moodle's account " + g + " cannot create temporary tables in `" + s.database + "`",
+          grant_read(s));
+    // Table level.
+    std::map<std::string, std::set<std::string>> table_privs;
+    for (auto& r : db.query("SELECT TABLE_NAME, PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = " + gq +
+                            " AND TABLE_SCHEMA = " + db.quote(s.database)))
+      table_privs[r.str({"TABLE_NAME"})].insert(r.str({"PRIVILEGE_TYPE"}));
+    for (auto& [t, privs] : table_privs) {
+      bool is_local = local.count(t) > 0;
+      for (auto& p : privs) {
+        bool ok = p == "SELECT" || (is_local && (p == "INSERT" || p == "UPDATE" || p == "DELETE"));
+        if (ok) continue;
+        std::string verb = p == "INSERT" ? "INSERT into " : p == "UPDATE" ? "UPDATE " : p == "DELETE" ? "DELETE from " : p + " on ";
+        add("table-write", "error", "Moodle's account " + g + " can " + verb + t,
+            "REVOKE " + p + " ON " + tbl_q(s, t) + " FROM " + g + ";");
+      }
+    }
+    for (auto& t : s.local_tables) {
+      if (!tables.empty() && !tables.count(t)) continue;
+      for (const char* p : {"INSERT", "UPDATE", "DELETE"}) {
+        if (schema_privs.count(p) || table_privs[t].count(p)) continue;
+        add("local-write-missing", "error",
+            "Moodle's account " + g + " cannot " + p + " " + t + ": Moodle's page views will fail", grant_local(s, t));
+      }
+    }
+    // Column level.
+    std::set<std::string> allowed_cols(user_writable_columns().begin(), user_writable_columns().end());
+    std::set<std::string> user_update_cols;
+    for (auto& r : db.query("SELECT TABLE_NAME, COLUMN_NAME, PRIVILEGE_TYPE FROM information_schema.COLUMN_PRIVILEGES WHERE GRANTEE = " +
+                            gq + " AND TABLE_SCHEMA = " + db.quote(s.database))) {
+      std::string t = r.str({"TABLE_NAME"}), c = r.str({"COLUMN_NAME"}), p = r.str({"PRIVILEGE_TYPE"});
+      if (p == "SELECT") continue;
+      if (t == s.user_table() && p == "UPDATE" && allowed_cols.count(c)) {
+        user_update_cols.insert(c);
+        continue;
+      }
+      if (local.count(t)) continue;
+      add("column-write", "error", "Moodle's account " + g + " can " + p + " column " + t + "." + c,
+          "REVOKE " + p + " (" + quote_ident(c) + ") ON " + tbl_q(s, t) + " FROM " + g + ";");
+    }
+    if (tables.empty() || tables.count(s.user_table())) {
+      bool table_update = schema_privs.count("UPDATE") || table_privs[s.user_table()].count("UPDATE");
+      std::vector<std::string> missing;
+      for (auto& c : user_writable_columns())
+        if (!user_update_cols.count(c)) missing.push_back(c);
+      if (!table_update && !missing.empty())
+        add("user-columns-missing", "error",
+            "Moodle's account " + g + " cannot UPDATE " + s.user_table() + "(" + join(missing, ", ") +
+                "): logins and page views will fail",
+            grant_columns(s));
+    }
+  }
+
+  // --- Server settings.
+  auto var = [&](const std::string& name) -> std::optional<std::string> {
+    try {
+      return db.scalar("SELECT @@GLOBAL." + name);
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+  };
+  if (var("read_only").value_or("0") == "1")
+    add("read-only-on", "error", "the replica runs with read_only = ON: Moodle's sessions and log writes are refused",
+        "SET GLOBAL read_only = OFF;  -- and read_only = OFF in my.cnf; the grants keep content read-only");
+
+  auto st = read_replication_status(db);
+  std::string live_ignore = st ? st->str({"Replicate_Ignore_Table"}) : var("replicate_ignore_table").value_or("");
+  auto live = split_csv(live_ignore);
+  std::vector<std::string> missing_ignore;
+  for (auto& t : s.local_tables) {
+    std::string full = s.database + "." + t;
+    if (std::find(live.begin(), live.end(), full) == live.end()) missing_ignore.push_back(full);
+  }
+  if (!missing_ignore.empty()) {
+    auto merged = merged_ignore(live_ignore, s);
+    add("ignore-table-missing", "error",
+        "replication does not ignore " + join(missing_ignore, ", ") +
+            ": HQ's rows would collide with the center's own and stop the SQL thread",
+        s.flavor == Flavor::mariadb ? mariadb_ignore_fix(s, join(merged, ",")) : mysql_ignore_fix(merged));
+  }
+
+  if (!st) {
+    add("replication-not-configured", "error", "this server is not a replica (SHOW SLAVE STATUS is empty)",
+        s.flavor == Flavor::mariadb
+            ? "CHANGE MASTER TO MASTER_HOST='hq', MASTER_USER='repl', MASTER_PASSWORD='...', MASTER_USE_GTID=slave_pos; "
+              "START SLAVE;  -- see docs/replica.md"
+            : "CHANGE REPLICATION SOURCE TO SOURCE_HOST='hq', SOURCE_USER='repl', SOURCE_PASSWORD='...', "
+              "SOURCE_AUTO_POSITION=1; START REPLICA;  -- see docs/replica.md");
+  } else {
+    if (s.flavor == Flavor::mariadb) {
+      std::string using_gtid = st->str({"Using_Gtid"});
+      if (using_gtid != "Slave_Pos")
+        add("gtid-off", "error",
+            "replication uses " + (using_gtid.empty() ? std::string("no GTID") : "GTID mode " + using_gtid) +
+                ": it must resume from its own applied position (slave_pos) after a cut",
+            "STOP SLAVE; CHANGE MASTER TO MASTER_USE_GTID = slave_pos; START SLAVE;");
+    } else if (st->str({"Auto_Position"}) != "1") {
+      add("gtid-off", "error", "replication does not use GTID auto-positioning",
+          "STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_AUTO_POSITION = 1; START REPLICA;");
+    }
+    long retry = std::atol(st->str({"Connect_Retry"}, "60").c_str());
+    if (retry > 120)
+      add("connect-retry", "warning",
+          "the replica retries a lost connection only every " + std::to_string(retry) + " s",
+          s.flavor == Flavor::mariadb ? "STOP SLAVE; CHANGE MASTER TO MASTER_CONNECT_RETRY = 60; START SLAVE;"
+                                      : "STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_CONNECT_RETRY = 60; START REPLICA;");
+    auto retry_count = st->get({"Source_Retry_Count", "Master_Retry_Count"});
+    if (retry_count && *retry_count != "0" && std::atoll(retry_count->c_str()) * std::max(retry, 1L) < 30L * 86400)
+      add("retry-count", "warning",
+          "the replica gives up reconnecting after " + *retry_count + " attempts (" +
+              std::to_string(std::atoll(retry_count->c_str()) * std::max(retry, 1L) / 3600) +
+              " h): a link down for longer needs a manual START",
+          s.flavor == Flavor::mariadb ? "master_retry_count = 1000000 in my.cnf (restart)"
+                                      : "STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_RETRY_COUNT = 1000000; START REPLICA;");
+  }
+  long net_timeout = std::atol(var("slave_net_timeout").value_or("60").c_str());
+  if (net_timeout > 120)
+    add("net-timeout", "warning",
+        "slave_net_timeout is " + std::to_string(net_timeout) + " s: a dead link is noticed only that late",
+        "SET GLOBAL slave_net_timeout = 60;  -- and in my.cnf");
+  if (s.flavor == Flavor::mariadb) {
+    if (var("slave_compressed_protocol").value_or("0") != "1")
+      add("compression-off", "warning", "the replication stream is not compressed (slow link)",
+          "SET GLOBAL slave_compressed_protocol = ON;  -- and in my.cnf; takes effect at the next connect");
+    // Local writes (Moodle's sessions/log) are binlogged when log_bin is on; in HQ's GTID domain
+    // they would make HQ's next event look out of order and stop replication under strict mode.
+    if (var("log_bin").value_or("0") == "1") {
+      std::string domain = var("gtid_domain_id").value_or("0");
+      std::string slave_pos = var("gtid_slave_pos").value_or("");
+      bool clash = false;
+      for (auto& gtid : split_csv(slave_pos))
+        if (gtid.substr(0, gtid.find('-')) == domain) clash = true;
+      if (clash || (slave_pos.empty() && domain == "0"))
+        add("gtid-domain-clash", "error",
+            "the replica binlogs its own writes in GTID domain " + domain +
+                ", which HQ uses: Moodle's local writes would break GTID replication",
+            "SET GLOBAL gtid_domain_id = " + std::to_string(s.gtid_domain_id) + ";  -- and gtid_domain_id = " +
+                std::to_string(s.gtid_domain_id) + " in my.cnf");
+    }
+  } else {
+    try {
+      auto alg = db.scalar("SELECT COMPRESSION_ALGORITHM FROM performance_schema.replication_connection_configuration LIMIT 1");
+      if (alg && alg->find("zstd") == std::string::npos && alg->find("zlib") == std::string::npos)
+        add("compression-off", "warning", "the replication stream is not compressed (slow link)",
+            "STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_COMPRESSION_ALGORITHMS = 'zstd,zlib'; START REPLICA;");
+    } catch (const Error&) {
+    }
+  }
+  return f;
+}
+
+ApplyReport apply_profile(SqlConnection& db, const ProfileSpec& s) {
+  ApplyReport rep;
+  auto run = [&](const std::string& sql) {
+    db.exec(sql);
+    rep.executed.push_back(sql);
+  };
+  auto exists = db.scalar("SELECT COUNT(*) FROM mysql.user WHERE User = " + db.quote(s.moodle_user) +
+                          " AND Host = " + db.quote(s.moodle_host));
+  if (!exists || *exists == "0")
+    throw Error(Errc::not_found, "Moodle's database account " + s.grantee() + " does not exist on the replica",
+                "create it with Moodle's password first: CREATE USER " + s.grantee() +
+                    " IDENTIFIED BY '<$CFG->dbpass>'; then run --apply again");
+  auto tables = existing_tables(db, s);
+  if (tables.empty())
+    throw Error(Errc::not_found, "database `" + s.database + "` has no tables on the replica",
+                "let replication create Moodle's schema first (or check replica.database / --moodle-db)");
+
+  run("REVOKE ALL PRIVILEGES, GRANT OPTION FROM " + s.grantee());
+  run(grant_read(s).substr(0, grant_read(s).size() - 1));
+  for (auto& t : s.local_tables) {
+    if (!tables.count(t)) {
+      rep.notes.push_back("skipped " + t + ": the table does not exist in `" + s.database + "`");
+      continue;
+    }
+    std::string g = grant_local(s, t);
+    run(g.substr(0, g.size() - 1));
+  }
+  if (tables.count(s.user_table())) {
+    std::string g = grant_columns(s);
+    run(g.substr(0, g.size() - 1));
+  } else {
+    rep.notes.push_back("skipped the column grants: " + s.user_table() + " does not exist");
+  }
+
+  auto st = read_replication_status(db);
+  std::string live_ignore;
+  if (st) {
+    live_ignore = st->str({"Replicate_Ignore_Table"});
+  } else if (s.flavor == Flavor::mariadb) {
+    live_ignore = db.scalar("SELECT @@GLOBAL.replicate_ignore_table").value_or("");
+  }
+  auto merged = merged_ignore(live_ignore, s);
+  bool io_was = st && st->str({"Slave_IO_Running", "Replica_IO_Running"}) != "No";
+  bool sql_was = st && st->str({"Slave_SQL_Running", "Replica_SQL_Running"}) == "Yes";
+  if (s.flavor == Flavor::mariadb) {
+    if (st) run("STOP SLAVE");
+    run("SET GLOBAL replicate_ignore_table = " + db.quote(join(merged, ",")));
+    run("SET GLOBAL gtid_domain_id = " + std::to_string(s.gtid_domain_id));
+    run("SET GLOBAL slave_net_timeout = 60");
+    run("SET GLOBAL slave_compressed_protocol = ON");
+    if (st) {
+      run("CHANGE MASTER TO MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 60, MASTER_HEARTBEAT_PERIOD = 30");
+      if (io_was || sql_was) run("START SLAVE");
+    }
+  } else {
+    if (st) run("STOP REPLICA");
+    std::string list;
+    for (auto& t : merged) list += (list.empty() ? "" : ", ") + t;
+    run("CHANGE REPLICATION FILTER REPLICATE_IGNORE_TABLE = (" + list + ")");
+    run("SET PERSIST slave_net_timeout = 60");
+    if (st) {
+      run("CHANGE REPLICATION SOURCE TO SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 60, SOURCE_RETRY_COUNT = 1000000, "
+          "SOURCE_HEARTBEAT_PERIOD = 30, SOURCE_COMPRESSION_ALGORITHMS = 'zstd,zlib'");
+      if (io_was || sql_was) run("START REPLICA");
+    }
+  }
+  if (!st)
+    rep.notes.push_back("replication is not configured yet: set it up (docs/replica.md) and run --apply again for the "
+                        "GTID and reconnect settings");
+  rep.notes.push_back("SET GLOBAL settings do not survive a restart: put the my.cnf snippet from --print into the "
+                      "replica's server config");
+  return rep;
+}
+
+}  // namespace distd::replica

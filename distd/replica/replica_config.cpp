@@ -1,0 +1,87 @@
+#include "distd/replica/replica_config.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "manifest/error.h"
+#include "manifest/fs.h"
+
+namespace distd::replica {
+
+std::string read_password_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw_errno("stat password file", path, errno);
+  if (st.st_mode & 077) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw Error(Errc::usage,
+                "the replica password file '" + path + "' has mode " + mode +
+                    ": it is readable or writable by group or others",
+                "run: chmod 600 '" + path + "' (and chown it to distd's user)");
+  }
+  std::string data = read_file(path, 4096, "replica password file");
+  auto nl = data.find_first_of("\r\n");
+  if (nl != std::string::npos) data.resize(nl);
+  return data;
+}
+
+ReplicaConfig load_replica_config(const Config& cfg, bool required) {
+  ReplicaConfig rc;
+  auto* section = cfg.table["replica"].as_table();
+  if (!section) {
+    if (required)
+      throw Error(Errc::usage, "config " + cfg.file + " has no [replica] section",
+                  "add [replica] with host/socket, user, password_file, database, moodle_user and filedir; "
+                  "see docs/replica.md");
+    return rc;
+  }
+  rc.present = true;
+  rc.conn.host = cfg.get_string("replica.host", "localhost");
+  rc.conn.port = static_cast<int>(cfg.get_int("replica.port", 3306));
+  std::string sock = cfg.get_string("replica.socket");
+  rc.conn.socket = sock.empty() ? "" : cfg.resolve(sock);
+  rc.conn.user = cfg.get_string("replica.user");
+  rc.password_file = cfg.get_string("replica.password_file");
+  if (!rc.password_file.empty()) {
+    rc.password_file = cfg.resolve(rc.password_file);
+    rc.conn.password = read_password_file(rc.password_file);
+  }
+  rc.database = cfg.get_string("replica.database", "moodle");
+  rc.conn.database = rc.database;
+  rc.prefix = cfg.get_string("replica.prefix", "mdl_");
+  rc.moodle_user = cfg.get_string("replica.moodle_user", "moodle");
+  rc.moodle_host = cfg.get_string("replica.moodle_host", "localhost");
+  std::string fd = cfg.get_string("replica.filedir");
+  rc.filedir = fd.empty() ? "" : cfg.resolve(fd);
+  rc.lag_warn_seconds = cfg.get_int("replica.lag_warn_seconds", 600);
+  rc.gtid_domain_id = cfg.get_int("replica.gtid_domain_id", 100);
+  if (auto arr = (*section)["extra_local_tables"].as_array()) {
+    for (auto& e : *arr) {
+      auto s = e.value<std::string>();
+      if (!s) throw Error(Errc::usage, "config " + cfg.file + ": replica.extra_local_tables must be strings");
+      rc.extra_local_tables.push_back(*s);
+    }
+  }
+  if (rc.conn.port <= 0 || rc.conn.port > 65535)
+    throw Error(Errc::usage, "config " + cfg.file + ": replica.port must be 1..65535");
+  auto ident_ok = [](const std::string& s) {
+    if (s.empty()) return false;
+    for (char c : s)
+      if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$')) return false;
+    return true;
+  };
+  if (!ident_ok(rc.database))
+    throw Error(Errc::usage, "config " + cfg.file + ": replica.database '" + rc.database + "' is not a plain name",
+                "use letters, digits and _ only");
+  if (!rc.prefix.empty() && !ident_ok(rc.prefix))
+    throw Error(Errc::usage, "config " + cfg.file + ": replica.prefix '" + rc.prefix + "' is not a plain name");
+  for (auto& t : rc.extra_local_tables)
+    if (!ident_ok(t))
+      throw Error(Errc::usage, "config " + cfg.file + ": replica.extra_local_tables entry '" + t + "' is not a plain name",
+                  "give table names without the prefix, e.g. \"forum_read\"");
+  return rc;
+}
+
+}  // namespace distd::replica

@@ -1,0 +1,51 @@
+// The [replica] section of a regional site's config: how distd reaches the local MariaDB/MySQL
+// replica of HQ's Moodle database, and what the Moodle side looks like.
+//
+//   [replica]
+//   host = "localhost"          # or 127.0.0.1; ignored when socket is set
+//   port = 3306
+//   socket = "/run/mysqld/mysqld.sock"
+//   user = "distd"              # distd's own database account (see docs/replica.md)
+//   password_file = "/etc/distd/replica.password"   # mode 0600/0400, owned by distd's user
+//   database = "moodle"         # Moodle's schema ($CFG->dbname)
+//   prefix = "mdl_"             # $CFG->prefix
+//   moodle_user = "moodle"      # Moodle's database account ($CFG->dbuser) the profile constrains
+//   moodle_host = "localhost"   # the host part of that account
+//   filedir = "/var/moodledata/filedir"   # the local content store to cross-check
+//   extra_local_tables = []     # more local-only tables, without prefix (docs/replica.md)
+//   lag_warn_seconds = 600      # replication lag above this is a warning
+//   gtid_domain_id = 100        # MariaDB: GTID domain for the replica's own (local) writes
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "distd/config/config.h"
+#include "distd/replica/sql_connection.h"
+
+namespace distd::replica {
+
+struct ReplicaConfig {
+  bool present = false;  // the config file has a [replica] section
+  ConnectParams conn;    // password already read from password_file
+  std::string password_file;
+  std::string database = "moodle";
+  std::string prefix = "mdl_";
+  std::string moodle_user = "moodle";
+  std::string moodle_host = "localhost";
+  std::string filedir;
+  std::vector<std::string> extra_local_tables;
+  int64_t lag_warn_seconds = 600;
+  int64_t gtid_domain_id = 100;
+};
+
+// Parses [replica] from the config and reads the password file.
+// Throws Error{usage} for a missing section (when required) or bad values, and Error{usage} when
+// the password file is readable by group or others (with the chmod to run).
+ReplicaConfig load_replica_config(const Config& cfg, bool required = true);
+
+// Reads a password file (first line, trailing CR/LF stripped). REQUIRES: mode has no group/other
+// bits; otherwise throws Error{usage} "... is readable by others; run: chmod 600 FILE".
+std::string read_password_file(const std::string& path);
+
+}  // namespace distd::replica
