@@ -184,7 +184,9 @@ GcStats ObjectStore::gc(const std::vector<Digest>& keep) {
     for (const auto& name : list_dir(dir)) {
       const std::string p = dir + "/" + name;
       if (is_temporary(name)) {
-        if (stale(p)) { remove(p, &st.temporaries_removed, nullptr); changed = true; }
+        // Only a publish writes here, and we hold the publish lock: it is left from a crash.
+        remove(p, &st.temporaries_removed, nullptr);
+        changed = true;
         continue;
       }
       if (!is_hex64(name) || name.compare(0, 2, shard) != 0) continue;  // not ours: leave it

@@ -150,6 +150,36 @@ std::vector<Digest> referenced_digests(const Layout& layout) {
   return keep;
 }
 
+// Retention: the newest keep versions of the chain stay; orphans of interrupted publishes
+// (above the old latest, below the new one) go; then unreferenced objects and deltas.
+// A failure here is a warning: the new version is already published.
+void apply_retention(const Layout& layout, const std::string& ch, uint64_t keep, uint64_t old_latest,
+                     uint64_t new_latest, const std::vector<uint64_t>& on_disk, ObjectStore& store, PublishResult& res) {
+  try {
+    std::vector<uint64_t> chain;
+    for (uint64_t v : on_disk)
+      if (v <= old_latest && v != new_latest) chain.push_back(v);
+    chain.push_back(new_latest);
+    std::sort(chain.rbegin(), chain.rend());
+    std::vector<uint64_t> doomed;
+    for (size_t i = keep; i < chain.size(); ++i) doomed.push_back(chain[i]);
+    for (uint64_t v : on_disk)
+      if (v > old_latest && v != new_latest) doomed.push_back(v);
+    for (uint64_t v : doomed) {
+      const std::string p = layout.manifest(ch, v);
+      if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", p, errno);
+      ++res.manifests_pruned;
+    }
+    if (!doomed.empty()) fsync_dir(layout.manifests_dir(ch));
+    fault_point("publish_before_gc");
+    res.gc = store.gc(referenced_digests(layout));
+  } catch (const Error& e) {
+    res.warnings.push_back("version " + std::to_string(new_latest) +
+                           " is published, but removing old versions failed: " + e.what() +
+                           (e.hint().empty() ? "" : " (" + e.hint() + ")"));
+  }
+}
+
 std::string channel_source_hint(const ChannelConfig& ch) {
   return "check [[channel]] name = \"" + ch.name + "\" path = \"" + ch.path + "\" in the config";
 }
@@ -197,6 +227,13 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
                 "'" + layout.latest_manifest(ch.name) + "' is for channel '" + latest->manifest.channel + "', not '" +
                     ch.name + "'",
                 "the state dir is damaged; restore " + layout.channel_dir(ch.name) + " from a backup");
+  // Temporaries of an interrupted manifest write (write_file_atomic's "<name>.tmp.<pid>.<n>").
+  for (const std::string& dir : {layout.channel_dir(ch.name), layout.manifests_dir(ch.name)}) {
+    bool removed = false;
+    for (const auto& n : list_names(dir))
+      if (n.find(".manifest.tmp.") != std::string::npos && ::unlink((dir + "/" + n).c_str()) == 0) removed = true;
+    if (removed) fsync_dir(dir);
+  }
   const std::vector<uint64_t> on_disk = manifest_versions(layout, ch.name);
   const uint64_t latest_version = latest ? latest->manifest.version : 0;
 
@@ -256,8 +293,17 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
   };
 
   if (unchanged && !opts.force && !renew) {
-    // Nothing to publish. Repair the store should an object have gone missing.
+    // Nothing to publish. Repair the store should an object have gone missing, and finish the
+    // clean-up of an interrupted publish (more versions on disk than kept, or orphans).
     store_objects(latest->manifest.entries);
+    size_t retained = 0;
+    bool orphans = false;
+    for (uint64_t v : on_disk) {
+      if (v <= latest_version) ++retained;
+      else orphans = true;
+    }
+    if (orphans || retained > hs.keep_versions)
+      apply_retention(layout, ch.name, hs.keep_versions, latest_version, latest_version, on_disk, store, res);
     res.changed = false;
     res.reason = "unchanged";
     res.version = latest_version;
@@ -314,31 +360,8 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
     res.added = m.entries.size();
   }
 
-  // 4. Retention: the newest keep_versions versions of the chain; orphans of interrupted
-  // publishes (above the old latest, below the new one) go too. Then the store.
-  try {
-    std::vector<uint64_t> chain;
-    for (uint64_t v : on_disk)
-      if (v <= latest_version) chain.push_back(v);
-    chain.push_back(m.version);
-    std::sort(chain.rbegin(), chain.rend());
-    std::vector<uint64_t> doomed;
-    for (size_t i = hs.keep_versions; i < chain.size(); ++i) doomed.push_back(chain[i]);
-    for (uint64_t v : on_disk)
-      if (v > latest_version && v < m.version) doomed.push_back(v);
-    for (uint64_t v : doomed) {
-      const std::string p = layout.manifest(ch.name, v);
-      if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", p, errno);
-      ++res.manifests_pruned;
-    }
-    if (!doomed.empty()) fsync_dir(layout.manifests_dir(ch.name));
-    fault_point("publish_before_gc");
-    res.gc = store.gc(referenced_digests(layout));
-  } catch (const Error& e) {
-    res.warnings.push_back(std::string("version ") + std::to_string(m.version) +
-                           " is published, but cleaning up old versions failed: " + e.what() +
-                           (e.hint().empty() ? "" : " (" + e.hint() + ")"));
-  }
+  // 4. Retention.
+  apply_retention(layout, ch.name, hs.keep_versions, latest_version, m.version, on_disk, store, res);
   return res;
 }
 
