@@ -278,9 +278,10 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
       add("global-privilege", "error", "Moodle's account " + g + " has the global privilege " + p + " (on *.*)",
           "REVOKE " + p + " ON *.* FROM " + g + ";");
     }
-    // Schema level.
+    // Schema level (one finding per grant pattern, listing every write privilege it gives).
     bool can_read = false, can_temp = false;
     std::set<std::string> schema_privs;
+    std::map<std::string, std::vector<std::string>> bad_by_pattern;
     for (auto& r : db.query("SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = " + gq)) {
       std::string pat = r.str({"TABLE_SCHEMA"});
       if (!like_match(pat, 0, s.database, 0)) continue;
@@ -293,12 +294,14 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
       } else if (p == "SHOW VIEW" || p == "LOCK TABLES") {
         // harmless
       } else {
-        add("schema-privilege", "error",
-            "Moodle's account " + g + " can " + p + " on every table of `" + s.database + "`" +
-                (pat != s.database ? " (via grant on `" + pat + "`.*)" : ""),
-            "REVOKE " + p + " ON " + quote_ident(pat) + ".* FROM " + g + ";");
+        bad_by_pattern[pat].push_back(p);
       }
     }
+    for (auto& [pat, privs] : bad_by_pattern)
+      add("schema-privilege", "error",
+          "Moodle's account " + g + " has " + join(privs, ", ") + " on every table of `" + s.database + "`" +
+              (pat != s.database ? " (via grant on `" + pat + "`.*)" : ""),
+          "REVOKE " + join(privs, ", ") + " ON " + quote_ident(pat) + ".* FROM " + g + ";");
     if (!can_read)
       add("read-missing", "error", "Moodle's account " + g + " cannot SELECT from `" + s.database + "`", grant_read(s));
     if (!can_temp)
@@ -311,13 +314,19 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
       table_privs[r.str({"TABLE_NAME"})].insert(r.str({"PRIVILEGE_TYPE"}));
     for (auto& [t, privs] : table_privs) {
       bool is_local = local.count(t) > 0;
-      for (auto& p : privs) {
-        bool ok = p == "SELECT" || (is_local && (p == "INSERT" || p == "UPDATE" || p == "DELETE"));
-        if (ok) continue;
-        std::string verb = p == "INSERT" ? "INSERT into " : p == "UPDATE" ? "UPDATE " : p == "DELETE" ? "DELETE from " : p + " on ";
-        add("table-write", "error", "Moodle's account " + g + " can " + verb + t,
-            "REVOKE " + p + " ON " + tbl_q(s, t) + " FROM " + g + ";");
+      std::vector<std::string> bad;
+      for (auto& p : privs)
+        if (!(p == "SELECT" || (is_local && (p == "INSERT" || p == "UPDATE" || p == "DELETE")))) bad.push_back(p);
+      if (bad.empty()) continue;
+      std::string what;
+      if (bad.size() == 1) {
+        const std::string& p = bad[0];
+        what = p == "INSERT" ? "can INSERT into " : p == "UPDATE" ? "can UPDATE " : p == "DELETE" ? "can DELETE from " : "has " + p + " on ";
+      } else {
+        what = "has " + join(bad, ", ") + " on ";
       }
+      add("table-write", "error", "Moodle's account " + g + " " + what + t,
+          "REVOKE " + join(bad, ", ") + " ON " + tbl_q(s, t) + " FROM " + g + ";");
     }
     for (auto& t : s.local_tables) {
       if (!tables.empty() && !tables.count(t)) continue;
