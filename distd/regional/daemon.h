@@ -16,7 +16,9 @@ using DaemonStatusFn = std::function<void(const std::string&)>;
 // Runs until `stop` becomes true: probes HQ with exponential backoff and jitter
 // ([regional] probe_min_seconds .. probe_max_seconds), syncs every channel when HQ answers,
 // honours [regional] bandwidth_limit and big_files_window, records link up/down in the journal.
-// Returns the process exit status (0 after a clean stop). Throws Error{usage} for a bad config.
+// Returns the process exit status (0 after a clean stop). When `stop` is already true on entry
+// (distd --once), makes exactly one probe-and-sync pass and returns 0 only when every channel
+// converged (else the status distctl sync would give). Throws Error{usage} for a bad config.
 // REQUIRES: cfg.role == "regional".
 int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop, const DaemonStatusFn& status = {});
 

@@ -170,13 +170,23 @@ void Journal::finish_plan(const std::string& channel) {
   });
 }
 
-std::vector<PlanItem> Journal::items(const std::string& channel) {
+std::vector<PlanItem> Journal::items(const std::string& channel) { return select_items(channel, false, -1); }
+
+std::vector<PlanItem> Journal::unfinished_items(const std::string& channel, int limit) {
+  return select_items(channel, true, limit);
+}
+
+std::vector<PlanItem> Journal::select_items(const std::string& channel, bool unfinished, int limit) {
   return guarded("read the plan items", [&] {
     std::vector<PlanItem> out;
     SQLite::Statement q(*db_,
-                        "SELECT ord, path, digest, size, mode, action, priority, basis_path, basis_digest, delta_id,"
-                        " delta_size, offset, state, attempts, last_error FROM items WHERE channel=? ORDER BY ord");
+                        std::string("SELECT ord, path, digest, size, mode, action, priority, basis_path, basis_digest,"
+                                    " delta_id, delta_size, offset, state, attempts, last_error FROM items WHERE "
+                                    "channel=?") +
+                            (unfinished ? " AND state<>'installed' ORDER BY state='failed' DESC, ord LIMIT ?"
+                                        : " ORDER BY ord LIMIT ?"));
     q.bind(1, channel);
+    q.bind(2, limit);
     while (q.executeStep()) {
       PlanItem it;
       it.ord = q.getColumn(0).getInt64();

@@ -82,6 +82,8 @@ class Journal {
   void start_plan(const RunPlan& plan, const std::vector<PlanItem>& items);
   void finish_plan(const std::string& channel);
   std::vector<PlanItem> items(const std::string& channel);
+  // Items not installed yet (failed first), at most limit of them.
+  std::vector<PlanItem> unfinished_items(const std::string& channel, int limit);
   Pending pending(const std::string& channel);
 
   void set_offset(const std::string& channel, const std::string& path, uint64_t offset);
@@ -103,6 +105,7 @@ class Journal {
   std::vector<LinkEvent> link_history(int limit);
 
  private:
+  std::vector<PlanItem> select_items(const std::string& channel, bool unfinished, int limit);
   template <class Fn>
   auto guarded(const char* what, Fn&& fn) -> decltype(fn());
   std::string path_;

@@ -1,0 +1,128 @@
+// distctl status: what a regional center has installed, what is pending, and how the link was.
+#include <sys/stat.h>
+
+#include <cstdio>
+
+#include "cli/command.h"
+#include "cli/json_out.h"
+#include "distd/config/config.h"
+#include "distd/regional/journal.h"
+#include "distd/regional/sync.h"
+#include "manifest/encoding.h"
+#include "manifest/error.h"
+
+namespace distd::cli {
+namespace {
+
+std::string when(int64_t t) { return t ? format_utc(t) : "never"; }
+
+void register_status(CLI::App& app, Action& chosen) {
+  auto* cmd = app.add_subcommand("status", "Show what this center has installed and what is pending");
+  cmd->footer(
+      "Per channel: the installed version, the newest version HQ offered, files and bytes still\n"
+      "pending, the last success and the last error; then the link's up/down history. Reads the\n"
+      "journal only (no network). See docs/regional.md.\n\n"
+      "Examples:\n"
+      "  distctl status\n"
+      "  distctl status --json");
+  struct Args {
+    std::string config;
+    bool json = false;
+  };
+  static Args a;
+  a.config = default_config_path();
+  cmd->add_option("-c,--config", a.config, "config file ($DISTD_CONFIG or /etc/distd/distd.toml)");
+  cmd->add_flag("--json", a.json, "print as JSON on stdout");
+  cmd->callback([&chosen] {
+    chosen = [] {
+      Config cfg = load_config(a.config);
+      if (cfg.role != "regional")
+        throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; status describes a regional center",
+                    "use the regional center's config");
+      std::string jp = journal_path(cfg);
+      struct stat st {};
+      bool have_journal = ::stat(jp.c_str(), &st) == 0;
+      std::unique_ptr<Journal> j;
+      if (have_journal) j = std::make_unique<Journal>(jp);
+
+      nlohmann::json out = {{"site", cfg.site}, {"channels", nlohmann::json::array()}, {"link", nlohmann::json::array()}};
+      for (auto& ch : cfg.channels) {
+        ChannelRecord rec;
+        Pending pend;
+        std::vector<PlanItem> unfinished;
+        if (j) {
+          rec = j->channel_record(ch.name);
+          auto plan = j->plan(ch.name);
+          if (plan && !plan->done) {
+            pend = j->pending(ch.name);
+            unfinished = j->unfinished_items(ch.name, 10);
+          }
+        }
+        nlohmann::json c = {{"channel", ch.name},
+                            {"path", ch.path},
+                            {"installed_version", rec.installed_version},
+                            {"latest_known_version", rec.latest_known_version},
+                            {"pending_files", pend.files},
+                            {"pending_bytes", pend.bytes},
+                            {"last_attempt", rec.last_attempt ? nlohmann::json(format_utc(rec.last_attempt)) : nullptr},
+                            {"last_success", rec.last_success ? nlohmann::json(format_utc(rec.last_success)) : nullptr},
+                            {"last_error", rec.last_error.empty() ? nullptr : nlohmann::json(rec.last_error)},
+                            {"last_error_time",
+                             rec.last_error_time ? nlohmann::json(format_utc(rec.last_error_time)) : nullptr},
+                            {"unfinished", nlohmann::json::array()}};
+        for (auto& it : unfinished)
+          c["unfinished"].push_back({{"path", it.path},
+                                     {"size", it.size},
+                                     {"action", action_name(it.action)},
+                                     {"state", state_name(it.state)},
+                                     {"offset", it.offset},
+                                     {"attempts", it.attempts},
+                                     {"last_error", it.last_error}});
+        out["channels"].push_back(c);
+      }
+      if (j)
+        for (auto& ev : j->link_history(10))
+          out["link"].push_back({{"time", format_utc(ev.time)}, {"up", ev.up}, {"detail", ev.detail}});
+      // Replica health (distd/replica/) belongs here: add out["replica"] = {...} and a text section
+      // below, next to the link history.
+
+      if (a.json) {
+        print_json(out);
+        return 0;
+      }
+      std::printf("site %s%s\n", cfg.site.c_str(), have_journal ? "" : " (never synced)");
+      for (auto& c : out["channels"]) {
+        std::printf("\nchannel %s -> %s\n", c["channel"].get<std::string>().c_str(), c["path"].get<std::string>().c_str());
+        uint64_t inst = c["installed_version"], latest = c["latest_known_version"];
+        std::printf("  installed version   %s\n", inst ? std::to_string(inst).c_str() : "none");
+        std::printf("  HQ's latest known   %s\n", latest ? std::to_string(latest).c_str() : "unknown");
+        std::printf("  pending             %llu files, %s\n",
+                    static_cast<unsigned long long>(c["pending_files"].get<uint64_t>()),
+                    human_bytes(c["pending_bytes"].get<uint64_t>()).c_str());
+        auto s = [](const nlohmann::json& v) { return v.is_null() ? std::string("never") : v.get<std::string>(); };
+        std::printf("  last success        %s\n", s(c["last_success"]).c_str());
+        if (!c["last_error"].is_null())
+          std::printf("  last error          %s: %s\n", s(c["last_error_time"]).c_str(),
+                      c["last_error"].get<std::string>().c_str());
+        for (auto& it : c["unfinished"])
+          std::printf("    %-9s %-6s %s (%s)%s\n", it["state"].get<std::string>().c_str(),
+                      it["action"].get<std::string>().c_str(), it["path"].get<std::string>().c_str(),
+                      human_bytes(it["size"].get<uint64_t>()).c_str(),
+                      it["last_error"].get<std::string>().empty()
+                          ? ""
+                          : (": " + it["last_error"].get<std::string>()).c_str());
+      }
+      std::printf("\nlink to HQ (newest first)\n");
+      if (out["link"].empty()) std::printf("  no probes recorded yet\n");
+      for (auto& ev : out["link"])
+        std::printf("  %s  %-4s %s\n", ev["time"].get<std::string>().c_str(), ev["up"].get<bool>() ? "up" : "down",
+                    ev["detail"].get<std::string>().c_str());
+      return 0;
+    };
+  });
+}
+
+const CommandRegistrar reg(41, register_status);
+
+}  // namespace
+}  // namespace distd::cli

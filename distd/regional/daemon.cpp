@@ -1,0 +1,142 @@
+#include "distd/regional/daemon.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "distd/net/http_client.h"
+#include "distd/regional/journal.h"
+#include "distd/regional/sync.h"
+#include "manifest/encoding.h"
+#include "manifest/error.h"
+
+namespace distd {
+
+namespace {
+
+bool wait(const std::atomic<bool>& stop, double seconds) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  while (std::chrono::steady_clock::now() < until) {
+    if (stop.load()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return !stop.load();
+}
+
+std::string human_seconds(double s) {
+  if (s < 120) return std::to_string(static_cast<int>(s)) + "s";
+  if (s < 7200) return std::to_string(static_cast<int>(s / 60)) + "m";
+  return std::to_string(static_cast<int>(s / 3600)) + "h";
+}
+
+}  // namespace
+
+int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, const DaemonStatusFn& status) {
+  // Called with stop already set (distd --once): one probe-and-sync pass, then return its status.
+  const bool once = stop_in.load();
+  std::atomic<bool> never{false};
+  const std::atomic<bool>& stop = once ? never : stop_in;
+  int once_status = 0;
+  if (cfg.role != "regional")
+    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\", not \"regional\"");
+  RegionalSettings rs = RegionalSettings::from(cfg);
+  if (cfg.channels.empty())
+    throw Error(Errc::usage, "config " + cfg.file + " has no [[channel]]", "add the channels this center receives");
+  auto say = [&](const std::string& s) {
+    if (status) status(s);
+  };
+  std::mt19937_64 rng{std::random_device{}()};
+  double backoff = static_cast<double>(rs.probe_min_seconds);
+  const std::string probe_path = "/channels/" + cfg.channels.front().name + "/latest.manifest";
+
+  while (!stop.load()) {
+    // Probe: a HEAD of the first channel's latest manifest works against distd and plain nginx.
+    bool up = false;
+    std::string why;
+    {
+      HttpOptions ho;
+      ho.connect_timeout_s = rs.connect_timeout;
+      ho.low_speed_limit = rs.low_speed_limit;
+      ho.low_speed_time = rs.low_speed_time;
+      ho.stop = &stop;
+      try {
+        HttpClient http(rs.hq_url, ho);
+        long st = http.head(probe_path);
+        up = st > 0 && st < 500;
+        if (!up) why = "HQ answered " + std::to_string(st);
+      } catch (const Error& e) {
+        why = e.what();
+      }
+    }
+    if (stop.load()) break;
+    try {
+      Journal j(journal_path(cfg));
+      j.record_link(up, up ? "HQ answered the probe" : why);
+    } catch (const Error& e) {
+      say(std::string("journal: ") + e.what());
+    }
+
+    bool clean = false, deferred = false;
+    if (up) {
+      say("HQ is reachable; syncing");
+      SyncOptions so;
+      so.stop = &stop;
+      so.log = [&](const std::string& line) { say(line); };
+      so.progress = [&, last = std::chrono::steady_clock::time_point{}](const SyncProgress& p) mutable {
+        auto now = std::chrono::steady_clock::now();
+        if (now - last < std::chrono::seconds(5)) return;
+        last = now;
+        say("syncing " + p.channel + ": " + human_bytes(p.bytes_done) + " of " + human_bytes(p.bytes_total) + ", " +
+            std::to_string(p.files_done) + "/" + std::to_string(p.files_total) + " files");
+      };
+      try {
+        SyncResult res = sync_all(cfg, so);
+        clean = true;
+        for (auto& c : res.channels) {
+          if (!c.ok) {
+            clean = false;
+            say(c.channel + ": " + c.error);
+          } else if (!c.converged) {
+            deferred = true;
+          }
+        }
+        if (once) {
+          once_status = 0;
+          for (auto& c : res.channels)
+            if (once_status == 0 && (!c.ok || !c.converged)) once_status = c.ok ? kExitDeferred : exit_status(c.code);
+        }
+        if (clean)
+          say(deferred ? "synced what the time window allows; big files wait for " + rs.big_files_window
+                       : "all channels up to date");
+      } catch (const Error& e) {
+        say(std::string("sync failed: ") + e.what());
+        once_status = exit_status(e.code());
+      }
+    } else {
+      once_status = exit_status(Errc::network);
+    }
+    if (once) return once_status;
+    if (stop.load()) break;
+    double next;
+    if (clean) {
+      backoff = static_cast<double>(rs.probe_min_seconds);
+      next = static_cast<double>(rs.probe_max_seconds);  // converged: check for new versions now and then
+      // With big files waiting, look again soon so the window's opening is not missed.
+      if (deferred) next = std::min(next, 300.0);
+    } else {
+      // Exponential backoff with jitter (50-100% of the current step): centers do not all
+      // knock at HQ in the same second after an outage.
+      std::uniform_real_distribution<double> jitter(0.5, 1.0);
+      next = backoff * jitter(rng);
+      backoff = std::min(backoff * 2, static_cast<double>(rs.probe_max_seconds));
+      say((up ? std::string("sync incomplete") : "HQ unreachable (" + why + ")") + "; next try in " +
+          human_seconds(next));
+    }
+    if (!wait(stop, next)) break;
+  }
+  say("stopping");
+  return 0;
+}
+
+}  // namespace distd
