@@ -83,19 +83,26 @@ const Entry* Manifest::find(std::string_view path) const {
 }
 
 void Manifest::normalize() {
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.path < b.path; });
+  validate();
+}
+
+void Manifest::validate() const {
   if (!valid_channel(channel))
     throw Error(Errc::usage, "channel name '" + channel + "' is not valid",
                 "use 1-64 letters, digits, '-' or '_'");
   if (version == 0) throw Error(Errc::usage, "manifest version must be 1 or more");
   if (expires <= created) throw Error(Errc::usage, "manifest must expire after it is created");
   if (entries.size() > kMaxEntries) throw Error(Errc::usage, "too many entries (" + std::to_string(entries.size()) + ")");
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.path < b.path; });
   for (size_t i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
     check_safe_path(e.path, "manifest entry");
-    if (i > 0 && entries[i - 1].path == e.path)
-      throw Error(Errc::unsafe_path, "manifest entry " + quote_path(e.path) + " appears twice",
-                  "a tree cannot hold two files at one path; check the source");
+    if (i > 0 && !(entries[i - 1].path < e.path)) {
+      if (entries[i - 1].path == e.path)
+        throw Error(Errc::unsafe_path, "manifest entry " + quote_path(e.path) + " appears twice",
+                    "a tree cannot hold two files at one path; check the source");
+      throw Error(Errc::internal, "manifest entries are not sorted (call normalize() first)");
+    }
     if (e.size > kMaxEntrySize)
       throw Error(Errc::usage, "manifest entry " + quote_path(e.path) + " is larger than 1 PiB");
     if (e.mode & ~0777u)
@@ -105,9 +112,7 @@ void Manifest::normalize() {
 }
 
 std::string canonical_body(const Manifest& m) {
-  Manifest check = m;  // canonical_body never trusts its input to be normalized
-  check.normalize();
-  if (check.entries.size() != m.entries.size()) throw Error(Errc::internal, "normalize changed entry count");
+  m.validate();
   std::string out;
   out.reserve(200 + m.entries.size() * 120);
   out += kMagic;
@@ -117,7 +122,7 @@ std::string canonical_body(const Manifest& m) {
   out += "\nexpires " + format_utc(m.expires);
   out += "\nprevious " + (m.previous ? digest_hex(*m.previous) : std::string("none"));
   out += "\nentries " + std::to_string(m.entries.size()) + "\n";
-  for (const Entry& e : check.entries) {
+  for (const Entry& e : m.entries) {
     out += digest_hex(e.digest);
     out += ' ';
     out += std::to_string(e.size);
@@ -132,9 +137,10 @@ std::string canonical_body(const Manifest& m) {
 }
 
 std::string sign_manifest(const Manifest& m, const SecretKey& key) {
-  std::string body = canonical_body(m);
-  Signature sig = sign_detached(key, body);
-  return body + "signature ed25519 " + digest_hex(key.public_key().key_id()) + " " + to_hex(sig) + "\n";
+  std::string file = canonical_body(m);
+  Signature sig = sign_detached(key, file);
+  file += "signature ed25519 " + digest_hex(key.public_key().key_id()) + " " + to_hex(sig) + "\n";
+  return file;
 }
 
 namespace {

@@ -32,13 +32,15 @@ struct Manifest {
   std::vector<Entry> entries;      // sorted by path bytes, no duplicates
 
   uint64_t total_bytes() const;
-  // Sorts entries and validates every rule (paths, sizes, modes, channel, duplicates).
-  // Throws Error{unsafe_path, corrupt, usage} naming the offending entry.
+  // Sorts entries, then validate().
   void normalize();
+  // Checks every rule (channel, version, dates, sorted unique safe paths, sizes, modes) without
+  // copying anything. Throws Error{unsafe_path, usage} naming the offending entry.
+  void validate() const;
   const Entry* find(std::string_view path) const;  // binary search
 };
 
-// The canonical, signed bytes. REQUIRES: m.normalize() has passed (checked again here).
+// The canonical, signed bytes. REQUIRES: entries sorted (normalize()); validated here.
 std::string canonical_body(const Manifest& m);
 
 // Signs m: returns the complete manifest file (body + signature line).

@@ -225,22 +225,35 @@ std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts
   std::vector<Candidate> cands = Walker(root, opts, stats).walk();
   std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.path < b.path; });
 
+  // Merge the sorted candidates with the cache's rows (also in path order): no map in memory.
   std::unique_ptr<StatCache> cache;
-  std::unordered_map<std::string, StatRecord> cached;
+  std::vector<std::string> gone;  // cached paths no longer in the tree
   if (!opts.stat_cache_path.empty()) {
     cache = std::make_unique<StatCache>(opts.stat_cache_path, root);
-    cached = cache->load();
+    size_t i = 0;
+    cache->for_each_sorted([&](std::string_view path, const StatRecord& r) {
+      while (i < cands.size() && std::string_view(cands[i].path) < path) cands[i++].need_hash = true;
+      if (i < cands.size() && cands[i].path == path) {
+        Candidate& c = cands[i++];
+        if (r.same_stat(c.rec) && r.trustworthy()) {
+          c.rec.digest = r.digest;
+          c.rec.hashed_at_ns = r.hashed_at_ns;
+        } else {
+          c.need_hash = true;
+        }
+      } else {
+        gone.emplace_back(path);
+      }
+    });
+    for (; i < cands.size(); ++i) cands[i].need_hash = true;
+  } else {
+    for (auto& c : cands) c.need_hash = true;
   }
   std::vector<Candidate*> todo;
   ScanProgress prog;
   prog.files_seen = cands.size();
   for (auto& c : cands) {
-    auto it = cached.find(c.path);
-    if (it != cached.end() && it->second.same_stat(c.rec) && it->second.trustworthy()) {
-      c.rec.digest = it->second.digest;
-      c.rec.hashed_at_ns = it->second.hashed_at_ns;
-    } else {
-      c.need_hash = true;
+    if (c.need_hash) {
       todo.push_back(&c);
       prog.bytes_to_hash += c.rec.size;
     }
@@ -306,10 +319,10 @@ std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts
   }
 
   if (cache) {
-    std::vector<std::pair<const std::string*, StatRecord>> records;
-    records.reserve(cands.size());
-    for (auto& c : cands) records.emplace_back(&c.path, c.rec);
-    cache->store(cached, records);
+    std::vector<std::pair<const std::string*, const StatRecord*>> changed;
+    for (auto& c : cands)
+      if (c.need_hash) changed.emplace_back(&c.path, &c.rec);
+    cache->update(changed, gone);
   }
   std::vector<Entry> entries;
   entries.reserve(cands.size());
@@ -327,6 +340,7 @@ std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts
     e.digest = c.rec.digest;
     entries.push_back(std::move(e));
   }
+  std::vector<Candidate>().swap(cands);
   if (stats_out) *stats_out = stats;
   return entries;
 }

@@ -4,7 +4,6 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <cstring>
-#include <unordered_set>
 
 #include "manifest/error.h"
 
@@ -53,10 +52,10 @@ void StatCache::open(const std::string& root) {
   if (chk.executeStep() && chk.getColumn(0).getString() != "ok") throw SQLite::Exception("quick_check failed");
 }
 
-std::unordered_map<std::string, StatRecord> StatCache::load() {
-  std::unordered_map<std::string, StatRecord> out;
+void StatCache::for_each_sorted(const std::function<void(std::string_view, const StatRecord&)>& fn) {
   try {
-    SQLite::Statement q(*db_, "SELECT path, size, mtime_ns, ctime_ns, ino, digest, hashed_at_ns FROM files");
+    SQLite::Statement q(*db_,
+                        "SELECT path, size, mtime_ns, ctime_ns, ino, digest, hashed_at_ns FROM files ORDER BY path");
     while (q.executeStep()) {
       auto path = q.getColumn(0);
       auto dig = q.getColumn(5);
@@ -68,42 +67,34 @@ std::unordered_map<std::string, StatRecord> StatCache::load() {
       r.ino = static_cast<uint64_t>(q.getColumn(4).getInt64());
       std::memcpy(r.digest.data(), dig.getBlob(), 32);
       r.hashed_at_ns = q.getColumn(6).getInt64();
-      out.emplace(std::string(static_cast<const char*>(path.getBlob()), static_cast<size_t>(path.getBytes())), r);
+      fn(std::string_view(static_cast<const char*>(path.getBlob()), static_cast<size_t>(path.getBytes())), r);
     }
   } catch (const SQLite::Exception&) {
-    return {};  // unreadable cache: everything is hashed again
+    // Unreadable rows: what was not visited is hashed again.
   }
-  return out;
 }
 
-void StatCache::store(const std::unordered_map<std::string, StatRecord>& before,
-                      const std::vector<std::pair<const std::string*, StatRecord>>& now) {
+void StatCache::update(const std::vector<std::pair<const std::string*, const StatRecord*>>& upserts,
+                       const std::vector<std::string>& deletes) {
+  if (upserts.empty() && deletes.empty()) return;
   try {
     SQLite::Transaction t(*db_);
     SQLite::Statement up(*db_,
                          "INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, ino, digest, hashed_at_ns)"
                          " VALUES(?,?,?,?,?,?,?)");
-    std::unordered_set<std::string_view> seen;
-    seen.reserve(now.size());
-    for (const auto& [path, r] : now) {
-      seen.insert(*path);
-      auto it = before.find(*path);
-      if (it != before.end() && it->second.same_stat(r) && it->second.digest == r.digest &&
-          it->second.hashed_at_ns == r.hashed_at_ns)
-        continue;
+    for (const auto& [path, r] : upserts) {
       up.bind(1, path->data(), static_cast<int>(path->size()));
-      up.bind(2, static_cast<int64_t>(r.size));
-      up.bind(3, r.mtime_ns);
-      up.bind(4, r.ctime_ns);
-      up.bind(5, static_cast<int64_t>(r.ino));
-      up.bind(6, r.digest.data(), 32);
-      up.bind(7, r.hashed_at_ns);
+      up.bind(2, static_cast<int64_t>(r->size));
+      up.bind(3, r->mtime_ns);
+      up.bind(4, r->ctime_ns);
+      up.bind(5, static_cast<int64_t>(r->ino));
+      up.bind(6, r->digest.data(), 32);
+      up.bind(7, r->hashed_at_ns);
       up.exec();
       up.reset();
     }
     SQLite::Statement del(*db_, "DELETE FROM files WHERE path = ?");
-    for (const auto& [path, r] : before) {
-      if (seen.count(path)) continue;
+    for (const auto& path : deletes) {
       del.bind(1, path.data(), static_cast<int>(path.size()));
       del.exec();
       del.reset();

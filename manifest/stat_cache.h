@@ -8,9 +8,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
 #include "manifest/digest.h"
@@ -42,13 +43,14 @@ class StatCache {
   StatCache(const std::string& db_path, const std::string& root);
   ~StatCache();
 
-  // All records, loaded once (one SELECT); the scan looks them up in memory.
-  std::unordered_map<std::string, StatRecord> load();
+  // Calls fn for every cached row in path order (memcmp order, the same as std::string's
+  // operator<), streaming from SQLite: memory does not grow with the tree. A damaged table
+  // simply ends the walk early (those files are hashed again).
+  void for_each_sorted(const std::function<void(std::string_view path, const StatRecord&)>& fn);
 
-  // Replaces the cache content with exactly these records in one transaction, writing only
-  // rows that changed and deleting rows for paths that are gone.
-  void store(const std::unordered_map<std::string, StatRecord>& before,
-             const std::vector<std::pair<const std::string*, StatRecord>>& now);
+  // In one transaction: writes these rows (insert or replace) and deletes these paths.
+  void update(const std::vector<std::pair<const std::string*, const StatRecord*>>& upserts,
+              const std::vector<std::string>& deletes);
 
  private:
   void open(const std::string& root);
