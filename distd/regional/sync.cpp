@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "distd/course/course_library.h"
+#include "distd/course/course_priority.h"
 #include "distd/net/http_client.h"
 #include "distd/regional/delta_client.h"
 #include "distd/regional/installer.h"
@@ -99,6 +101,28 @@ bool SyncResult::converged() const {
   for (auto& c : channels)
     if (!c.converged) return false;
   return !channels.empty();
+}
+
+std::vector<AfterInstallFn>& after_install_hooks() {
+  static std::vector<AfterInstallFn> hooks = {course::after_install};
+  return hooks;
+}
+
+std::vector<PriorityFn>& priority_providers() {
+  static std::vector<PriorityFn> providers = {[](const Config& cfg, const ChannelConfig& ch) {
+    return ch.preset == "moodledata" ? course::course_priority_hashes(cfg) : std::vector<std::string>{};
+  }};
+  return providers;
+}
+
+void run_after_install(const Config& cfg, const ChannelConfig& ch, const LogLineFn& log) {
+  for (auto& hook : after_install_hooks()) {
+    try {
+      hook(cfg, ch, log);
+    } catch (const std::exception& e) {
+      if (log) log(ch.name + ": after-install step failed: " + e.what());
+    }
+  }
 }
 
 std::string journal_path(const Config& cfg) { return cfg.state_dir + "/journal.sqlite"; }
@@ -457,6 +481,12 @@ void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
           sleep_unless_stopped(r.opts.stop, std::min(30.0, double(1 << stalls)));
           continue;
         }
+        case Errc::no_space:
+          throw Error(Errc::no_space,
+                      "disk full while fetching '" + it.path + "' (" + human_bytes(it.size) + ") into " +
+                          r.inst->staging() + ": " + e.what(),
+                      "free space on that file system (the file needs " + human_bytes(it.size - it.offset) +
+                          " more), then run the sync again: it resumes where it stopped");
         case Errc::not_found:
           record_failure(r, it, e.what());
           r.res.code = Errc::not_found;
@@ -625,6 +655,19 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
 
   j.record_attempt(ch.name);
   ChannelRecord rec = j.channel_record(ch.name);
+  if (rec.installed_version == 0) {
+    // A lost or new journal: the installed manifest file still says what is here.
+    std::string ip = installed_manifest_path(cfg, ch.name);
+    struct stat st {};
+    if (::stat(ip.c_str(), &st) == 0) {
+      VerifyOptions vo;
+      vo.check_expiry = false;
+      SignedManifest old = verify_manifest(read_file(ip, kMaxManifestBytes, "installed manifest"), rs.hq_key, vo, ip);
+      rec.installed_version = old.manifest.version;
+      rec.installed_digest = digest_hex(old.body_digest);
+      j.set_installed(ch.name, rec.installed_version, rec.installed_digest);
+    }
+  }
   res.from_version = rec.installed_version;
 
   // 1. The manifest: signed by the pinned key, not expired beyond the slack, not older.
@@ -676,6 +719,13 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
     in.target = &m;
     in.local = &local;
     in.priority.insert(opts.priority.begin(), opts.priority.end());
+    for (auto& provider : priority_providers()) {
+      try {
+        for (auto& name : provider(cfg, ch)) in.priority.insert(std::move(name));
+      } catch (const std::exception& e) {
+        r.log(std::string("priority list skipped: ") + e.what());
+      }
+    }
     items = make_plan(in);
     local.clear();
     local.shrink_to_fit();
@@ -686,6 +736,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
       res.unchanged = items.size();
       j.record_success(ch.name);
       r.log("up to date (version " + std::to_string(m.version) + ")");
+      run_after_install(cfg, ch, [&r](const std::string& s) { r.log(s); });
       return res;
     }
     // Carry the offsets of partial whole-object downloads of an unfinished older plan.
@@ -762,6 +813,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
   r.log("installed version " + std::to_string(m.version) + " (" + std::to_string(res.copied) + " copied, " +
         std::to_string(res.delta) + " by delta, " + std::to_string(res.full) + " whole, " +
         std::to_string(res.deleted) + " deleted; " + human_bytes(res.bytes_received) + " received)");
+  run_after_install(cfg, ch, [&r](const std::string& s) { r.log(s); });
   return res;
 }
 
