@@ -138,6 +138,14 @@ BOOST_AUTO_TEST_CASE(first_version_then_unchanged) {
   BOOST_TEST(j2["hashed_files"].get<uint64_t>() == 0u);  // the stat cache vouched for everything
   BOOST_TEST(slurp(hq.latest("c")) == slurp(hq.version_file("c", 1)));
 
+  // --force writes a new version of the same content (e.g. to renew its expiry).
+  RunResult forced = distd::test::run({"distctl", "publish", "--channel", "c", "--config", hq.cfg, "--force", "--json"});
+  BOOST_REQUIRE_EQUAL(forced.status, 0);
+  auto jf = nlohmann::json::parse(forced.out);
+  BOOST_TEST(jf["version"].get<uint64_t>() == 2u);
+  BOOST_TEST(jf["reason"] == "forced");
+  BOOST_TEST(hq.verified(hq.latest("c")).manifest.entries.size() == v1.manifest.entries.size());
+
   // A missing object is restored by the next publish even when nothing changed.
   std::string hex = digest_hex(v1.manifest.entries[0].digest);
   fs::remove(hq.object(hex));

@@ -42,9 +42,9 @@ struct Server {
   std::string big_hex;
   std::unique_ptr<Process> proc;
 
-  explicit Server(const std::vector<std::string>& env = {}) {
+  explicit Server(const std::vector<std::string>& env = {}, const std::string& hq_extra = "") {
     write_keypair(generate_keypair(), tmp / "hq.key", tmp / "hq.pub");
-    put(cfg, "role = \"hq\"\nstate_dir = \"state\"\n[hq]\nlisten = \"127.0.0.1:" + std::to_string(port) +
+    put(cfg, "role = \"hq\"\nstate_dir = \"state\"\n[hq]\n" + hq_extra + "\nlisten = \"127.0.0.1:" + std::to_string(port) +
                  "\"\nsecret_key = \"hq.key\"\npublic_key = \"hq.pub\"\n[[channel]]\nname = \"c\"\npath = \"src\"\n");
     put(tmp / "src/big.bin", big);
     put(tmp / "src/small.txt", "hello from HQ\n");
@@ -430,4 +430,21 @@ BOOST_AUTO_TEST_CASE(systemd_units_verify) {
   for (const char* key : {"Type=notify", "WatchdogSec=", "Restart=on-failure", "ProtectSystem=strict",
                           "NoNewPrivileges=yes", "User=distd", "ExecStart=/usr/bin/distd --config /etc/distd/distd.toml"})
     BOOST_TEST(unit.find(key) != std::string::npos, key);
+}
+
+BOOST_AUTO_TEST_CASE(publishes_periodically_when_configured) {
+  Server s({}, "publish_interval = 1");
+  put(s.tmp / "src/new.txt", "published by the daemon itself");
+  uint64_t version = 0;
+  for (int i = 0; i < 100 && version < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto v = s.status()["channels"][0]["version"];
+    if (v.is_number()) version = v.get<uint64_t>();
+  }
+  BOOST_TEST(version == 2u);
+  auto r = s.client().Get("/channels/c/latest.manifest");
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->body.find("new.txt") != std::string::npos);
+  BOOST_TEST(s.proc->stop(15) == 0);
+  BOOST_TEST(s.proc->log().find("published c version 2") != std::string::npos);
 }
