@@ -89,6 +89,21 @@ ChannelResult sync_channel(const Config& cfg, const std::string& channel, const 
 // network error the remaining channels are not tried (the link is down).
 SyncResult sync_all(const Config& cfg, const SyncOptions& opts);
 
+// Extension points. Both run inside the sync's state lock; a bundle import calls them the same way.
+//  - after_install_hooks(): run by run_after_install() once a channel converged (a new version
+//    installed, or already up to date). The course engine rebuilds course archives here
+//    (distd/course/course_library.h). An exception is logged, never fails the sync.
+//  - priority_providers(): extra priority names (paths or base names) when a channel is planned.
+//    The course engine lists the SHA-1 hashes of published courses' moodledata files here
+//    (distd/course/course_priority.h).
+// Both lists start with the built-in course engine entries; tests and engines may append.
+using LogLineFn = std::function<void(const std::string&)>;
+using AfterInstallFn = std::function<void(const Config&, const ChannelConfig&, const LogLineFn& log)>;
+using PriorityFn = std::function<std::vector<std::string>(const Config&, const ChannelConfig&)>;
+std::vector<AfterInstallFn>& after_install_hooks();
+std::vector<PriorityFn>& priority_providers();
+void run_after_install(const Config& cfg, const ChannelConfig& ch, const LogLineFn& log);
+
 // Paths of the regional state (for status and tests).
 std::string journal_path(const Config& cfg);
 std::string installed_manifest_path(const Config& cfg, const std::string& channel);

@@ -1,0 +1,488 @@
+#include "distd/course/course_publisher.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "distd/course/course_priority.h"
+#include "manifest/digest.h"
+#include "manifest/error.h"
+#include "manifest/fault.h"
+#include "manifest/fs.h"
+#include "manifest/path.h"
+
+namespace distd::course {
+
+std::string courses_channel_name(const Config& cfg) {
+  std::string section = cfg.role == "regional" ? "regional" : "hq";
+  return cfg.get_string(section + ".courses_channel", "courses");
+}
+
+namespace {
+
+constexpr uint64_t kMaxBackupXml = 64ull << 20;
+constexpr size_t kChunk = 256 * 1024;
+
+void log_to(const CoursePublishOptions& o, const std::string& s) {
+  if (o.log) o.log(s);
+}
+
+std::string base_name(const std::string& p) {
+  auto s = p.find_last_of('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+bool lstat_file(const std::string& p, struct stat* st) { return ::lstat(p.c_str(), st) == 0; }
+
+// Exclusive lock for the length of a course publish (two at once would interleave subtrees).
+class CourseLock {
+ public:
+  explicit CourseLock(const std::string& path) {
+    fd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd_) throw_errno("cannot open lock file", path, errno);
+    if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0)
+      throw Error(Errc::io, "another publish-course is running (lock " + path + " is held)",
+                  "wait for it to finish, then run again");
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+// Removes a directory tree (no links followed: unlinkat on everything that is not a directory).
+void remove_tree(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::pair<std::string, bool>> names;
+  while (auto* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    names.emplace_back(n, e->d_type == DT_DIR);
+  }
+  ::closedir(d);
+  for (auto& [n, is_dir] : names) {
+    std::string p = dir + "/" + n;
+    if (is_dir) remove_tree(p);
+    else ::unlink(p.c_str());
+  }
+  ::rmdir(dir.c_str());
+}
+
+// Every regular file and directory below root (relative paths); anything else is reported as a file
+// so that it gets removed.
+void walk(const std::string& root, const std::string& rel, std::vector<std::string>* files,
+          std::vector<std::string>* dirs) {
+  std::string dir = rel.empty() ? root : root + "/" + rel;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return;
+    throw_errno("cannot list directory", dir, errno);
+  }
+  std::vector<std::pair<std::string, unsigned char>> names;
+  while (auto* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n, e->d_type);
+  }
+  ::closedir(d);
+  for (auto& [n, type] : names) {
+    std::string r = rel.empty() ? n : rel + "/" + n;
+    unsigned char t = type;
+    if (t == DT_UNKNOWN) {
+      struct stat st {};
+      if (lstat_file(root + "/" + r, &st)) t = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+    }
+    if (t == DT_DIR) {
+      walk(root, r, files, dirs);
+      dirs->push_back(r);
+    } else {
+      files->push_back(r);
+    }
+  }
+}
+
+// rename(2), or a copy + fsync + rename when staging lies on another file system.
+void move_into_place(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) == 0) return;
+  if (errno != EXDEV) throw_errno("cannot move into the course tree", to, errno);
+  std::string tmp = to + ".distd-tmp";
+  UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throw_errno("cannot open", from, errno);
+  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!out) throw_errno("cannot create", tmp, errno);
+  std::string buf(kChunk, '\0');
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0) throw_errno("cannot read", from, errno);
+    if (n == 0) break;
+    write_all(out.get(), std::string_view(buf.data(), static_cast<size_t>(n)), tmp);
+  }
+  if (::fsync(out.get()) != 0) throw_errno("cannot fsync", tmp, errno);
+  out = UniqueFd();
+  if (::rename(tmp.c_str(), to.c_str()) != 0) throw_errno("cannot rename", tmp, errno);
+  ::unlink(from.c_str());
+}
+
+struct Staging {
+  std::string dir;
+  explicit Staging(std::string d) : dir(std::move(d)) {
+    remove_tree(dir);  // left-overs of an interrupted run
+    make_dirs(dir, 0750);
+  }
+  ~Staging() { remove_tree(dir); }
+  std::string file(size_t idx) const { return dir + "/m" + std::to_string(idx); }
+};
+
+// Streams the current member: hashes it, optionally writes it to out and/or keeps it in memory.
+std::string pump(MbzReader& rd, std::vector<char>& buf, int out_fd, const std::string& out_path, std::string* keep,
+                 uint64_t* size, const std::string& archive) {
+  Hasher h;
+  uint64_t total = 0;
+  for (;;) {
+    size_t n = rd.read(buf.data(), buf.size());
+    if (n == 0) break;
+    h.update(buf.data(), n);
+    total += n;
+    if (out_fd >= 0) write_all(out_fd, std::string_view(buf.data(), n), out_path);
+    if (keep) {
+      if (keep->size() + n > kMaxBackupXml)
+        throw Error(Errc::corrupt, "course backup '" + archive + "': moodle_backup.xml is larger than 64 MiB",
+                    "this is not a Moodle course backup; nothing was published");
+      keep->append(buf.data(), n);
+    }
+  }
+  *size = total;
+  return digest_hex(h.finish());
+}
+
+std::optional<CourseRecord> load_record(const std::string& path, std::vector<std::string>* warnings) {
+  struct stat st {};
+  if (!lstat_file(path, &st)) return std::nullopt;
+  try {
+    return parse_record(read_file(path, kMaxRecordBytes, "course record"), path);
+  } catch (const Error& e) {
+    warnings->push_back(std::string("the previous course record is unreadable, treating the course as new: ") + e.what());
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_path, const CoursePublishOptions& opts) {
+  if (cfg.role != "hq")
+    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; only HQ publishes courses",
+                "run distctl publish-course at HQ with HQ's config (role = \"hq\")");
+  const std::string channel = opts.channel.empty() ? courses_channel_name(cfg) : opts.channel;
+  const ChannelConfig& ch = cfg.channel(channel);
+  if (ch.preset == "moodledata")
+    throw Error(Errc::usage, "config " + cfg.file + ": channel '" + ch.name + "' is a moodledata tree, not a courses channel",
+                "add [[channel]] name = \"courses\" path = \"/var/lib/distd/courses\" link = true");
+  make_dirs(cfg.state_dir, 0755);
+  make_dirs(ch.path, 0755);
+  CourseLock lock(cfg.state_dir + "/course-publish.lock");
+  Staging staging(cfg.state_dir + "/course-staging");
+
+  CoursePublishResult res;
+  std::vector<std::string> warnings;
+
+  // 1. Read and check the whole archive; stage what the tree does not have yet.
+  MbzReader rd(mbz_path);
+  std::vector<Member> members;
+  std::unordered_map<size_t, std::string> staged;  // member index -> staged file
+  std::vector<size_t> second_pass;
+  std::string xml;
+  bool have_xml = false;
+  std::optional<CourseRecord> old;
+  std::unordered_map<std::string, const Member*> old_by_path;
+  std::string members_root;
+  std::vector<char> buf(kChunk);
+  MemberHeader h;
+  while (rd.next(&h)) {
+    Member m;
+    m.h = h;
+    const size_t idx = members.size();
+    if (!h.dir) {
+      const bool is_xml = h.path == "moodle_backup.xml";
+      const Member* prev = nullptr;
+      if (!old_by_path.empty()) {
+        auto it = old_by_path.find(h.path);
+        if (it != old_by_path.end()) prev = it->second;
+      }
+      struct stat st {};
+      // Probably unchanged (same path and size as the previous version, still in the tree):
+      // hash only. The rare miss is fetched by a second pass over the archive.
+      const bool hash_only = prev && !is_xml && prev->h.size == h.size &&
+                             lstat_file(members_root + "/" + h.path, &st) && S_ISREG(st.st_mode) &&
+                             static_cast<uint64_t>(st.st_size) == h.size;
+      UniqueFd out;
+      std::string sp;
+      if (!hash_only) {
+        sp = staging.file(idx);
+        out = UniqueFd(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, m.h.mode));
+        if (!out) throw_errno("cannot create staged file", sp, errno);
+      }
+      m.digest = pump(rd, buf, out.get(), sp, is_xml ? &xml : nullptr, &m.h.size, mbz_path);
+      if (hash_only && m.digest != prev->digest) second_pass.push_back(idx);
+      if (!hash_only) staged.emplace(idx, sp);
+      if (is_xml) {
+        have_xml = true;
+        res.record.info = parse_backup_info(xml, mbz_path);
+        res.key = course_key(res.record.info.shortname);
+        members_root = ch.path + "/" + res.key + "/" + kMembersDir;
+        old = load_record(ch.path + "/" + res.key + "/" + kRecordName, &warnings);
+        if (old)
+          for (const auto& om : old->members)
+            if (!om.h.dir) old_by_path.emplace(om.h.path, &om);
+      }
+    }
+    members.push_back(std::move(m));
+  }
+  if (!have_xml)
+    throw Error(Errc::corrupt,
+                "'" + mbz_path + "' is not a Moodle course backup: it has no moodle_backup.xml (" +
+                    std::to_string(members.size()) + " members read)",
+                "give the .mbz file that Moodle's backup produced; nothing was published");
+  fault_point("course_after_read");
+
+  // 2. The few members that looked unchanged but are not: read them again.
+  if (!second_pass.empty()) {
+    log_to(opts, "reading " + std::to_string(second_pass.size()) + " changed members of the same size again");
+    std::unordered_set<size_t> want(second_pass.begin(), second_pass.end());
+    MbzReader again(mbz_path);
+    size_t idx = 0;
+    while (again.next(&h)) {
+      if (want.count(idx)) {
+        std::string sp = staging.file(idx);
+        UniqueFd out(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, h.mode));
+        if (!out) throw_errno("cannot create staged file", sp, errno);
+        uint64_t size = 0;
+        std::string d = pump(again, buf, out.get(), sp, nullptr, &size, mbz_path);
+        if (idx >= members.size() || d != members[idx].digest || size != members[idx].h.size)
+          throw Error(Errc::mismatch, "course backup '" + mbz_path + "' changed while it was being published",
+                      "wait until the backup is complete, then run again; nothing was published");
+        staged.emplace(idx, sp);
+      }
+      ++idx;
+    }
+  }
+
+  // 3. The record, and what changed since the previous version.
+  CourseRecord& rec = res.record;
+  rec.format = rd.format();
+  rec.archive_size = rd.archive_size();
+  rec.archive_name = base_name(mbz_path);
+  rec.published = static_cast<int64_t>(::time(nullptr));
+  rec.members = members;
+  res.first = !old;
+  if (old) res.previous_backup_date = old->info.backup_date;
+  std::unordered_set<std::string> new_files;
+  for (size_t i = 0; i < members.size(); ++i) {
+    const Member& m = members[i];
+    if (m.h.dir) continue;
+    new_files.insert(m.h.path);
+    auto it = old_by_path.find(m.h.path);
+    MemberDelta& d = it == old_by_path.end() ? res.added : it->second->digest != m.digest ? res.changed : res.unchanged;
+    d.files++;
+    d.bytes += m.h.size;
+  }
+  if (old)
+    for (const auto& om : old->members)
+      if (!om.h.dir && !new_files.count(om.h.path)) {
+        res.removed.files++;
+        res.removed.bytes += om.h.size;
+      }
+
+  // 4. Bring the course's subtree to the new version; course.json last.
+  const std::string course_dir = ch.path + "/" + res.key;
+  make_dirs(members_root, 0755);
+  std::vector<std::string> tree_files, tree_dirs;
+  walk(members_root, "", &tree_files, &tree_dirs);
+  std::unordered_set<std::string> dirty;
+  for (const auto& f : tree_files) {
+    if (new_files.count(f)) continue;  // unchanged: stays; changed: replaced by rename below
+    std::string p = members_root + "/" + f;
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", p, errno);
+    dirty.insert(dir_name(p));
+  }
+  std::sort(tree_dirs.begin(), tree_dirs.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
+  for (const auto& d : tree_dirs) ::rmdir((members_root + "/" + d).c_str());  // only empty ones go
+  fault_point("course_before_members");
+  size_t moved = 0;
+  for (size_t i = 0; i < members.size(); ++i) {
+    const Member& m = members[i];
+    if (m.h.dir) continue;
+    const std::string final_path = members_root + "/" + m.h.path;
+    auto s = staged.find(i);
+    auto it = old_by_path.find(m.h.path);
+    struct stat st {};
+    bool in_place = it != old_by_path.end() && it->second->digest == m.digest && lstat_file(final_path, &st) &&
+                    S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == m.h.size;
+    if (in_place) continue;
+    if (s == staged.end())
+      throw Error(Errc::internal, "member " + quote_path(m.h.path) + " of '" + mbz_path + "' was not staged",
+                  "please report this; nothing was published");
+    std::string parent = dir_name(final_path);
+    struct stat pst {};
+    if (lstat_file(parent, &pst) && !S_ISDIR(pst.st_mode)) ::unlink(parent.c_str());
+    make_dirs(parent, 0755);
+    if (lstat_file(final_path, &st) && S_ISDIR(st.st_mode)) remove_tree(final_path);
+    if (::chmod(s->second.c_str(), m.h.mode) != 0) throw_errno("cannot chmod", s->second, errno);
+    move_into_place(s->second, final_path);
+    dirty.insert(parent);
+    ++moved;
+    fault_point("course_member");
+  }
+  for (const auto& d : dirty) {
+    struct stat st {};
+    if (lstat_file(d, &st)) fsync_dir(d);
+  }
+
+  // The course's moodledata blobs for replica centers.
+  const std::string prio_path = course_dir + "/" + kPriorityName;
+  if (auto db = moodle_db_settings(cfg)) {
+    try {
+      std::vector<std::string> hashes = course_filedir_hashes(*db, rec.info.course_id);
+      std::string text;
+      for (const auto& hsh : hashes) text += hsh + "\n";
+      write_file_atomic(prio_path, text, 0644);
+      res.priority_hashes = hashes.size();
+    } catch (const Error& e) {
+      warnings.push_back(std::string("no filedir priority list for this course: ") + e.what() +
+                         (e.hint().empty() ? "" : " (" + e.hint() + ")"));
+      res.priority_note = e.what();
+    }
+  } else {
+    res.priority_note = "no [hq.database] configured";
+  }
+  fault_point("course_before_record");
+  // An identical backup published again keeps its record (and so the channel) as it was.
+  std::string record_json;
+  if (old) {
+    rec.published = old->published;
+    record_json = record_to_json(rec);
+    if (record_json != record_to_json(*old)) {
+      rec.published = static_cast<int64_t>(::time(nullptr));
+      record_json = record_to_json(rec);
+    }
+  } else {
+    record_json = record_to_json(rec);
+  }
+  write_file_atomic(course_dir + "/" + kRecordName, record_json, 0644);
+  fault_point("course_after_record");
+  log_to(opts, "course " + rec.info.shortname + ": " + std::to_string(moved) + " members written, " +
+                   std::to_string(res.unchanged.files) + " unchanged");
+
+  // 5. Sign the new version of the channel.
+  hq::PublishOptions po;
+  po.force = opts.force;
+  res.publish = hq::publish_channel(cfg, ch.name, {}, po);
+  for (auto& w : warnings) res.publish.warnings.insert(res.publish.warnings.begin(), w);
+  return res;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+std::string tail_lines(const std::string& text, int n) {
+  size_t pos = text.size();
+  while (pos > 0 && (text[pos - 1] == '\n')) --pos;
+  for (int i = 0; i < n && pos != std::string::npos && pos > 0; ++i) pos = text.rfind('\n', pos - 1);
+  return pos == std::string::npos ? text : text.substr(pos + 1);
+}
+
+}  // namespace
+
+CoursePublishResult publish_course_from_moodle(const Config& cfg, const MoodleBackupRequest& req,
+                                               const CoursePublishOptions& opts) {
+  if (cfg.role != "hq")
+    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; only HQ publishes courses",
+                "run distctl publish-course at HQ");
+  if ((req.course_id == 0) == req.shortname.empty())
+    throw Error(Errc::usage, "give exactly one of --course-id N and --course SHORTNAME", "");
+  const std::string script = req.moodle_dir + "/admin/cli/backup.php";
+  struct stat st {};
+  if (::stat(script.c_str(), &st) != 0)
+    throw Error(Errc::not_found, "Moodle's backup script '" + script + "' does not exist",
+                "--moodle must name Moodle's code directory (the one with config.php and admin/cli/)");
+  const std::string php = cfg.get_string("hq.php", "php");
+  make_dirs(cfg.state_dir, 0755);
+  std::string tmpl = cfg.state_dir + "/moodle-backup-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) throw_errno("cannot create a temporary directory", tmpl, errno);
+  struct Cleanup {
+    std::string d;
+    ~Cleanup() { remove_tree(d); }
+  } cleanup{tmpl};
+  const std::string dest = tmpl;
+  std::vector<std::string> args = {php, script,
+                                   req.course_id ? "--courseid=" + std::to_string(req.course_id)
+                                                 : "--courseshortname=" + req.shortname,
+                                   "--destination=" + dest};
+  const std::string out_path = dest + "/.backup-output.log";
+  log_to(opts, "running " + php + " " + script + " " + args[2] + " --destination=" + dest);
+  pid_t pid = ::fork();
+  if (pid < 0) throw_errno("cannot fork", php, errno);
+  if (pid == 0) {
+    int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::close(fd);
+    }
+    if (::chdir(req.moodle_dir.c_str()) != 0) _exit(126);
+    std::vector<char*> av;
+    for (auto& s : args) av.push_back(s.data());
+    av.push_back(nullptr);
+    ::execvp(av[0], av.data());
+    _exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::string output;
+  try {
+    output = read_file(out_path, 16 << 20, "backup output");
+  } catch (const Error&) {
+  }
+  ::unlink(out_path.c_str());
+  if (opts.log)
+    for (size_t a = 0, b; a < output.size(); a = b + 1) {
+      b = output.find('\n', a);
+      if (b == std::string::npos) b = output.size();
+      if (b > a) opts.log("backup.php: " + output.substr(a, b - a));
+    }
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (code != 0)
+    throw Error(Errc::io,
+                "Moodle's backup (" + php + " " + script + ") failed with exit status " + std::to_string(code) +
+                    (code == 127 ? " (is '" + php + "' installed? set [hq] php)" : "") + ": " + tail_lines(output, 3),
+                "run the same command by hand as the web server's user to see why; nothing was published");
+  std::vector<std::string> found;
+  if (DIR* d = ::opendir(dest.c_str())) {
+    while (auto* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.size() > 4 && n.substr(n.size() - 4) == ".mbz") found.push_back(dest + "/" + n);
+    }
+    ::closedir(d);
+  }
+  if (found.empty())
+    throw Error(Errc::not_found, "Moodle's backup finished but wrote no .mbz file into " + dest,
+                "check backup.php's output above; nothing was published");
+  std::sort(found.begin(), found.end(), [](const std::string& a, const std::string& b) {
+    struct stat sa {}, sb {};
+    ::stat(a.c_str(), &sa);
+    ::stat(b.c_str(), &sb);
+    return sa.st_mtime > sb.st_mtime;
+  });
+  return publish_course(cfg, found.front(), opts);
+}
+
+}  // namespace distd::course
