@@ -1,0 +1,495 @@
+#include "distd/bundle/exporter.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "distd/bundle/request.h"
+#include "distd/bundle/tar_volume.h"
+#include "distd/hq/delta_service.h"
+#include "distd/hq/object_store.h"
+#include "distd/hq/publisher.h"
+#include "distd/regional/delta_client.h"
+#include "distd/regional/planner.h"
+#include "manifest/encoding.h"
+#include "manifest/error.h"
+#include "manifest/fault.h"
+#include "manifest/fs.h"
+
+namespace distd::bundle {
+
+uint64_t parse_size(const std::string& text, const std::string& what) {
+  std::string t = text;
+  uint64_t mult = 1;
+  if (!t.empty()) {
+    char c = static_cast<char>(std::toupper(static_cast<unsigned char>(t.back())));
+    if (c == 'B') {
+      t.pop_back();
+      c = t.empty() ? 0 : static_cast<char>(std::toupper(static_cast<unsigned char>(t.back())));
+      if (!t.empty() && (t.back() == 'i' || t.back() == 'I')) t.pop_back(), c = static_cast<char>(std::toupper(t.back()));
+    }
+    int shift = c == 'K' ? 10 : c == 'M' ? 20 : c == 'G' ? 30 : c == 'T' ? 40 : 0;
+    if (shift) {
+      t.pop_back();
+      mult = uint64_t(1) << shift;
+    }
+  }
+  char* end = nullptr;
+  double v = t.empty() ? -1 : std::strtod(t.c_str(), &end);
+  if (t.empty() || !end || *end != '\0' || v < 0 || v * double(mult) > 1e18)
+    throw Error(Errc::usage, what + ": '" + text + "' is not a size", "write e.g. 3.9G, 700M, 64k or a byte count");
+  return static_cast<uint64_t>(v * double(mult));
+}
+
+namespace {
+
+struct Cand {
+  Item item;
+  std::string source;  // the file at HQ holding the item's bytes
+  bool mandatory = false;
+  bool priority = false;
+  uint64_t sort_size = 0;
+  std::string sort_path;
+  std::vector<Omitted> serves;  // the entries that need it (reported when it does not fit)
+};
+
+// Assigns pieces and volumes to cands in order. Returns the exact size of each volume.
+std::vector<uint64_t> layout(const std::vector<Cand*>& order, uint64_t volume_size) {
+  std::vector<uint64_t> vols;
+  const uint64_t cap = volume_size - kTarEndBytes;
+  const uint64_t header = tar_member_bytes(1);  // the volume header member
+  uint64_t used = header;
+  auto close_volume = [&] {
+    vols.push_back(used + kTarEndBytes);
+    used = header;
+  };
+  for (Cand* c : order) {
+    Item& it = c->item;
+    it.pieces.clear();
+    uint64_t off = 0;
+    for (;;) {
+      uint64_t rest = it.size - off;
+      uint64_t free = cap - used;
+      if (tar_member_bytes(rest) <= free) {
+        it.pieces.push_back(Piece{static_cast<uint32_t>(vols.size() + 1), off, rest, {}, {}});
+        used += tar_member_bytes(rest);
+        break;
+      }
+      // Small items move to the next volume whole; big ones fill this volume's end.
+      bool empty = used == header;
+      uint64_t fit = free > 1024 ? (free - 512) / 512 * 512 : 0;
+      if (!empty && (it.size <= (uint64_t(1) << 20) || fit < (uint64_t(64) << 10))) {
+        close_volume();
+        continue;
+      }
+      it.pieces.push_back(Piece{static_cast<uint32_t>(vols.size() + 1), off, fit, {}, {}});
+      used += 512 + fit;
+      off += fit;
+      close_volume();
+    }
+    for (size_t k = 0; k < it.pieces.size(); ++k) it.pieces[k].member = Index::member_name(it, k);
+  }
+  if (used > header || vols.empty()) close_volume();
+  return vols;
+}
+
+constexpr uint64_t kSignatureLineBytes = 18 + 64 + 1 + 128 + 1;
+
+uint64_t exact_total(Index& ix, const std::vector<Cand*>& order) {
+  ix.items.clear();
+  for (Cand* c : order) ix.items.push_back(c->item);
+  uint64_t t = render_index_body(ix).size() + kSignatureLineBytes;
+  for (auto b : ix.volume_bytes) t += b;
+  return t;
+}
+
+// Digests of byte ranges of a file (the pieces of a split item).
+void hash_pieces(Item& it, const std::string& source) {
+  UniqueFd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw_errno("cannot open", source, errno);
+  std::vector<char> buf(1 << 20);
+  for (auto& p : it.pieces) {
+    Hasher h;
+    uint64_t left = p.size, off = p.offset;
+    while (left) {
+      ssize_t n = ::pread(fd.get(), buf.data(), std::min<uint64_t>(left, buf.size()), static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw Error(Errc::mismatch, "'" + source + "' is shorter than its recorded size", "check HQ's store");
+      h.update(buf.data(), static_cast<size_t>(n));
+      left -= static_cast<uint64_t>(n);
+      off += static_cast<uint64_t>(n);
+    }
+    p.digest = h.finish();
+  }
+}
+
+void remove_old_bundle(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::string> doomed;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == kIndexFile || (n.rfind("distd-bundle-", 0) == 0 && n.size() > 4 && n.substr(n.size() - 4) == ".tar"))
+      doomed.push_back(n);
+  }
+  ::closedir(d);
+  for (auto& n : doomed) ::unlink((dir + "/" + n).c_str());
+}
+
+bool held_has(const std::vector<std::array<uint8_t, kHeldPrefixBytes>>& held, const Digest& d) {
+  std::array<uint8_t, kHeldPrefixBytes> k{};
+  std::copy_n(d.begin(), kHeldPrefixBytes, k.begin());
+  return std::binary_search(held.begin(), held.end(), k);
+}
+
+std::optional<SignedManifest> load_manifest(const hq::Layout& L, const std::string& ch, uint64_t v) {
+  std::string p = L.manifest(ch, v);
+  struct stat st {};
+  if (v == 0 || ::stat(p.c_str(), &st) != 0) return std::nullopt;
+  return parse_manifest(read_file(p, kMaxManifestBytes, "manifest"), p);
+}
+
+}  // namespace
+
+ExportResult export_bundle(const Config& cfg, const std::string& dir, const ExportOptions& opts) {
+  if (cfg.role != "hq")
+    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; bundles are exported at HQ",
+                "use HQ's config (role = \"hq\")");
+  if (opts.volume_size < kMinVolumeSize || opts.volume_size > kFatMaxFile)
+    throw Error(Errc::usage, "volume size " + std::to_string(opts.volume_size) + " is out of range",
+                "use between 64k and 4G-1 (FAT32's limit); the default is 3.9G");
+  if (!opts.request_path.empty() && opts.since)
+    throw Error(Errc::usage, "--request and --since do not go together", "the request says which version the center has");
+  auto log = [&](const std::string& s) {
+    if (opts.log) opts.log(s);
+  };
+  hq::HqSettings hs = hq::hq_settings(cfg);
+  if (hs.secret_key.empty())
+    throw Error(Errc::usage, "config " + cfg.file + ": [hq] secret_key is not set; bundles are signed with it",
+                "set [hq] secret_key to the path of HQ's secret key");
+  SecretKey sk = load_secret_key(cfg.resolve(hs.secret_key));
+  hq::ObjectStore store(cfg.state_dir);
+  const hq::Layout& L = store.layout();
+  ExportResult res;
+  res.dir = dir;
+
+  std::optional<Request> req;
+  std::string req_digest = "-";
+  if (!opts.request_path.empty()) {
+    req = read_verified_request(cfg, opts.request_path, &req_digest);
+    res.site = req->site;
+    log("request from site '" + req->site + "' verified (made " + format_utc(req->created) + ")");
+  }
+
+  // Which channels, and what the center has of each.
+  struct Want {
+    const ChannelConfig* ch;
+    uint64_t from = 0;
+    std::string from_digest = "-";
+    const RequestChannel* rc = nullptr;
+  };
+  std::vector<Want> wants;
+  for (const auto& ch : cfg.channels) {
+    if (!opts.channel.empty() && ch.name != opts.channel) continue;
+    Want w{&ch};
+    if (req) {
+      auto it = std::find_if(req->channels.begin(), req->channels.end(), [&](auto& c) { return c.name == ch.name; });
+      if (it == req->channels.end()) continue;  // the center does not receive it
+      w.rc = &*it;
+      w.from = it->installed_version;
+      w.from_digest = it->installed_digest;
+    } else if (opts.since) {
+      w.from = *opts.since;
+    }
+    wants.push_back(w);
+  }
+  if (!opts.channel.empty() && wants.empty()) {
+    cfg.channel(opts.channel);  // throws not_found listing the names
+    throw Error(Errc::not_found, "the request does not ask for channel '" + opts.channel + "'",
+                "export without --channel, or make a request at a center that receives it");
+  }
+  if (req)
+    for (auto& c : req->channels)
+      if (std::none_of(cfg.channels.begin(), cfg.channels.end(), [&](auto& x) { return x.name == c.name; }))
+        res.warnings.push_back("the request names channel '" + c.name + "', which HQ does not publish");
+
+  std::vector<std::unique_ptr<Cand>> cands;
+  std::unordered_map<std::string, Cand*> by_digest;  // content digests already brought
+  std::set<std::string> priority;
+  if (req) priority.insert(req->priority.begin(), req->priority.end());
+  hq::DeltaService deltas(cfg.state_dir);
+  Index ix;
+  ix.bundle_id = random_id_hex(16);
+  ix.created = static_cast<int64_t>(std::time(nullptr));
+  ix.site = res.site;
+  ix.request = req_digest;
+  ix.volume_size = opts.volume_size;
+
+  for (auto& w : wants) {
+    const std::string& ch = w.ch->name;
+    auto latest = hq::read_latest_manifest(L, ch);
+    if (!latest) {
+      res.warnings.push_back("channel '" + ch + "' has no published version yet: nothing to bring");
+      continue;
+    }
+    const Manifest& m = latest->manifest;
+    if (w.from > m.version) {
+      res.warnings.push_back("channel '" + ch + "': the center has version " + std::to_string(w.from) +
+                             ", newer than HQ's latest " + std::to_string(m.version) + "; nothing brought");
+      continue;
+    }
+    ix.channels.push_back(ChannelSpan{ch, w.from, m.version});
+    if (w.from == m.version) continue;  // up to date
+
+    // Manifests: from the center's version (exclusive) to the latest, each as it was signed.
+    uint64_t first = w.from == 0 ? m.version : w.from + 1;
+    for (uint64_t v = first; v <= m.version; ++v) {
+      std::string p = L.manifest(ch, v);
+      struct stat st {};
+      if (::stat(p.c_str(), &st) != 0) continue;  // retired by [hq] keep_versions
+      auto c = std::make_unique<Cand>();
+      c->item.kind = ItemKind::manifest;
+      c->item.channel = ch;
+      c->item.version = v;
+      uint64_t n = 0;
+      c->item.digest = digest_file(p, &n);
+      c->item.size = n;
+      c->source = p;
+      c->mandatory = true;
+      cands.push_back(std::move(c));
+      res.manifests++;
+    }
+
+    // What the center holds: its request's digest summary, or version --since.
+    std::vector<std::array<uint8_t, kHeldPrefixBytes>> held;
+    std::optional<SignedManifest> old = load_manifest(L, ch, w.from);
+    if (w.rc) {
+      held = w.rc->held;
+      if (old && digest_hex(old->body_digest) != w.from_digest) {
+        res.warnings.push_back("channel '" + ch + "': the center's version " + std::to_string(w.from) +
+                               " is not HQ's; no deltas against it");
+        old.reset();
+      }
+    } else if (w.from) {
+      if (!old)
+        throw Error(Errc::not_found,
+                    "HQ no longer has version " + std::to_string(w.from) + " of channel '" + ch +
+                        "' ([hq] keep_versions), so it cannot tell what a center at that version lacks",
+                    "export with a request from the center, or without --since (everything)");
+      for (auto& e : old->manifest.entries) {
+        std::array<uint8_t, kHeldPrefixBytes> k{};
+        std::copy_n(e.digest.begin(), kHeldPrefixBytes, k.begin());
+        held.push_back(k);
+      }
+      std::sort(held.begin(), held.end());
+    }
+    if (!old && w.from) log(ch + ": HQ no longer has the center's version " + std::to_string(w.from) + "; no deltas");
+
+    for (const auto& e : m.entries) {
+      Omitted serve{ch, e.path, e.size, e.digest};
+      if (held_has(held, e.digest)) {
+        res.held_entries++;
+        continue;
+      }
+      std::string hex = digest_hex(e.digest);
+      if (auto f = by_digest.find(hex); f != by_digest.end()) {
+        res.shared_entries++;
+        f->second->serves.push_back(serve);
+        f->second->priority = f->second->priority || is_priority(e.path, priority);
+        continue;
+      }
+      auto c = std::make_unique<Cand>();
+      c->priority = is_priority(e.path, priority);
+      c->sort_size = e.size;
+      c->sort_path = ch + "/" + e.path;
+      c->serves.push_back(serve);
+      // A librsync delta against the old version at the same path, when the center has it.
+      const Entry* base = old ? old->manifest.find(e.path) : nullptr;
+      if (base && base->digest != e.digest && e.size >= kDeltaMinSize && base->size >= kDeltaMinSize &&
+          held_has(held, base->digest) && store.contains(base->digest, base->size)) {
+        try {
+          std::string sig = make_signature(store.path_of(base->digest));
+          hq::DeltaInfo di = deltas.get_or_compute(e.digest, sig);
+          if ((di.size + sig.size()) * 10 <= e.size * 9) {
+            c->item.kind = ItemKind::delta;
+            c->item.delta_id = di.id;
+            c->item.basis = base->digest;
+            c->item.target = e.digest;
+            c->item.target_size = e.size;
+            c->source = L.delta(di.id);
+            uint64_t n = 0;
+            c->item.digest = digest_file(c->source, &n);
+            c->item.size = n;
+          }
+        } catch (const Error& err) {
+          log(ch + ": '" + e.path + "': no delta (" + err.what() + "); the whole file goes instead");
+        }
+      }
+      if (c->item.kind != ItemKind::delta) {
+        if (!store.contains(e.digest, e.size)) {
+          res.warnings.push_back("channel '" + ch + "': object " + hex + " of '" + e.path +
+                                 "' is missing from HQ's store; left out (republish to repair)");
+          res.omitted.push_back(serve);
+          res.omitted_bytes += e.size;
+          continue;
+        }
+        c->item.kind = ItemKind::object;
+        c->item.digest = e.digest;
+        c->item.size = e.size;
+        c->source = store.path_of(e.digest);
+      }
+      by_digest.emplace(hex, c.get());
+      cands.push_back(std::move(c));
+    }
+  }
+
+  // Order: manifests, then like sync: priority first, then small files first.
+  std::vector<Cand*> order;
+  for (auto& c : cands) order.push_back(c.get());
+  std::stable_sort(order.begin(), order.end(), [](const Cand* a, const Cand* b) {
+    if (a->mandatory != b->mandatory) return a->mandatory;
+    if (a->mandatory) return false;
+    if (a->priority != b->priority) return a->priority;
+    if (a->sort_size != b->sort_size) return a->sort_size < b->sort_size;
+    return a->sort_path < b->sort_path;
+  });
+
+  // --max-size: greedy by that order with a safe estimate, then exact trimming.
+  std::vector<Cand*> chosen;
+  std::vector<Cand*> left_out;
+  if (opts.max_size) {
+    uint64_t est = 4096 + 3 * 1024;  // index head, signature, first volume's header and end
+    for (Cand* c : order) {
+      uint64_t cost = tar_member_bytes(c->item.size) + 512 + 400 + 300 * (c->item.size / opts.volume_size + 1);
+      cost += (c->item.size / opts.volume_size + 1) * 2048;  // volumes it may open
+      if (c->mandatory || est + cost <= opts.max_size) {
+        chosen.push_back(c);
+        est += cost;
+      } else {
+        left_out.push_back(c);
+      }
+    }
+  } else {
+    chosen = order;
+  }
+  for (;;) {
+    ix.volume_bytes = layout(chosen, opts.volume_size);
+    uint64_t total = exact_total(ix, chosen);
+    if (!opts.max_size || total <= opts.max_size) {
+      res.bytes = total;
+      break;
+    }
+    if (chosen.empty() || chosen.back()->mandatory)
+      throw Error(Errc::usage,
+                  "--max-size " + human_bytes(opts.max_size) + " is too small even for the manifests (" +
+                      human_bytes(total) + ")",
+                  "use a bigger stick");
+    left_out.push_back(chosen.back());
+    chosen.pop_back();
+  }
+  for (Cand* c : left_out)
+    for (auto& s : c->serves) {
+      res.omitted.push_back(s);
+      res.omitted_bytes += s.size;
+    }
+  ix.omitted = res.omitted;
+  for (Cand* c : chosen) {
+    if (c->item.pieces.size() == 1)
+      c->item.pieces[0].digest = c->item.digest;
+    else
+      hash_pieces(c->item, c->source);
+    if (c->item.kind == ItemKind::object) res.objects++, res.object_bytes += c->item.size;
+    if (c->item.kind == ItemKind::delta)
+      res.deltas++, res.delta_bytes += c->item.size, res.delta_target_bytes += c->item.target_size;
+  }
+  ix.items.clear();
+  for (Cand* c : chosen) ix.items.push_back(c->item);
+  res.bundle_id = ix.bundle_id;
+  res.channels = ix.channels;
+  res.volumes = static_cast<uint32_t>(ix.volume_bytes.size());
+
+  // Outbound items the center sent along (forum posts, later): verified and kept per site.
+  if (req && !req->outbound.empty()) {
+    std::string from = dir_name(opts.request_path) + "/" + kOutboundDir;
+    std::string inbox = cfg.state_dir + "/inbound/" + req->site;
+    for (auto& ob : req->outbound) {
+      try {
+        std::string data = read_file(from + "/" + ob.name, ob.size, "outbound item");
+        if (data.size() != ob.size || digest_bytes(data) != ob.digest) {
+          res.warnings.push_back("outbound item '" + ob.name + "' does not match the signed request; ignored");
+          continue;
+        }
+        make_dirs(inbox, 0750);
+        write_file_atomic(inbox + "/" + ob.name, data, 0640);
+        res.outbound_received++;
+      } catch (const Error& e) {
+        res.warnings.push_back(std::string("outbound item '") + ob.name + "': " + e.what());
+      }
+    }
+  }
+
+  // Write: the signed index first (a stick pulled later still says what is missing), then the
+  // volumes in order, each member checked against its digest as it is copied.
+  make_dirs(dir, 0755);
+  remove_old_bundle(dir);
+  std::string index_text = sign_text(render_index_body(ix), sk);
+  write_file_atomic(dir + "/" + kIndexFile, index_text, 0644);
+  uint64_t done = index_text.size();
+  if (opts.progress) opts.progress(done, res.bytes);
+  std::vector<char> buf(1 << 20);
+  std::unique_ptr<TarVolumeWriter> vol;
+  uint32_t cur = 0;
+  auto open_volume = [&](uint32_t v) {
+    while (cur < v) {
+      if (vol) {
+        vol->close();
+        fault_point("bundle_after_volume");
+      }
+      ++cur;
+      vol = std::make_unique<TarVolumeWriter>(dir + "/" + volume_file(cur), ix.created);
+      vol->add(kVolumeHeaderMember, volume_header_text(ix.bundle_id, cur));
+    }
+  };
+  for (Cand* c : chosen) {
+    const Item& it = c->item;
+    const std::string& source = c->source;
+    UniqueFd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw_errno("cannot open", source, errno);
+    for (const Piece& p : it.pieces) {
+      open_volume(p.volume);
+      vol->begin(p.member, p.size);
+      Hasher h;
+      uint64_t left = p.size, off = p.offset;
+      while (left) {
+        ssize_t n = ::pread(fd.get(), buf.data(), std::min<uint64_t>(left, buf.size()), static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw Error(Errc::mismatch, "'" + source + "' became shorter during the export", "export again");
+        h.update(buf.data(), static_cast<size_t>(n));
+        vol->write(buf.data(), static_cast<size_t>(n));
+        left -= static_cast<uint64_t>(n);
+        off += static_cast<uint64_t>(n);
+        done += static_cast<uint64_t>(n);
+        if (opts.progress) opts.progress(done, res.bytes);
+      }
+      if (h.finish() != p.digest)
+        throw Error(Errc::mismatch,
+                    "'" + source + "' in HQ's store does not match its digest (damaged on disk); the bundle is incomplete",
+                    "republish the channel to repair the store, then export again");
+      fault_point("bundle_after_piece");
+    }
+  }
+  open_volume(static_cast<uint32_t>(ix.volume_bytes.size()));
+  vol->close();
+  fsync_dir(dir);
+  if (opts.progress) opts.progress(res.bytes, res.bytes);
+  return res;
+}
+
+}  // namespace distd::bundle

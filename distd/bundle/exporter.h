@@ -1,0 +1,48 @@
+// HQ side of sneakernet: write a bundle (signed index + tar volumes) for a regional center.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "distd/bundle/format.h"
+#include "distd/config/config.h"
+
+namespace distd::bundle {
+
+struct ExportOptions {
+  std::string request_path;          // a center's request: bring exactly what it lacks
+  std::string channel;               // only this channel (default: all, or the request's)
+  std::optional<uint64_t> since;     // without a request: the center has this version
+  uint64_t max_size = 0;             // bytes on the stick (index + volumes); 0 = no limit
+  uint64_t volume_size = kDefaultVolumeSize;
+  std::function<void(uint64_t done, uint64_t total)> progress;
+  std::function<void(const std::string&)> log;
+};
+
+struct ExportResult {
+  std::string dir, bundle_id, site = "-";
+  std::vector<ChannelSpan> channels;
+  uint32_t volumes = 0;
+  uint64_t bytes = 0;                     // written to the stick (index + volumes)
+  uint64_t manifests = 0, objects = 0, deltas = 0;
+  uint64_t object_bytes = 0, delta_bytes = 0;
+  uint64_t delta_target_bytes = 0;        // what the deltas stand for
+  uint64_t held_entries = 0;              // entries the center already has (not exported)
+  uint64_t shared_entries = 0;            // entries whose content another entry already brings
+  std::vector<Omitted> omitted;           // did not fit --max-size
+  uint64_t omitted_bytes = 0;
+  uint64_t outbound_received = 0;         // items from the request's distd-outbound/
+  std::vector<std::string> warnings;
+};
+
+// Throws Error: usage (bad options, --max-size too small for the manifests), not_found (no such
+// channel or version), bad_signature/corrupt (request), io/no_space (the stick).
+ExportResult export_bundle(const Config& hq_cfg, const std::string& dir, const ExportOptions& opts);
+
+// "3.9G", "700M", "64k", "123" (bytes; binary multiples). Throws Error{usage}.
+uint64_t parse_size(const std::string& text, const std::string& what);
+
+}  // namespace distd::bundle

@@ -1,0 +1,407 @@
+#include "distd/bundle/format.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "manifest/encoding.h"
+#include "manifest/error.h"
+#include "manifest/path.h"
+
+namespace distd::bundle {
+
+std::string volume_file(uint32_t volume) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "distd-bundle-%04u.tar", volume);
+  return buf;
+}
+
+std::string volume_header_text(const std::string& bundle_id, uint32_t volume) {
+  return "distd-bundle-volume 1\nbundle " + bundle_id + "\nvolume " + std::to_string(volume) + "\n";
+}
+
+bool is_safe_name(std::string_view s) {
+  if (s.empty() || s.size() > 128 || s[0] == '.') return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+          c == '.'))
+      return false;
+  return true;
+}
+
+std::string random_id_hex(size_t bytes) {
+  std::string b(bytes, '\0');
+  randombytes_buf(b.data(), b.size());
+  return to_hex(b.data(), b.size());
+}
+
+std::string Index::member_name(const Item& it, size_t piece_index) {
+  std::string base;
+  switch (it.kind) {
+    case ItemKind::manifest: base = "m/" + it.channel + "/" + std::to_string(it.version) + ".manifest"; break;
+    case ItemKind::object: base = "o/" + digest_hex(it.digest); break;
+    case ItemKind::delta: base = "d/" + it.delta_id; break;
+  }
+  if (it.pieces.size() > 1) base += "." + std::to_string(piece_index + 1);
+  return base;
+}
+
+namespace {
+
+// Splits a line on single spaces; empty fields are an error for the caller to see.
+std::vector<std::string_view> fields(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  for (;;) {
+    size_t sp = line.find(' ', pos);
+    out.push_back(line.substr(pos, sp == std::string_view::npos ? std::string_view::npos : sp - pos));
+    if (sp == std::string_view::npos) return out;
+    pos = sp + 1;
+  }
+}
+
+// Line-by-line reader with strict error messages.
+class Lines {
+ public:
+  Lines(std::string_view text, std::string name, std::string what)
+      : text_(text), name_(std::move(name)), what_(std::move(what)) {}
+  bool done() const { return pos_ >= text_.size(); }
+  std::string_view next() {
+    if (done()) fail("ends early");
+    size_t nl = text_.find('\n', pos_);
+    if (nl == std::string_view::npos) fail("has no newline at the end");
+    std::string_view l = text_.substr(pos_, nl - pos_);
+    pos_ = nl + 1;
+    ++line_;
+    return l;
+  }
+  // The next line split into fields, the first of which must be `key`, with n fields in all.
+  std::vector<std::string_view> expect(std::string_view key, size_t n) {
+    auto f = fields(next());
+    if (f[0] != key || f.size() != n)
+      fail("expected '" + std::string(key) + "' with " + std::to_string(n - 1) + " fields");
+    for (auto& x : f)
+      if (x.empty()) fail("has an empty field");
+    return f;
+  }
+  std::vector<std::string_view> peek_fields() {
+    size_t save = pos_;
+    int l = line_;
+    auto f = fields(next());
+    pos_ = save;
+    line_ = l;
+    return f;
+  }
+  [[noreturn]] void fail(const std::string& why) const {
+    throw Error(Errc::corrupt, what_ + " " + name_ + ": line " + std::to_string(line_) + " " + why,
+                "the file is damaged or not a distd " + what_ + "; make a new one");
+  }
+  uint64_t u64(std::string_view s) const {
+    auto v = parse_u64(s);
+    if (!v) fail("has a bad number '" + std::string(s) + "'");
+    return *v;
+  }
+  Digest digest(std::string_view s) const {
+    auto d = parse_digest_hex(s);
+    if (!d || digest_hex(*d) != s) fail("has a bad digest '" + std::string(s) + "'");
+    return *d;
+  }
+  int line() const { return line_; }
+
+ private:
+  std::string_view text_;
+  std::string name_, what_;
+  size_t pos_ = 0;
+  int line_ = 0;
+};
+
+bool is_hex(std::string_view s, size_t n) {
+  if (s.size() != n) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// Splits "body + signature line". Returns false when there is no well-formed signature line.
+bool split_signed(std::string_view file, std::string_view* body, Digest* key_id, Signature* sig) {
+  if (file.empty() || file.back() != '\n') return false;
+  size_t start = file.rfind('\n', file.size() - 2);
+  start = start == std::string_view::npos ? 0 : start + 1;
+  std::string_view line = file.substr(start, file.size() - 1 - start);
+  auto f = fields(line);
+  if (f.size() != 4 || f[0] != "signature" || f[1] != "ed25519" || !is_hex(f[2], 64) || !is_hex(f[3], 128))
+    return false;
+  if (!from_hex(f[2], key_id->data(), key_id->size()) || !from_hex(f[3], sig->data(), sig->size())) return false;
+  *body = file.substr(0, start);
+  return true;
+}
+
+const char* kind_word(ItemKind k) {
+  return k == ItemKind::manifest ? "manifest" : k == ItemKind::object ? "object" : "delta";
+}
+
+}  // namespace
+
+std::string sign_text(const std::string& body, const SecretKey& key) {
+  Signature s = sign_detached(key, body);
+  return body + "signature ed25519 " + digest_hex(key.public_key().key_id()) + " " + to_hex(s) + "\n";
+}
+
+std::string render_index_body(const Index& ix) {
+  std::string o;
+  o.reserve(256 + ix.items.size() * 256);
+  o += "distd-bundle 1\n";
+  o += "bundle " + ix.bundle_id + "\n";
+  o += "created " + std::to_string(ix.created) + "\n";
+  o += "site " + ix.site + "\n";
+  o += "request " + ix.request + "\n";
+  o += "volume-size " + std::to_string(ix.volume_size) + "\n";
+  o += "volumes " + std::to_string(ix.volume_bytes.size()) + "\n";
+  for (size_t i = 0; i < ix.volume_bytes.size(); ++i)
+    o += "volume " + std::to_string(i + 1) + " " + std::to_string(ix.volume_bytes[i]) + "\n";
+  o += "channels " + std::to_string(ix.channels.size()) + "\n";
+  for (auto& c : ix.channels)
+    o += "channel " + c.name + " " + std::to_string(c.from) + " " + std::to_string(c.to) + "\n";
+  o += "items " + std::to_string(ix.items.size()) + "\n";
+  for (auto& it : ix.items) {
+    std::string n = std::to_string(it.pieces.size());
+    switch (it.kind) {
+      case ItemKind::manifest:
+        o += "manifest " + it.channel + " " + std::to_string(it.version) + " " + std::to_string(it.size) + " " +
+             digest_hex(it.digest) + " " + n + "\n";
+        break;
+      case ItemKind::object:
+        o += "object " + digest_hex(it.digest) + " " + std::to_string(it.size) + " " + n + "\n";
+        break;
+      case ItemKind::delta:
+        o += "delta " + it.delta_id + " " + digest_hex(it.basis) + " " + digest_hex(it.target) + " " +
+             std::to_string(it.target_size) + " " + std::to_string(it.size) + " " + digest_hex(it.digest) + " " + n +
+             "\n";
+        break;
+    }
+    for (auto& p : it.pieces)
+      o += "piece " + std::to_string(p.volume) + " " + std::to_string(p.offset) + " " + std::to_string(p.size) + " " +
+           digest_hex(p.digest) + " " + p.member + "\n";
+  }
+  o += "omitted " + std::to_string(ix.omitted.size()) + "\n";
+  for (auto& m : ix.omitted)
+    o += "omit " + m.channel + " " + std::to_string(m.size) + " " + digest_hex(m.digest) + " " + encode_path(m.path) +
+         "\n";
+  o += "end\n";
+  return o;
+}
+
+Index parse_index(std::string_view file, const PublicKey& key, const std::string& name) {
+  std::string_view body;
+  Digest kid{};
+  Signature sig{};
+  if (!split_signed(file, &body, &kid, &sig))
+    throw Error(Errc::corrupt, "bundle index " + name + " has no signature line at its end",
+                "the index is damaged or truncated; export the bundle again at HQ");
+  if (kid != key.key_id())
+    throw Error(Errc::bad_signature,
+                "bundle index " + name + " is signed by key " + digest_hex(kid).substr(0, 16) +
+                    "..., not by the pinned HQ key " + digest_hex(key.key_id()).substr(0, 16) + "...",
+                "this bundle was not made by your HQ (or HQ's key changed): nothing was installed");
+  if (!verify_detached(key, body, sig))
+    throw Error(Errc::bad_signature, "bundle index " + name + ": the signature does not verify (the index was altered)",
+                "nothing was installed; export the bundle again at HQ");
+
+  Lines L(body, name, "bundle index");
+  Index ix;
+  if (L.next() != "distd-bundle 1") L.fail("is not 'distd-bundle 1' (another format or version)");
+  auto f = L.expect("bundle", 2);
+  if (!is_hex(f[1], 32)) L.fail("has a bad bundle id");
+  ix.bundle_id = std::string(f[1]);
+  f = L.expect("created", 2);
+  ix.created = static_cast<int64_t>(L.u64(f[1]));
+  f = L.expect("site", 2);
+  ix.site = std::string(f[1]);
+  if (ix.site != "-" && !is_safe_name(ix.site)) L.fail("has a bad site id");
+  f = L.expect("request", 2);
+  ix.request = std::string(f[1]);
+  if (ix.request != "-" && !is_hex(ix.request, 64)) L.fail("has a bad request digest");
+  ix.volume_size = L.u64(L.expect("volume-size", 2)[1]);
+  if (ix.volume_size < kMinVolumeSize || ix.volume_size > kFatMaxFile) L.fail("has a volume size out of range");
+  uint64_t nvol = L.u64(L.expect("volumes", 2)[1]);
+  if (nvol > 100000) L.fail("lists too many volumes");
+  for (uint64_t v = 1; v <= nvol; ++v) {
+    f = L.expect("volume", 3);
+    if (L.u64(f[1]) != v) L.fail("is out of order");
+    uint64_t b = L.u64(f[2]);
+    if (b > ix.volume_size || b < 1024 + 512) L.fail("gives a volume size beyond the volume size");
+    ix.volume_bytes.push_back(b);
+  }
+  uint64_t nch = L.u64(L.expect("channels", 2)[1]);
+  if (nch > 10000) L.fail("lists too many channels");
+  std::set<std::string> chans;
+  for (uint64_t i = 0; i < nch; ++i) {
+    f = L.expect("channel", 4);
+    ChannelSpan c{std::string(f[1]), L.u64(f[2]), L.u64(f[3])};
+    if (!is_safe_name(c.name) || !chans.insert(c.name).second) L.fail("has a bad or duplicate channel");
+    ix.channels.push_back(c);
+  }
+  uint64_t nitems = L.u64(L.expect("items", 2)[1]);
+  if (nitems > 100'000'000) L.fail("lists too many items");
+  std::set<std::string> members;
+  std::vector<uint64_t> used(nvol, 512 + 512 + kTarEndBytes);  // header member (< 512 bytes) + end
+  for (uint64_t i = 0; i < nitems; ++i) {
+    Item it;
+    auto g = L.peek_fields();
+    uint64_t npieces = 0;
+    if (g[0] == "manifest") {
+      f = L.expect("manifest", 6);
+      it.kind = ItemKind::manifest;
+      it.channel = std::string(f[1]);
+      if (!chans.count(it.channel)) L.fail("names a channel not listed above");
+      it.version = L.u64(f[2]);
+      it.size = L.u64(f[3]);
+      it.digest = L.digest(f[4]);
+      npieces = L.u64(f[5]);
+    } else if (g[0] == "object") {
+      f = L.expect("object", 4);
+      it.kind = ItemKind::object;
+      it.digest = L.digest(f[1]);
+      it.size = L.u64(f[2]);
+      npieces = L.u64(f[3]);
+    } else if (g[0] == "delta") {
+      f = L.expect("delta", 8);
+      it.kind = ItemKind::delta;
+      if (!is_hex(f[1], 64)) L.fail("has a bad delta id");
+      it.delta_id = std::string(f[1]);
+      it.basis = L.digest(f[2]);
+      it.target = L.digest(f[3]);
+      it.target_size = L.u64(f[4]);
+      it.size = L.u64(f[5]);
+      it.digest = L.digest(f[6]);
+      npieces = L.u64(f[7]);
+    } else {
+      L.fail("is not an item line (manifest, object or delta)");
+    }
+    if (npieces == 0 || npieces > 1'000'000 || it.size > (uint64_t(1) << 50)) L.fail("has a bad piece count or size");
+    uint64_t off = 0;
+    for (uint64_t k = 0; k < npieces; ++k) {
+      f = L.expect("piece", 6);
+      Piece p;
+      p.volume = static_cast<uint32_t>(L.u64(f[1]));
+      p.offset = L.u64(f[2]);
+      p.size = L.u64(f[3]);
+      p.digest = L.digest(f[4]);
+      p.member = std::string(f[5]);
+      if (p.volume < 1 || p.volume > nvol) L.fail("names a volume that does not exist");
+      if (p.offset != off || (p.size == 0 && it.size != 0) || p.size > it.size - off)
+        L.fail("has a piece that does not continue its item");
+      off += p.size;
+      it.pieces.push_back(std::move(p));
+    }
+    if (off != it.size) L.fail("has pieces that do not cover their item");
+    for (size_t k = 0; k < it.pieces.size(); ++k) {
+      if (it.pieces[k].member != Index::member_name(it, k)) L.fail("has a member name that does not fit its item");
+      if (!members.insert(it.pieces[k].member).second) L.fail("lists a member twice");
+      used[it.pieces[k].volume - 1] += tar_member_bytes(it.pieces[k].size);
+    }
+    if (it.pieces.size() == 1 && it.pieces[0].digest != it.digest) L.fail("has a piece digest unlike its item's");
+    ix.items.push_back(std::move(it));
+  }
+  for (uint64_t v = 0; v < nvol; ++v)
+    if (used[v] != ix.volume_bytes[v]) L.fail("gives volume " + std::to_string(v + 1) + " a size unlike its pieces");
+  uint64_t nom = L.u64(L.expect("omitted", 2)[1]);
+  for (uint64_t i = 0; i < nom; ++i) {
+    f = L.expect("omit", 5);
+    Omitted m;
+    m.channel = std::string(f[1]);
+    m.size = L.u64(f[2]);
+    m.digest = L.digest(f[3]);
+    auto p = decode_path(f[4]);
+    if (!p || !unsafe_path_reason(*p).empty()) L.fail("has a bad path");
+    m.path = *p;
+    ix.omitted.push_back(std::move(m));
+  }
+  if (L.next() != "end" || !L.done()) L.fail("has data after the items (expected 'end')");
+  (void)kind_word;
+  return ix;
+}
+
+std::string render_request_body(const Request& r) {
+  std::string o;
+  o += "distd-request 1\n";
+  o += "site " + r.site + "\n";
+  o += "created " + std::to_string(r.created) + "\n";
+  o += "channels " + std::to_string(r.channels.size()) + "\n";
+  for (auto& c : r.channels) {
+    o += "channel " + c.name + " " + std::to_string(c.installed_version) + " " + c.installed_digest + " " +
+         std::to_string(c.held.size()) + "\n";
+    for (auto& h : c.held) {
+      o += to_hex(h.data(), h.size());
+      o += '\n';
+    }
+  }
+  o += "priority " + std::to_string(r.priority.size()) + "\n";
+  for (auto& p : r.priority) o += "p " + encode_path(p) + "\n";
+  o += "outbound " + std::to_string(r.outbound.size()) + "\n";
+  for (auto& ob : r.outbound)
+    o += "file " + std::to_string(ob.size) + " " + digest_hex(ob.digest) + " " + ob.name + "\n";
+  o += "end\n";
+  return o;
+}
+
+Request parse_request(std::string_view file, const std::string& name, Digest* key_id, std::string* body_out,
+                      Signature* sig) {
+  std::string_view body;
+  if (!split_signed(file, &body, key_id, sig))
+    throw Error(Errc::corrupt, "request " + name + " has no signature line at its end",
+                "the request is damaged or truncated; make a new one at the center ('distctl bundle request')");
+  *body_out = std::string(body);
+  Lines L(body, name, "request");
+  Request r;
+  if (L.next() != "distd-request 1") L.fail("is not 'distd-request 1'");
+  auto f = L.expect("site", 2);
+  r.site = std::string(f[1]);
+  if (!is_safe_name(r.site)) L.fail("has a bad site id");
+  r.created = static_cast<int64_t>(L.u64(L.expect("created", 2)[1]));
+  uint64_t nch = L.u64(L.expect("channels", 2)[1]);
+  if (nch > 10000) L.fail("lists too many channels");
+  for (uint64_t i = 0; i < nch; ++i) {
+    f = L.expect("channel", 5);
+    RequestChannel c;
+    c.name = std::string(f[1]);
+    c.installed_version = L.u64(f[2]);
+    c.installed_digest = std::string(f[3]);
+    if (!is_safe_name(c.name) || (c.installed_digest != "-" && !is_hex(c.installed_digest, 64)))
+      L.fail("has a bad channel line");
+    uint64_t n = L.u64(f[4]);
+    if (n > 100'000'000) L.fail("lists too many digests");
+    c.held.reserve(n);
+    for (uint64_t k = 0; k < n; ++k) {
+      std::string_view l = L.next();
+      std::array<uint8_t, kHeldPrefixBytes> h{};
+      if (!is_hex(l, 2 * kHeldPrefixBytes) || !from_hex(l, h.data(), h.size())) L.fail("has a bad held digest");
+      if (!c.held.empty() && !(c.held.back() < h)) L.fail("has held digests out of order");
+      c.held.push_back(h);
+    }
+    r.channels.push_back(std::move(c));
+  }
+  uint64_t np = L.u64(L.expect("priority", 2)[1]);
+  for (uint64_t i = 0; i < np; ++i) {
+    f = L.expect("p", 2);
+    auto p = decode_path(f[1]);
+    if (!p) L.fail("has a bad priority path");
+    r.priority.push_back(*p);
+  }
+  uint64_t no = L.u64(L.expect("outbound", 2)[1]);
+  for (uint64_t i = 0; i < no; ++i) {
+    f = L.expect("file", 4);
+    OutboundItem ob;
+    ob.size = L.u64(f[1]);
+    ob.digest = L.digest(f[2]);
+    ob.name = std::string(f[3]);
+    if (!is_safe_name(ob.name)) L.fail("has a bad outbound file name");
+    r.outbound.push_back(std::move(ob));
+  }
+  if (L.next() != "end" || !L.done()) L.fail("has data after 'end'");
+  return r;
+}
+
+}  // namespace distd::bundle

@@ -1,0 +1,131 @@
+// The sneakernet formats: the bundle index (signed by HQ) and the request (signed by a site).
+// Byte formats are specified in docs/formats/bundle.md; this file is their only reader/writer.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "manifest/digest.h"
+#include "manifest/keys.h"
+
+namespace distd::bundle {
+
+// Names on the stick (FAT-safe: ASCII letters, digits, '-', '.').
+inline constexpr const char* kIndexFile = "distd-bundle.idx";
+inline constexpr const char* kRequestFile = "distd-request.txt";
+inline constexpr const char* kOutboundDir = "distd-outbound";
+inline constexpr const char* kResultFile = "distd-import-result.txt";
+// "distd-bundle-0001.tar" for volume 1 (1-based).
+std::string volume_file(uint32_t volume);
+// The first member of every volume: names the bundle and the volume number.
+inline constexpr const char* kVolumeHeaderMember = "distd-volume";
+std::string volume_header_text(const std::string& bundle_id, uint32_t volume);
+
+inline constexpr uint64_t kFatMaxFile = (uint64_t(4) << 30) - 1;
+// 3.9 GiB, rounded down to the tar block size.
+inline constexpr uint64_t kDefaultVolumeSize = (uint64_t(39) * (uint64_t(1) << 30) / 10) / 512 * 512;
+inline constexpr uint64_t kMinVolumeSize = 64 * 1024;
+inline constexpr uint64_t kMaxIndexBytes = uint64_t(512) << 20;
+inline constexpr uint64_t kMaxRequestBytes = uint64_t(512) << 20;
+inline constexpr size_t kHeldPrefixBytes = 16;  // a held digest is sent as its first 128 bits
+
+// Bytes a ustar member of `size` content bytes occupies (header + content padded to 512).
+inline uint64_t tar_member_bytes(uint64_t size) { return 512 + (size + 511) / 512 * 512; }
+inline constexpr uint64_t kTarEndBytes = 1024;  // two zero blocks
+
+// One member of a volume holding bytes [offset, offset+size) of an item.
+struct Piece {
+  uint32_t volume = 0;   // 1-based
+  uint64_t offset = 0;   // within the item
+  uint64_t size = 0;
+  Digest digest{};       // of these bytes
+  std::string member;    // name inside the volume
+};
+
+enum class ItemKind { manifest, object, delta };
+
+struct Item {
+  ItemKind kind = ItemKind::object;
+  uint64_t size = 0;    // bytes of the item (manifest file, object, delta)
+  Digest digest{};      // of those bytes (for an object: its content digest)
+  // manifest:
+  std::string channel;
+  uint64_t version = 0;
+  // delta (librsync): turns basis (content digest) into target.
+  std::string delta_id;  // 64 hex
+  Digest basis{}, target{};
+  uint64_t target_size = 0;
+  std::vector<Piece> pieces;  // in offset order, covering [0, size) exactly
+};
+
+struct ChannelSpan {
+  std::string name;
+  uint64_t from = 0, to = 0;  // the center had `from` (0: nothing); the bundle brings `to`
+};
+
+// An entry of the latest version that was left out (did not fit --max-size).
+struct Omitted {
+  std::string channel, path;
+  uint64_t size = 0;
+  Digest digest{};
+};
+
+struct Index {
+  std::string bundle_id;  // 32 hex, random
+  int64_t created = 0;
+  std::string site = "-";              // the site the bundle answers ("-": none)
+  std::string request = "-";           // hex digest of the request file it answers
+  uint64_t volume_size = 0;
+  std::vector<uint64_t> volume_bytes;  // exact size of each volume file
+  std::vector<ChannelSpan> channels;
+  std::vector<Item> items;
+  std::vector<Omitted> omitted;
+
+  // Member names are fixed by the item: m/<channel>/<version>.manifest, o/<hex>, d/<id>, with
+  // ".<k>" appended (k = 1, 2, ...) when the item has more than one piece.
+  static std::string member_name(const Item& it, size_t piece_index);
+};
+
+// The index file: the body (docs/formats/bundle.md) and a signature line by HQ's key.
+std::string render_index_body(const Index& ix);
+std::string sign_text(const std::string& body, const SecretKey& key);
+// Verifies the signature with key and parses strictly. Throws Error{bad_signature} (naming
+// both key ids), Error{corrupt} with the line number.
+Index parse_index(std::string_view file_bytes, const PublicKey& key, const std::string& name_for_errors);
+
+struct RequestChannel {
+  std::string name;
+  uint64_t installed_version = 0;
+  std::string installed_digest = "-";  // hex body digest of the installed manifest, "-" when none
+  std::vector<std::array<uint8_t, kHeldPrefixBytes>> held;  // sorted, unique
+};
+
+struct OutboundItem {
+  std::string name;  // FAT-safe file name in distd-outbound/
+  uint64_t size = 0;
+  Digest digest{};
+};
+
+struct Request {
+  std::string site;
+  int64_t created = 0;
+  std::vector<RequestChannel> channels;
+  std::vector<std::string> priority;  // paths or base names to bring first
+  std::vector<OutboundItem> outbound;
+};
+
+std::string render_request_body(const Request& r);
+// Parses without checking the signature; *key_id receives the signer's key id and *body the
+// signed bytes, *sig the signature.
+Request parse_request(std::string_view file_bytes, const std::string& name_for_errors, Digest* key_id,
+                      std::string* body, Signature* sig);
+
+// Site ids and outbound names become file names: letters, digits, '-', '_', '.', not leading '.'.
+bool is_safe_name(std::string_view s);
+
+std::string random_id_hex(size_t bytes);
+
+}  // namespace distd::bundle

@@ -1,0 +1,834 @@
+#include "distd/bundle/importer.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include "distd/bundle/format.h"
+#include "distd/bundle/request.h"
+#include "distd/regional/delta_client.h"
+#include "distd/regional/installer.h"
+#include "distd/regional/journal.h"
+#include "distd/regional/planner.h"
+#include "distd/regional/sync.h"
+#include "manifest/encoding.h"
+#include "manifest/fault.h"
+#include "manifest/fs.h"
+#include "manifest/manifest.h"
+#include "manifest/path.h"
+
+namespace distd::bundle {
+
+bool ImportResult::complete() const {
+  if (!problems.empty() || !missing_volumes.empty() || !truncated_volumes.empty()) return false;
+  for (auto& c : channels)
+    if (!c.converged || !c.ok) return false;
+  return true;
+}
+
+int ImportResult::exit_status() const {
+  if (!problems.empty()) return distd::exit_status(problems.front().code);
+  for (auto& c : channels)
+    if (!c.ok) return distd::exit_status(c.code);
+  return complete() ? 0 : kExitIncomplete;
+}
+
+namespace {
+
+int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
+
+bool exists_path(const std::string& p) {
+  struct stat st {};
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
+void remove_tree_files(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  for (auto& n : names) ::unlink((dir + "/" + n).c_str());
+}
+
+// Copies src to dst (fsynced), hashing; returns false when the bytes are not size/digest.
+bool copy_verified(const std::string& src, const std::string& dst, uint64_t size, const Digest& digest) {
+  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!in) throw_errno("cannot open", src, errno);
+  UniqueFd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out) throw_errno("cannot create staged file", dst, errno);
+  std::vector<char> buf(1 << 20);
+  Hasher h;
+  uint64_t total = 0;
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("cannot read", src, errno);
+    if (n == 0) break;
+    write_all(out.get(), std::string_view(buf.data(), static_cast<size_t>(n)), dst);
+    h.update(buf.data(), static_cast<size_t>(n));
+    total += static_cast<uint64_t>(n);
+  }
+  if (total != size || h.finish() != digest) return false;
+  if (::fsync(out.get()) != 0) throw_errno("cannot fsync", dst, errno);
+  return true;
+}
+
+struct Rx {
+  enum State : uint8_t { pending, receiving, complete, broken, unneeded } s = pending;
+  uint32_t next = 0;  // pieces received
+  std::string why;    // when broken
+};
+
+struct Ctx {
+  const ChannelConfig* ch = nullptr;
+  ChannelImport res;
+  std::optional<SignedManifest> target;
+  std::string target_body;
+  std::unique_ptr<Installer> inst;
+  std::vector<PlanItem> items;
+  bool active = false;  // a plan is being carried out
+};
+
+struct ArchiveFree {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+
+class Importer {
+ public:
+  Importer(const Config& cfg, const std::string& dir, const ImportOptions& opts) : cfg_(cfg), dir_(dir), opts_(opts) {}
+
+  ImportResult run();
+
+ private:
+  void log(const std::string& s) const {
+    if (opts_.log) opts_.log(s);
+  }
+  void problem(Errc code, const std::string& msg) {
+    res_.problems.push_back(Problem{code, msg});
+    log("refused: " + msg);
+  }
+  void progress(bool force = false) {
+    if (!opts_.progress) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_progress_ < std::chrono::milliseconds(200)) return;
+    last_progress_ = now;
+    ImportProgress p;
+    p.bytes_done = done_before_ + cur_bytes_;
+    p.bytes_total = total_bytes_;
+    p.volume = cur_volume_;
+    p.volumes = static_cast<uint32_t>(ix_.volume_bytes.size());
+    opts_.progress(p);
+  }
+  std::string rx_file(size_t i) const { return bdir_ + "/" + std::to_string(i); }
+  void read_volume(uint32_t v);
+  void take_member(archive* a, uint32_t v, const std::string& name, uint64_t size, bool* fatal);
+  void on_complete(size_t i);
+  void prepare();
+  void prepare_channel(Ctx& c, const ChannelSpan& span);
+  void finish_channel(Ctx& c);
+  bool needed(const Item& it) const;
+  void install_from(Ctx& c, PlanItem& p, const std::string& staged, bool by_delta);
+
+  const Config& cfg_;
+  std::string dir_;
+  const ImportOptions& opts_;
+  ImportResult res_;
+  PublicKey hq_key_;
+  int64_t slack_ = 0;
+  std::string staging_, bdir_;
+  std::unique_ptr<Journal> j_;
+  Index ix_;
+  std::vector<Rx> rx_;
+  std::unordered_map<std::string, std::pair<size_t, size_t>> member_;  // name -> (item, piece)
+  std::vector<std::vector<std::pair<size_t, size_t>>> vol_pieces_;
+  std::map<std::pair<std::string, uint64_t>, size_t> manifest_items_;
+  std::unordered_map<std::string, size_t> content_item_;  // object digest / delta target -> item
+  std::set<std::string> omitted_;                        // digests left out by --max-size
+  std::vector<std::unique_ptr<Ctx>> ctx_;
+  std::unordered_map<std::string, std::vector<std::pair<Ctx*, size_t>>> needs_;  // digest hex
+  bool prepared_ = false;
+  Hasher whole_;  // running digest of the multi-piece item being received
+  uint64_t total_bytes_ = 0, done_before_ = 0, cur_bytes_ = 0;
+  uint32_t cur_volume_ = 0;
+  std::chrono::steady_clock::time_point last_progress_{};
+};
+
+ImportResult Importer::run() {
+  if (cfg_.role != "regional")
+    throw Error(Errc::usage, "config " + cfg_.file + " has role \"" + cfg_.role + "\"; bundles are imported at a regional center",
+                "use the regional center's config (role = \"regional\")");
+  std::string key = cfg_.require_string("regional.hq_public_key");
+  hq_key_ = key.rfind("ed25519-public ", 0) == 0 ? parse_public_key(key, cfg_.file) : load_public_key(cfg_.resolve(key));
+  slack_ = cfg_.get_int("regional.expiry_slack_days", 30) * 86400;
+  staging_ = cfg_.resolve(cfg_.get_string("regional.staging_dir", cfg_.state_dir + "/staging"));
+  res_.dir = dir_;
+
+  std::string index_path = dir_ + "/" + kIndexFile;
+  if (!exists_path(index_path))
+    throw Error(Errc::not_found, "no distd bundle in " + dir_ + " (" + kIndexFile + " is missing)",
+                "check the directory; a bundle is made at HQ with 'distctl bundle export'");
+  RegionalLock lock(cfg_.state_dir);
+  ix_ = parse_index(read_file(index_path, kMaxIndexBytes, "bundle index"), hq_key_, index_path);
+  res_.bundle_id = ix_.bundle_id;
+  res_.site = ix_.site;
+  res_.volumes = static_cast<uint32_t>(ix_.volume_bytes.size());
+  log("bundle " + ix_.bundle_id + " made " + format_utc(ix_.created) + " for site " + ix_.site + ": " +
+      std::to_string(ix_.volume_bytes.size()) + " volumes, " + std::to_string(ix_.items.size()) + " items");
+  if (ix_.site != "-" && ix_.site != cfg_.site)
+    log("note: the bundle was made for site '" + ix_.site + "'; importing it here is fine (it is signed by HQ)");
+
+  rx_.resize(ix_.items.size());
+  vol_pieces_.resize(ix_.volume_bytes.size() + 1);
+  for (size_t i = 0; i < ix_.items.size(); ++i) {
+    const Item& it = ix_.items[i];
+    for (size_t k = 0; k < it.pieces.size(); ++k) {
+      member_.emplace(it.pieces[k].member, std::make_pair(i, k));
+      vol_pieces_[it.pieces[k].volume].push_back({i, k});
+    }
+    if (it.kind == ItemKind::manifest) manifest_items_[{it.channel, it.version}] = i;
+    if (it.kind == ItemKind::object) content_item_[digest_hex(it.digest)] = i;
+    if (it.kind == ItemKind::delta) content_item_.emplace(digest_hex(it.target), i);
+  }
+  for (auto& o : ix_.omitted) omitted_.insert(digest_hex(o.digest));
+  for (auto b : ix_.volume_bytes) total_bytes_ += b;
+
+  j_ = std::make_unique<Journal>(journal_path(cfg_));
+  make_dirs(staging_, 0700);
+  bdir_ = staging_ + "/.bundle";
+  make_dirs(bdir_, 0700);
+  remove_tree_files(bdir_);
+
+  for (uint32_t v = 1; v <= ix_.volume_bytes.size(); ++v) {
+    read_volume(v);
+    done_before_ += ix_.volume_bytes[v - 1];
+    cur_bytes_ = 0;
+  }
+  progress(true);
+  if (!prepared_) prepare();
+  for (auto& c : ctx_) {
+    if (c->active) {
+      try {
+        finish_channel(*c);
+      } catch (const Error& e) {
+        c->res.ok = false;
+        c->res.code = e.code();
+        c->res.error = e.what();
+        c->res.hint = e.hint();
+      }
+    }
+    res_.channels.push_back(c->res);
+  }
+  remove_tree_files(bdir_);
+  ::rmdir(bdir_.c_str());
+  return res_;
+}
+
+bool Importer::needed(const Item& it) const {
+  if (it.kind == ItemKind::manifest) return true;
+  std::string t = digest_hex(it.kind == ItemKind::object ? it.digest : it.target);
+  auto f = needs_.find(t);
+  if (f == needs_.end()) return false;
+  for (auto& [c, idx] : f->second) {
+    const PlanItem& p = c->items[idx];
+    if (p.state == ItemState::installed) continue;
+    if (it.kind == ItemKind::object) return true;
+    if (p.action == Action::delta && p.basis_digest == digest_hex(it.basis)) return true;
+  }
+  return false;
+}
+
+void Importer::read_volume(uint32_t v) {
+  cur_volume_ = v;
+  const std::string name = volume_file(v);
+  const std::string path = dir_ + "/" + name;
+  std::string why;
+  auto mark_rest = [&](const std::string& reason) {
+    for (auto [i, k] : vol_pieces_[v]) {
+      Rx& r = rx_[i];
+      if (r.s == Rx::broken || r.s == Rx::unneeded || r.s == Rx::complete || r.next > k) continue;
+      if (r.s == Rx::receiving) ::unlink(rx_file(i).c_str());
+      r.s = Rx::broken;
+      r.why = reason;
+    }
+  };
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    res_.missing_volumes.push_back(v);
+    log("volume " + std::to_string(v) + " (" + name + ") is missing");
+    mark_rest("volume " + std::to_string(v) + " (" + name + ") is missing");
+    return;
+  }
+  const uint64_t signed_size = ix_.volume_bytes[v - 1];
+  if (static_cast<uint64_t>(st.st_size) > signed_size) {
+    res_.refused_volumes.push_back(v);
+    problem(Errc::corrupt, "volume " + std::to_string(v) + " (" + name + ") is " + std::to_string(st.st_size) +
+                               " bytes, more than the " + std::to_string(signed_size) +
+                               " the signed index allows: refused (something was added to it)");
+    mark_rest("volume " + std::to_string(v) + " was refused");
+    return;
+  }
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
+    res_.missing_volumes.push_back(v);
+    mark_rest("volume " + std::to_string(v) + " cannot be read");
+    return;
+  }
+  std::unique_ptr<archive, ArchiveFree> a(archive_read_new());
+  archive_read_support_format_tar(a.get());
+  if (archive_read_open_fd(a.get(), fd.get(), 1 << 20) != ARCHIVE_OK) {
+    res_.truncated_volumes.push_back(v);
+    mark_rest("volume " + std::to_string(v) + " is not a readable tar file");
+    return;
+  }
+  auto damaged = [&](const std::string& after) {
+    res_.truncated_volumes.push_back(v);
+    std::string msg = "volume " + std::to_string(v) + " (" + name + ") ends early or is damaged after " + after +
+                      " (" + (archive_error_string(a.get()) ? archive_error_string(a.get()) : "?") + ")";
+    log(msg);
+    mark_rest("volume " + std::to_string(v) + " is truncated or damaged");
+  };
+
+  // The volume header: this bundle, this volume number.
+  archive_entry* e = nullptr;
+  int r = archive_read_next_header(a.get(), &e);
+  if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return damaged("its start");
+  {
+    const char* pn = archive_entry_pathname(e);
+    std::string text;
+    if (pn && std::string(pn) == kVolumeHeaderMember && archive_entry_filetype(e) == AE_IFREG &&
+        archive_entry_size(e) > 0 && archive_entry_size(e) < 512) {
+      text.resize(static_cast<size_t>(archive_entry_size(e)));
+      if (archive_read_data(a.get(), text.data(), text.size()) != static_cast<la_ssize_t>(text.size()))
+        return damaged("its start");
+    }
+    if (text != volume_header_text(ix_.bundle_id, v)) {
+      std::string other;
+      auto b = text.find("bundle ");
+      if (b != std::string::npos) other = text.substr(b + 7, 32);
+      res_.refused_volumes.push_back(v);
+      problem(Errc::mismatch,
+              "volume " + std::to_string(v) + " (" + name + ") " +
+                  (other.size() == 32 && other != ix_.bundle_id
+                       ? "belongs to another bundle (" + other + "), not to bundle " + ix_.bundle_id
+                       : "is not volume " + std::to_string(v) + " of bundle " + ix_.bundle_id) +
+                  ": refused");
+      mark_rest("volume " + std::to_string(v) + " was refused (from another bundle)");
+      return;
+    }
+  }
+
+  std::set<std::string> seen;
+  std::string last = "its header";
+  for (;;) {
+    cur_bytes_ = static_cast<uint64_t>(archive_filter_bytes(a.get(), -1));
+    progress();
+    r = archive_read_next_header(a.get(), &e);
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return damaged("member '" + last + "'");
+    const char* pn = archive_entry_pathname(e);
+    std::string mname = pn ? pn : "";
+    std::string where = "volume " + std::to_string(v) + ": entry " + quote_path(mname);
+    auto ft = archive_entry_filetype(e);
+    if (mname.empty() || mname[0] == '/' || !unsafe_path_reason(mname).empty()) {
+      problem(Errc::unsafe_path, where + " has an unsafe path (" +
+                                     (mname.empty() ? std::string("empty") : mname[0] == '/' ? "absolute" : unsafe_path_reason(mname)) +
+                                     "): refused, nothing written");
+      continue;
+    }
+    if (archive_entry_hardlink(e)) {
+      problem(Errc::unsupported, where + " is a hard link: refused (bundles hold regular files only)");
+      continue;
+    }
+    if (ft == AE_IFLNK || archive_entry_symlink(e)) {
+      problem(Errc::unsupported, where + " is a symbolic link: refused (bundles hold regular files only)");
+      continue;
+    }
+    if (ft != AE_IFREG) {
+      problem(Errc::unsupported, where + " is not a regular file (a device, directory or FIFO): refused");
+      continue;
+    }
+    auto m = member_.find(mname);
+    if (m == member_.end() || ix_.items[m->second.first].pieces[m->second.second].volume != v) {
+      problem(Errc::corrupt, where + " is not listed for this volume in the signed index: refused");
+      continue;
+    }
+    if (!seen.insert(mname).second) {
+      problem(Errc::corrupt, where + " appears twice: the duplicate is refused");
+      continue;
+    }
+    uint64_t size = archive_entry_size_is_set(e) ? static_cast<uint64_t>(archive_entry_size(e)) : UINT64_MAX;
+    const Piece& p = ix_.items[m->second.first].pieces[m->second.second];
+    if (size != p.size) {
+      problem(Errc::mismatch, where + " says it has " + std::to_string(size) + " bytes, the signed index says " +
+                                  std::to_string(p.size) + ": refused");
+      Rx& x = rx_[m->second.first];
+      if (x.s == Rx::receiving) ::unlink(rx_file(m->second.first).c_str());
+      if (x.s != Rx::unneeded) x.s = Rx::broken, x.why = "its member in volume " + std::to_string(v) + " was refused";
+      continue;
+    }
+    last = mname;
+    bool fatal = false;
+    take_member(a.get(), v, mname, size, &fatal);
+    if (fatal) return damaged("the start of member '" + mname + "'");
+  }
+  mark_rest("volume " + std::to_string(v) + " lacks it");
+}
+
+void Importer::take_member(archive* a, uint32_t v, const std::string& name, uint64_t size, bool* fatal) {
+  auto [i, k] = member_.at(name);
+  const Item& it = ix_.items[i];
+  const Piece& p = it.pieces[k];
+  Rx& x = rx_[i];
+  if (x.s == Rx::broken || x.s == Rx::unneeded || x.s == Rx::complete) return;  // skipped by next_header
+  if (it.kind != ItemKind::manifest && !prepared_) prepare();
+  if (x.s == Rx::pending && !needed(it)) {
+    x.s = Rx::unneeded;
+    res_.unneeded_items++;
+    return;
+  }
+  if (x.next != k) {  // an earlier piece never came
+    x.s = Rx::broken;
+    x.why = "an earlier part of it is missing";
+    ::unlink(rx_file(i).c_str());
+    return;
+  }
+  std::string file = rx_file(i);
+  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (k == 0 ? O_TRUNC : O_APPEND), 0600));
+  if (!fd) throw_errno("cannot create staged file", file, errno);
+  if (k == 0 && it.pieces.size() > 1) whole_ = Hasher();
+  x.s = Rx::receiving;
+  Hasher h;
+  std::vector<char> buf(1 << 20);
+  uint64_t got = 0;
+  for (;;) {
+    la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
+    if (n < 0) {
+      ::unlink(file.c_str());
+      x.s = Rx::broken;
+      x.why = "volume " + std::to_string(v) + " is truncated or damaged";
+      *fatal = true;
+      return;
+    }
+    if (n == 0) break;
+    if (got + static_cast<uint64_t>(n) > size) {  // libarchive keeps to the header's size; belt and braces
+      ::unlink(file.c_str());
+      x.s = Rx::broken;
+      x.why = "a member is longer than signed";
+      return;
+    }
+    write_all(fd.get(), std::string_view(buf.data(), static_cast<size_t>(n)), file);
+    h.update(buf.data(), static_cast<size_t>(n));
+    if (it.pieces.size() > 1) whole_.update(buf.data(), static_cast<size_t>(n));
+    got += static_cast<uint64_t>(n);
+    cur_bytes_ = static_cast<uint64_t>(archive_filter_bytes(a, -1));
+    progress();
+  }
+  res_.bytes_read += got;
+  if (got != size || h.finish() != p.digest) {
+    ::unlink(file.c_str());
+    x.s = Rx::broken;
+    x.why = "it did not match its signed digest";
+    problem(Errc::mismatch, "volume " + std::to_string(v) + ": entry '" + name +
+                                "' does not match its signed digest (damaged or altered): refused, nothing installed from it");
+    return;
+  }
+  x.next = static_cast<uint32_t>(k + 1);
+  if (x.next < it.pieces.size()) return;
+  if (it.pieces.size() > 1 && whole_.finish() != it.digest) {
+    ::unlink(file.c_str());
+    x.s = Rx::broken;
+    x.why = "its parts do not add up to its signed digest";
+    problem(Errc::mismatch, "item '" + it.pieces[0].member + "': its parts do not add up to the signed digest: refused");
+    return;
+  }
+  fd = UniqueFd();
+  x.s = Rx::complete;
+  on_complete(i);
+}
+
+void Importer::install_from(Ctx& c, PlanItem& p, const std::string& staged, bool by_delta) {
+  j_->set_state(c.ch->name, p.path, ItemState::verified);
+  p.state = ItemState::verified;
+  fault_point("bundle_after_verify");
+  c.inst->install(staged, p.path, p.mode);
+  j_->set_state(c.ch->name, p.path, ItemState::installed);
+  p.state = ItemState::installed;
+  c.res.installed++;
+  c.res.installed_bytes += p.size;
+  if (by_delta) c.res.delta++;
+}
+
+void Importer::on_complete(size_t i) {
+  const Item& it = ix_.items[i];
+  std::string file = rx_file(i);
+  if (it.kind == ItemKind::manifest) return;  // read by prepare()
+  std::string t = digest_hex(it.kind == ItemKind::object ? it.digest : it.target);
+  std::vector<std::pair<Ctx*, size_t>> todo;
+  if (auto f = needs_.find(t); f != needs_.end())
+    for (auto& n : f->second) {
+      const PlanItem& p = n.first->items[n.second];
+      if (p.state == ItemState::installed) continue;
+      if (it.kind == ItemKind::delta && (p.action != Action::delta || p.basis_digest != digest_hex(it.basis))) continue;
+      todo.push_back(n);
+    }
+  for (size_t n = 0; n < todo.size(); ++n) {
+    Ctx& c = *todo[n].first;
+    PlanItem& p = c.items[todo[n].second];
+    try {
+      if (it.kind == ItemKind::object) {
+        if (p.size != it.size) {
+          problem(Errc::mismatch, "object " + t.substr(0, 16) + "... has " + std::to_string(it.size) +
+                                      " bytes, the manifest signs " + std::to_string(p.size) + " for '" + p.path + "'");
+          continue;
+        }
+        std::string staged = c.inst->staged(p.digest + ".bundle");
+        bool last = n + 1 == todo.size();
+        if (last && ::rename(file.c_str(), staged.c_str()) == 0) {
+        } else if (!copy_verified(file, staged, it.size, it.digest)) {
+          throw Error(Errc::mismatch, "'" + p.path + "': the staged copy changed", "import the bundle again");
+        }
+        install_from(c, p, staged, false);
+      } else {
+        std::string out = c.inst->staged(p.digest + ".patched");
+        UniqueFd ofd(::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (!ofd) throw_errno("cannot create staged file", out, errno);
+        uint64_t written = 0;
+        Digest d{};
+        try {
+          d = apply_delta(c.inst->final_path(p.path), file, ofd.get(), out, p.size, &written);
+        } catch (const Error& e) {
+          if (e.code() != Errc::mismatch) throw;
+          ::unlink(out.c_str());
+          problem(Errc::mismatch, "'" + p.path + "': the delta from the bundle does not apply: " + e.what());
+          continue;
+        }
+        if (written != p.size || digest_hex(d) != p.digest) {
+          ::unlink(out.c_str());
+          problem(Errc::mismatch, "'" + p.path + "': the delta did not produce the signed content (the local file "
+                                                 "changed?): refused, the old file is untouched");
+          continue;
+        }
+        if (::fsync(ofd.get()) != 0) throw_errno("cannot fsync", out, errno);
+        install_from(c, p, out, true);
+      }
+    } catch (const Error& e) {
+      if (e.code() == Errc::no_space || e.code() == Errc::io) throw;
+      problem(e.code(), std::string(c.ch->name) + ": '" + p.path + "': " + e.what());
+    }
+  }
+  ::unlink(file.c_str());
+}
+
+void Importer::prepare() {
+  prepared_ = true;
+  for (const auto& span : ix_.channels) {
+    auto cfgch = std::find_if(cfg_.channels.begin(), cfg_.channels.end(), [&](auto& c) { return c.name == span.name; });
+    if (cfgch == cfg_.channels.end()) {
+      log("channel '" + span.name + "' is not received here: skipped");
+      continue;
+    }
+    auto c = std::make_unique<Ctx>();
+    c->ch = &*cfgch;
+    c->res.channel = span.name;
+    c->res.to_version = span.to;
+    try {
+      prepare_channel(*c, span);
+    } catch (const Error& e) {
+      c->active = false;
+      c->res.ok = false;
+      c->res.code = e.code();
+      c->res.error = e.what();
+      c->res.hint = e.hint();
+      log("channel '" + span.name + "': " + e.what());
+      try {
+        j_->record_error(span.name, e.what());
+      } catch (...) {
+      }
+    }
+    ctx_.push_back(std::move(c));
+  }
+}
+
+void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
+  const std::string& ch = c.ch->name;
+  ChannelRecord rec = j_->channel_record(ch);
+  c.res.from_version = rec.installed_version;
+  if (span.to == span.from && span.to == rec.installed_version) {
+    c.res.up_to_date = c.res.converged = true;
+    return;
+  }
+  // The manifests that arrived, verified with the pinned key; only the newest must be unexpired.
+  std::vector<std::pair<SignedManifest, std::string>> ms;
+  for (auto& [key, i] : manifest_items_) {
+    if (key.first != ch || rx_[i].s != Rx::complete) continue;
+    std::string bytes = read_file(rx_file(i), kMaxManifestBytes, "manifest");
+    VerifyOptions vo;
+    vo.check_expiry = false;
+    std::string name = "bundle " + ix_.bundle_id + ": manifest " + ch + " version " + std::to_string(key.second);
+    SignedManifest sm = verify_manifest(bytes, hq_key_, vo, name);
+    if (sm.manifest.channel != ch || sm.manifest.version != key.second)
+      throw Error(Errc::mismatch, name + " is really " + sm.manifest.channel + " version " +
+                                      std::to_string(sm.manifest.version),
+                  "the bundle is inconsistent; export it again at HQ");
+    ms.emplace_back(std::move(sm), std::move(bytes));
+  }
+  auto top = manifest_items_.find({ch, span.to});
+  if (ms.empty() || ms.back().first.manifest.version != span.to) {
+    std::string why = top == manifest_items_.end() ? "is not in the bundle" : rx_[top->second].why;
+    throw Error(Errc::not_found,
+                "bundle " + ix_.bundle_id + ": the manifest of " + ch + " version " + std::to_string(span.to) + " " +
+                    (why.empty() ? "did not arrive" : why) + "; nothing of this channel can be installed",
+                "copy the whole bundle again (volume 1 carries the manifests) or let the network sync do it");
+  }
+  // The chain: each version names the previous one's body digest; and it continues ours.
+  for (size_t k = 1; k < ms.size(); ++k) {
+    const auto& a = ms[k - 1].first;
+    const auto& b = ms[k].first;
+    if (b.manifest.version == a.manifest.version + 1 && (!b.manifest.previous || *b.manifest.previous != a.body_digest))
+      throw Error(Errc::mismatch,
+                  "bundle " + ix_.bundle_id + ": " + ch + " version " + std::to_string(b.manifest.version) +
+                      " does not follow version " + std::to_string(a.manifest.version) + " (broken chain)",
+                  "nothing of this channel was installed; tell HQ");
+  }
+  for (auto& [sm, bytes] : ms) {
+    if (rec.installed_digest.empty()) break;
+    if (sm.manifest.version == rec.installed_version + 1 &&
+        (!sm.manifest.previous || digest_hex(*sm.manifest.previous) != rec.installed_digest))
+      throw Error(Errc::mismatch,
+                  "bundle " + ix_.bundle_id + ": " + ch + " version " + std::to_string(sm.manifest.version) +
+                      " does not follow the installed version " + std::to_string(rec.installed_version),
+                  "nothing of this channel was installed; HQ's history differs from what this center has: tell HQ");
+  }
+  VerifyOptions vo;
+  vo.now = opts_.now;
+  vo.expiry_slack_seconds = slack_;
+  std::string tname = "bundle " + ix_.bundle_id + ": manifest " + ch + " version " + std::to_string(span.to);
+  SignedManifest sm = verify_manifest(ms.back().second, hq_key_, vo, tname);
+  c.target_body = std::move(ms.back().second);
+  ms.clear();
+  const Manifest& m = sm.manifest;
+  std::string digest = digest_hex(sm.body_digest);
+  auto plan = j_->plan(ch);
+  if (m.version < rec.installed_version || (plan && !plan->done && m.version < plan->target_version))
+    throw Error(Errc::rollback,
+                "the bundle brings version " + std::to_string(m.version) + " of channel '" + ch + "', but version " +
+                    std::to_string(std::max(rec.installed_version, plan ? plan->target_version : 0)) + " is already " +
+                    (m.version < rec.installed_version ? "installed" : "being installed") + "; refusing to go back",
+                "nothing was changed; this bundle is older than what the center has");
+  if (m.version == rec.installed_version && !rec.installed_digest.empty() && digest != rec.installed_digest)
+    throw Error(Errc::rollback,
+                "the bundle brings a different manifest with the installed version " + std::to_string(m.version) +
+                    " of channel '" + ch + "'; refusing it",
+                "nothing was changed; HQ must publish a new, higher version");
+  if (m.version == rec.installed_version && digest == rec.installed_digest) {
+    c.res.up_to_date = c.res.converged = true;
+    c.res.skipped = m.entries.size();
+    log(ch + ": already at version " + std::to_string(m.version) + "; nothing to do");
+    return;
+  }
+  j_->set_latest_known(ch, std::max(rec.latest_known_version, m.version));
+  j_->record_attempt(ch);
+  std::string staging = staging_ + "/" + ch;
+  c.inst = std::make_unique<Installer>(c.ch->path, staging);
+  std::string target_file = installed_manifest_path(cfg_, ch);
+  target_file = dir_name(target_file) + "/target.manifest";
+  make_dirs(dir_name(target_file), 0750);
+  bool resumed = plan && plan->manifest_digest == digest && !plan->done;
+  if (resumed) {
+    c.items = j_->items(ch);
+    log(ch + ": continuing the plan for version " + std::to_string(m.version));
+  } else {
+    std::vector<Entry> local = scan_regional_tree(cfg_, *c.ch, opts_.log);
+    PlanInput in;
+    in.target = &m;
+    in.local = &local;
+    c.items = make_plan(in);
+    // Keep half-fetched network downloads of an unfinished older plan (as sync does).
+    std::unordered_map<std::string, uint64_t> partial;
+    if (plan && !plan->done)
+      for (auto& old : j_->items(ch))
+        if (old.action == Action::full && old.offset > 0 && old.state != ItemState::installed)
+          partial[old.digest] = old.offset;
+    std::vector<std::string> keep;
+    for (auto& it : c.items) {
+      if (it.action != Action::full && it.action != Action::delta) continue;
+      auto p = partial.find(it.digest);
+      if (p == partial.end()) continue;
+      it.action = Action::full;
+      it.basis_path.clear();
+      it.basis_digest.clear();
+      it.offset = p->second;
+      keep.push_back(it.digest + ".part");
+    }
+    c.inst->clean_staging(keep);
+    write_file_atomic(target_file, c.target_body, 0644);
+    j_->start_plan(RunPlan{ch, m.version, digest, now_s(), false}, c.items);
+  }
+  if (!exists_path(target_file)) write_file_atomic(target_file, c.target_body, 0644);
+  c.target = std::move(sm);
+  c.active = true;
+
+  // Local copies (renames, files in two places) first, exactly as sync does them.
+  std::unordered_map<std::string, const PlanItem*> fetched;
+  for (auto& it : c.items)
+    if (it.action == Action::full || it.action == Action::delta) fetched.emplace(it.path, &it);
+  std::vector<PlanItem*> staged;
+  for (auto& it : c.items) {
+    if (it.state == ItemState::installed) {
+      if (it.action == Action::unchanged) c.res.skipped++;
+      continue;
+    }
+    if (it.action != Action::copy) continue;
+    auto f = fetched.find(it.basis_path);
+    if (it.basis_path != it.path && f != fetched.end() && f->second->digest == it.digest) continue;  // after fetch
+    std::string sp = c.inst->staged("c" + std::to_string(it.ord) + ".copy");
+    if (c.inst->stage_copy(it.basis_path, sp, it.digest, it.size)) {
+      j_->set_state(ch, it.path, ItemState::verified);
+      it.state = ItemState::verified;
+      staged.push_back(&it);
+    } else {
+      j_->fall_back_to_full(ch, it.path, "local copy source changed");
+      it.action = Action::full;
+      it.state = ItemState::planned;
+      it.offset = 0;
+    }
+  }
+  for (PlanItem* it : staged) {
+    c.inst->install(c.inst->staged("c" + std::to_string(it->ord) + ".copy"), it->path, it->mode);
+    j_->set_state(ch, it->path, ItemState::installed);
+    it->state = ItemState::installed;
+    c.res.copied++;
+  }
+  for (size_t k = 0; k < c.items.size(); ++k) {
+    auto& it = c.items[k];
+    if ((it.action == Action::full || it.action == Action::delta) && it.state != ItemState::installed)
+      needs_[it.digest].push_back({&c, k});
+  }
+}
+
+void Importer::finish_channel(Ctx& c) {
+  const std::string& ch = c.ch->name;
+  // Copies of content that came in the bundle (the same new file at several paths).
+  std::unordered_map<std::string, const PlanItem*> by_path;
+  for (auto& it : c.items) by_path.emplace(it.path, &it);
+  for (auto& it : c.items) {
+    if (it.state == ItemState::installed || it.action != Action::copy) continue;
+    auto f = by_path.find(it.basis_path);
+    if (f == by_path.end() || f->second->state != ItemState::installed) continue;
+    std::string sp = c.inst->staged("c" + std::to_string(it.ord) + ".copy");
+    if (!c.inst->stage_copy(it.basis_path, sp, it.digest, it.size)) continue;
+    j_->set_state(ch, it.path, ItemState::verified);
+    c.inst->install(sp, it.path, it.mode);
+    j_->set_state(ch, it.path, ItemState::installed);
+    it.state = ItemState::installed;
+    c.res.copied++;
+  }
+  for (auto& it : c.items) {
+    if (it.state == ItemState::installed) continue;
+    MissingFile mf{it.path, it.size, "not in this bundle"};
+    if (omitted_.count(it.digest)) {
+      mf.why = "did not fit on the stick (--max-size)";
+    } else if (auto f = content_item_.find(it.digest); f != content_item_.end()) {
+      const Rx& x = rx_[f->second];
+      if (x.s == Rx::broken) mf.why = x.why;
+      else if (ix_.items[f->second].kind == ItemKind::delta) mf.why = "the bundle's delta does not fit the local file";
+    } else if (it.action == Action::copy) {
+      mf.why = "its content did not arrive";
+    }
+    c.res.missing.push_back(std::move(mf));
+  }
+  if (!c.res.missing.empty()) {
+    std::string msg = "bundle " + ix_.bundle_id + ": " + std::to_string(c.res.missing.size()) + " files of version " +
+                      std::to_string(c.target->manifest.version) + " still missing";
+    j_->record_error(ch, msg);
+    for (auto& mf : c.res.missing) j_->add_attempt(ch, mf.path, "bundle " + ix_.bundle_id + ": " + mf.why);
+    log(ch + ": " + msg + "; the next bundle or the network brings them");
+    return;
+  }
+  // The whole version is here: deletions, then record it (the same steps as sync).
+  fault_point("bundle_before_deletions");
+  std::string installed = installed_manifest_path(cfg_, ch);
+  try {
+    std::string old = read_file(installed, kMaxManifestBytes, "installed manifest");
+    VerifyOptions vo;
+    vo.check_expiry = false;
+    SignedManifest om = verify_manifest(old, hq_key_, vo, installed);
+    for (const auto& e : om.manifest.entries)
+      if (!c.target->manifest.find(e.path)) {
+        c.inst->remove(e.path);
+        c.res.deleted++;
+      }
+  } catch (const Error& e) {
+    if (e.code() != Errc::not_found && e.code() != Errc::io) throw;
+  }
+  std::string target_file = dir_name(installed) + "/target.manifest";
+  if (::rename(target_file.c_str(), installed.c_str()) != 0) throw_errno("cannot record", installed, errno);
+  fsync_dir(dir_name(installed));
+  j_->set_installed(ch, c.target->manifest.version, digest_hex(c.target->body_digest));
+  j_->finish_plan(ch);
+  j_->record_success(ch);
+  c.inst->clean_staging({});
+  c.res.converged = true;
+  log(ch + ": installed version " + std::to_string(c.target->manifest.version) + " from the bundle (" +
+      std::to_string(c.res.installed) + " files, " + std::to_string(c.res.copied) + " local copies, " +
+      std::to_string(c.res.deleted) + " deleted)");
+}
+
+}  // namespace
+
+ImportResult import_bundle(const Config& cfg, const std::string& dir, const ImportOptions& opts) {
+  Importer im(cfg, dir, opts);
+  return im.run();
+}
+
+std::string render_result_text(const ImportResult& r, const std::string& site) {
+  std::string o;
+  o += "distd bundle import at site " + site + ", " + format_utc(now_s()) + "\n";
+  o += "bundle " + (r.bundle_id.empty() ? std::string("(none)") : r.bundle_id) + ", " + std::to_string(r.volumes) +
+       " volumes\n";
+  o += std::string("result: ") +
+       (r.complete() ? "COMPLETE" : r.problems.empty() ? "INCOMPLETE (files missing)" : "REFUSED PARTS (see below)") +
+       "\n\n";
+  for (auto& c : r.channels) {
+    o += "channel " + c.channel + ": ";
+    if (!c.ok)
+      o += "ERROR: " + c.error + "\n";
+    else if (c.up_to_date)
+      o += "already at version " + std::to_string(c.to_version) + "\n";
+    else
+      o += (c.converged ? "now at version " : "partly installed, version ") + std::to_string(c.to_version) + ": " +
+           std::to_string(c.installed) + " installed (" + std::to_string(c.delta) + " by delta), " +
+           std::to_string(c.copied) + " copied locally, " + std::to_string(c.skipped) + " already present, " +
+           std::to_string(c.missing.size()) + " missing\n";
+    size_t shown = 0;
+    for (auto& m : c.missing) {
+      if (++shown > 20) {
+        o += "  ... and " + std::to_string(c.missing.size() - 20) + " more\n";
+        break;
+      }
+      o += "  missing " + encode_path(m.path) + " (" + human_bytes(m.size) + "): " + m.why + "\n";
+    }
+  }
+  for (auto v : r.missing_volumes) o += "volume " + std::to_string(v) + " is missing from the stick\n";
+  for (auto v : r.truncated_volumes) o += "volume " + std::to_string(v) + " is truncated or damaged\n";
+  for (auto& p : r.problems) o += "refused: " + p.message + "\n";
+  return o;
+}
+
+}  // namespace distd::bundle

@@ -1,0 +1,198 @@
+#include "distd/bundle/request.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "distd/regional/journal.h"
+#include "distd/regional/sync.h"
+#include "manifest/encoding.h"
+#include "manifest/error.h"
+#include "manifest/fs.h"
+#include "manifest/scan.h"
+
+namespace distd::bundle {
+
+RegionalLock::RegionalLock(const std::string& state_dir) {
+  make_dirs(state_dir, 0750);
+  std::string p = state_dir + "/regional.lock";
+  fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw_errno("cannot open lock file", p, errno);
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+    throw Error(Errc::usage, "a sync or another bundle command is running on " + state_dir + " (lock " + p + " is held)",
+                "wait for it to finish (see 'distctl status') and run the command again");
+  }
+}
+
+RegionalLock::~RegionalLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::vector<Entry> scan_regional_tree(const Config& cfg, const ChannelConfig& ch,
+                                      const std::function<void(const std::string&)>& log) {
+  ScanOptions so;
+  so.excludes = ch.excludes;
+  if (ch.preset == "moodledata")
+    so.excludes.insert(so.excludes.end(), moodledata_excludes().begin(), moodledata_excludes().end());
+  so.special = SpecialFiles::skip;
+  std::string cache_dir = cfg.state_dir + "/statcache";
+  make_dirs(cache_dir, 0750);
+  so.stat_cache_path = cache_dir + "/" + ch.name + ".sqlite";
+  so.threads = 1;
+  so.warn = [&](const std::string& w) {
+    if (log) log(ch.name + ": scan: " + w);
+  };
+  struct stat st {};
+  if (::stat(ch.path.c_str(), &st) != 0) return {};  // nothing installed yet
+  return scan_tree(ch.path, so);
+}
+
+SiteKeyPaths site_key_paths(const Config& cfg) {
+  SiteKeyPaths p;
+  p.secret = cfg.resolve(cfg.get_string("regional.site_secret_key", cfg.state_dir + "/site.key"));
+  p.pub = cfg.resolve(cfg.get_string("regional.site_public_key", cfg.state_dir + "/site.pub"));
+  return p;
+}
+
+KeyPair load_or_create_site_key(const Config& cfg, bool* created) {
+  SiteKeyPaths p = site_key_paths(cfg);
+  struct stat st {};
+  if (created) *created = false;
+  if (::stat(p.secret.c_str(), &st) != 0) {
+    make_dirs(dir_name(p.secret), 0750);
+    make_dirs(dir_name(p.pub), 0755);
+    write_keypair(generate_keypair(), p.secret, p.pub);
+    if (created) *created = true;
+  }
+  KeyPair kp;
+  kp.sec = load_secret_key(p.secret);
+  kp.pub = kp.sec.public_key();
+  if (::stat(p.pub.c_str(), &st) == 0 && load_public_key(p.pub).bytes != kp.pub.bytes)
+    throw Error(Errc::usage, "the site public key " + p.pub + " does not belong to the site secret key " + p.secret,
+                "delete the wrong one (or fix [regional] site_public_key); HQ must enroll the public key of " +
+                    p.secret);
+  return kp;
+}
+
+namespace {
+
+std::vector<std::string> list_dir(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Copies src to dst (atomically, durably) and returns its digest and size.
+Digest copy_file_digest(const std::string& src, const std::string& dst, uint64_t* size) {
+  std::string data = read_file(src, uint64_t(1) << 30, "outbound item");
+  *size = data.size();
+  write_file_atomic(dst, data, 0644);
+  return digest_bytes(data);
+}
+
+}  // namespace
+
+RequestResult write_request(const Config& cfg, const std::string& dir, const RequestOptions& opts) {
+  if (cfg.role != "regional")
+    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; requests are made at a regional center",
+                "use the regional center's config (role = \"regional\")");
+  if (!is_safe_name(cfg.site))
+    throw Error(Errc::usage, "config " + cfg.file + ": site id '" + cfg.site + "' cannot name a file",
+                "use letters, digits, '-', '_' and '.' (e.g. site = \"center-07\")");
+  RequestResult res;
+  KeyPair kp = load_or_create_site_key(cfg, &res.key_created);
+  res.public_key_path = site_key_paths(cfg).pub;
+  res.site = cfg.site;
+  res.key_id = kp.pub.short_id();
+  if (res.key_created && opts.log)
+    opts.log("generated this site's key pair (key id " + res.key_id + "); enroll " + res.public_key_path +
+             " at HQ as <sites_dir>/" + cfg.site + ".pub");
+
+  Request& r = res.request;
+  r.site = cfg.site;
+  r.created = static_cast<int64_t>(std::time(nullptr));
+  r.priority = opts.priority;
+  {
+    RegionalLock lock(cfg.state_dir);
+    Journal j(journal_path(cfg));
+    for (const auto& ch : cfg.channels) {
+      RequestChannel rc;
+      rc.name = ch.name;
+      ChannelRecord rec = j.channel_record(ch.name);
+      rc.installed_version = rec.installed_version;
+      rc.installed_digest = rec.installed_digest.empty() ? "-" : rec.installed_digest;
+      for (const auto& e : scan_regional_tree(cfg, ch, opts.log)) {
+        std::array<uint8_t, kHeldPrefixBytes> h{};
+        std::copy_n(e.digest.begin(), kHeldPrefixBytes, h.begin());
+        rc.held.push_back(h);
+      }
+      std::sort(rc.held.begin(), rc.held.end());
+      rc.held.erase(std::unique(rc.held.begin(), rc.held.end()), rc.held.end());
+      r.channels.push_back(std::move(rc));
+    }
+  }
+  make_dirs(dir, 0755);
+  std::string outbox = cfg.state_dir + "/outbound";
+  auto names = list_dir(outbox);
+  if (!names.empty()) make_dirs(dir + "/" + kOutboundDir, 0755);
+  for (auto& n : names) {
+    struct stat st {};
+    std::string src = outbox + "/" + n;
+    if (!is_safe_name(n) || ::lstat(src.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    OutboundItem ob;
+    ob.name = n;
+    ob.digest = copy_file_digest(src, dir + "/" + kOutboundDir + "/" + n, &ob.size);
+    r.outbound.push_back(ob);
+  }
+  std::string text = sign_text(render_request_body(r), kp.sec);
+  res.path = dir + "/" + kRequestFile;
+  write_file_atomic(res.path, text, 0644);
+  res.bytes = text.size();
+  return res;
+}
+
+Request read_verified_request(const Config& cfg, const std::string& path, std::string* digest_out) {
+  std::string bytes = read_file(path, kMaxRequestBytes, "request");
+  Digest kid{};
+  std::string body;
+  Signature sig{};
+  Request r = parse_request(bytes, path, &kid, &body, &sig);
+  std::string sites = cfg.resolve(cfg.get_string("hq.sites_dir", cfg.state_dir + "/sites"));
+  std::string keyfile = sites + "/" + r.site + ".pub";
+  struct stat st {};
+  if (::stat(keyfile.c_str(), &st) != 0)
+    throw Error(Errc::not_found,
+                "request " + path + " comes from site '" + r.site + "', which is not enrolled at HQ (no " + keyfile +
+                    "); it is signed by key " + digest_hex(kid).substr(0, 16) + "...",
+                "if the center really is '" + r.site + "', copy its site.pub (compare the key id by eye) to " +
+                    keyfile + " and export again");
+  PublicKey enrolled = load_public_key(keyfile);
+  if (enrolled.key_id() != kid)
+    throw Error(Errc::bad_signature,
+                "request " + path + " claims to come from site '" + r.site + "' but is signed by key " +
+                    digest_hex(kid).substr(0, 16) + "..., not by its enrolled key " + enrolled.short_id() + " (" +
+                    keyfile + ")",
+                "refused; if the center made a new key, enroll the new site.pub at HQ after checking it by phone");
+  if (!verify_detached(enrolled, body, sig))
+    throw Error(Errc::bad_signature,
+                "request " + path + " from site '" + r.site + "': the signature does not verify (the file was altered)",
+                "refused; make a new request at the center ('distctl bundle request')");
+  if (digest_out) *digest_out = digest_hex(digest_bytes(bytes));
+  return r;
+}
+
+}  // namespace distd::bundle

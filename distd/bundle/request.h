@@ -1,0 +1,64 @@
+// The request a regional center sends to HQ on a stick: what it has, signed with its own key.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "distd/bundle/format.h"
+#include "distd/config/config.h"
+#include "manifest/manifest.h"
+
+namespace distd::bundle {
+
+// The site's key pair: [regional] site_secret_key / site_public_key, by default
+// <state_dir>/site.key and <state_dir>/site.pub. Generated on first use.
+struct SiteKeyPaths {
+  std::string secret, pub;
+};
+SiteKeyPaths site_key_paths(const Config& cfg);
+KeyPair load_or_create_site_key(const Config& cfg, bool* created = nullptr);
+
+struct RequestOptions {
+  std::vector<std::string> priority;  // paths or base names (e.g. SHA-1 hashes the replica misses)
+  std::function<void(const std::string&)> log;
+};
+
+struct RequestResult {
+  std::string path;              // the request file written
+  std::string site, key_id;      // key id: short form, to compare by eye with HQ's enrolled copy
+  std::string public_key_path;   // what HQ must enroll as <sites_dir>/<site>.pub
+  bool key_created = false;
+  Request request;
+  uint64_t bytes = 0;
+};
+
+// Writes <dir>/distd-request.txt (and copies <state_dir>/outbound/* to <dir>/distd-outbound/).
+// Holds the regional state lock while it scans the channel trees (stat cache: fast after the
+// first time). Throws Error.
+RequestResult write_request(const Config& cfg, const std::string& dir, const RequestOptions& opts = {});
+
+// HQ side: reads and verifies a request against the enrolled key <sites_dir>/<site>.pub
+// ([hq] sites_dir, default <state_dir>/sites). Throws Error{not_found} for an unenrolled site,
+// Error{bad_signature} for a mis-signed request, Error{corrupt} for a damaged one.
+// *digest_hex receives the digest of the whole request file.
+Request read_verified_request(const Config& hq_cfg, const std::string& path, std::string* digest_hex = nullptr);
+
+// The regional state lock (<state_dir>/regional.lock, the one `distctl sync` takes).
+class RegionalLock {
+ public:
+  explicit RegionalLock(const std::string& state_dir);
+  ~RegionalLock();
+  RegionalLock(const RegionalLock&) = delete;
+  RegionalLock& operator=(const RegionalLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// Scans a regional channel's tree the way sync does (its excludes, the moodledata preset, the
+// stat cache under <state_dir>/statcache, special files skipped). REQUIRES: RegionalLock held.
+std::vector<Entry> scan_regional_tree(const Config& cfg, const ChannelConfig& ch,
+                                      const std::function<void(const std::string&)>& log);
+
+}  // namespace distd::bundle
