@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -256,7 +257,10 @@ RebuildSummary rebuild_courses(const Config& cfg, const LogFn& log) {
     if (log) log("course " + name + ": running course_hook " + hook + " " + c.mbz_path + " " + name);
     int code = 127;
     try {
-      code = run_hook(cfg, hook, c.mbz_path, name);
+      char* abs = ::realpath(c.mbz_path.c_str(), nullptr);
+      std::string mbz = abs ? abs : c.mbz_path;
+      ::free(abs);
+      code = run_hook(cfg, hook, mbz, name);
     } catch (const Error& e) {
       if (log) log("course " + name + ": course_hook could not start: " + e.what());
     }
