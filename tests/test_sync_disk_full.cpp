@@ -49,6 +49,7 @@ BOOST_AUTO_TEST_CASE(full_staging_disk_then_resume) {
   s.start_hq();
 
   RunResult r = s.sync();
+  BOOST_TEST_MESSAGE("disk full run said: " << r.err);
   BOOST_TEST(r.status == 11, r.err);  // no_space
   BOOST_TEST(r.err.find("big.bin") != std::string::npos, r.err);
   BOOST_TEST(r.err.find("what to do") != std::string::npos, r.err);

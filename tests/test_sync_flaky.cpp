@@ -58,6 +58,7 @@ BOOST_AUTO_TEST_CASE(dead_link_fails_clearly_then_next_run_resumes) {
   // (3 s) times the attempts.
   FlakyLink& link = s.start_link({.seed = 7, .blackhole_after = 2'500'000, .blackhole_secs = 60});
   RunResult r = s.sync({}, {}, 90);
+  BOOST_TEST_MESSAGE("dead link run said: " << r.err);
   BOOST_TEST(r.status == 12, r.err);  // network
   BOOST_TEST(r.err.find("stalled") != std::string::npos, r.err);
   BOOST_TEST(r.err.find("resumes") != std::string::npos, r.err);

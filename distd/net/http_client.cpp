@@ -8,6 +8,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "manifest/error.h"
 #include "manifest/fault.h"
@@ -109,6 +110,7 @@ size_t write_cb(char* data, size_t size, size_t n, void* ud) {
   try {
     t->received += len;
     if (t->self->options().on_wire_bytes) t->self->options().on_wire_bytes(len);
+    t->self->pace(len);
     if (!t->ok_status()) {  // an error page: keep a little for the message
       if (t->body.size() < kErrorBodyMax) t->body.append(data, std::min(len, kErrorBodyMax - t->body.size()));
       return len;
@@ -172,6 +174,25 @@ HttpClient::~HttpClient() {
 }
 
 std::string HttpClient::url(const std::string& path) const { return base_ + path; }
+
+void HttpClient::pace(size_t len) {
+  if (opts_.max_recv_speed == 0) return;
+  using namespace std::chrono;
+  auto now = steady_clock::now();
+  // A pause of over a second starts a new window: idle time is not banked as credit.
+  if (pace_bytes_ == 0 || now - pace_last_ > seconds(1)) {
+    pace_start_ = now;
+    pace_bytes_ = 0;
+  }
+  pace_bytes_ += len;
+  auto due = pace_start_ + duration_cast<steady_clock::duration>(
+                               duration<double>(static_cast<double>(pace_bytes_) / static_cast<double>(opts_.max_recv_speed)));
+  while (now < due && !(opts_.stop && opts_.stop->load())) {
+    std::this_thread::sleep_for(std::min<steady_clock::duration>(due - now, milliseconds(100)));
+    now = steady_clock::now();
+  }
+  pace_last_ = now;
+}
 
 void HttpClient::setup(Transfer& t, const std::string& path) {
   CURL* c = static_cast<CURL*>(curl_);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -71,6 +72,10 @@ class HttpClient {
   HttpOptions& options() { return opts_; }
 
   struct Transfer;  // one request's state (implementation detail, public for the C callbacks)
+  // Holds the caller back so that all transfers of this client together stay under
+  // max_recv_speed (curl's own limit averages per transfer over seconds and overshoots on
+  // short transfers). Sleeping here stalls the socket reads, so TCP slows the sender.
+  void pace(size_t len);
 
  private:
   void setup(Transfer& t, const std::string& path);
@@ -81,6 +86,8 @@ class HttpClient {
   void* curl_ = nullptr;  // CURL*
   uint64_t received_total_ = 0;
   uint64_t sent_total_ = 0;
+  std::chrono::steady_clock::time_point pace_start_{}, pace_last_{};
+  uint64_t pace_bytes_ = 0;
 };
 
 }  // namespace distd

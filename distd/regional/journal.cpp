@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "manifest/error.h"
+#include "manifest/fs.h"
 
 namespace distd {
 
@@ -89,6 +90,7 @@ auto Journal::guarded(const char* what, Fn&& fn) -> decltype(fn()) {
 }
 
 Journal::Journal(const std::string& path) : path_(path) {
+  make_dirs(dir_name(path), 0750);
   guarded("open", [&] {
     db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
     db_->exec("PRAGMA journal_mode=WAL");

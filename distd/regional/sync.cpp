@@ -476,7 +476,11 @@ void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
             r.log(std::string("link cut, resuming: ") + e.what());
             continue;
           }
-          if (++stalls >= r.rs.max_attempts) throw;
+          if (++stalls >= r.rs.max_attempts)
+            throw Error(Errc::network,
+                        "link to HQ failed while fetching '" + it.path + "' (" + human_bytes(it.offset) + " of " +
+                            human_bytes(it.action == Action::delta ? it.delta_size : it.size) + " kept): " + e.what(),
+                        e.hint());
           r.log(std::string("link problem, retrying: ") + e.what());
           sleep_unless_stopped(r.opts.stop, std::min(30.0, double(1 << stalls)));
           continue;
@@ -765,7 +769,8 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
       counts[static_cast<int>(it.action)]++;
       if (it.action == Action::full || it.action == Action::delta) fetch_bytes += it.size;
     }
-    r.log("version " + std::to_string(rec.installed_version) + " -> " + std::to_string(m.version) + ": " +
+    r.log((rec.installed_version ? "version " + std::to_string(rec.installed_version) : std::string("nothing installed")) +
+          " -> version " + std::to_string(m.version) + ": " +
           std::to_string(counts[0]) + " unchanged, " + std::to_string(counts[1]) + " local copies, " +
           std::to_string(counts[2]) + " deltas, " + std::to_string(counts[3]) + " downloads (" +
           human_bytes(fetch_bytes) + ")");
