@@ -240,6 +240,11 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
       continue;
     }
     const Manifest& m = latest->manifest;
+    if (w.from > m.version && !w.rc)
+      throw Error(Errc::not_found,
+                  "channel '" + ch + "' has no version " + std::to_string(w.from) + " (HQ's latest is " +
+                      std::to_string(m.version) + ")",
+                  "check --since: it is the version the center has installed ('distctl status' there)");
     if (w.from > m.version) {
       res.warnings.push_back("channel '" + ch + "': the center has version " + std::to_string(w.from) +
                              ", newer than HQ's latest " + std::to_string(m.version) + "; nothing brought");
@@ -379,7 +384,18 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
   } else {
     chosen = order;
   }
+  auto set_omitted = [&] {
+    res.omitted.clear();
+    res.omitted_bytes = 0;
+    for (Cand* c : left_out)
+      for (auto& sv : c->serves) {
+        res.omitted.push_back(sv);
+        res.omitted_bytes += sv.size;
+      }
+    ix.omitted = res.omitted;
+  };
   for (;;) {
+    set_omitted();
     ix.volume_bytes = layout(chosen, opts.volume_size);
     uint64_t total = exact_total(ix, chosen);
     if (!opts.max_size || total <= opts.max_size) {
@@ -394,12 +410,6 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
     left_out.push_back(chosen.back());
     chosen.pop_back();
   }
-  for (Cand* c : left_out)
-    for (auto& s : c->serves) {
-      res.omitted.push_back(s);
-      res.omitted_bytes += s.size;
-    }
-  ix.omitted = res.omitted;
   for (Cand* c : chosen) {
     if (c->item.pieces.size() == 1)
       c->item.pieces[0].digest = c->item.digest;
