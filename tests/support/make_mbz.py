@@ -28,17 +28,37 @@ p.add_argument("--seed", type=int, default=1)
 p.add_argument("--version", type=int, default=1)
 p.add_argument("--level", type=int, default=6)
 p.add_argument("--broken", default="")
+p.add_argument("--text", action="store_true", help="half the files compressible text-like content (HTML, XML, many PDFs), half media")
 a = p.parse_args()
 
 MTIME = 1730000000 + a.version * 86400
 BACKUP_DATE = MTIME + 60
 
 
+_pool = []
+
+
+def text_pool():
+    if not _pool:
+        rng = random.Random(12345)
+        words = ["".join(rng.choice("etaoinshrdlucmfwypvbgkqjxz") for _ in range(rng.randint(2, 9))) for _ in range(3000)]
+        for _ in range(64):
+            _pool.append(" ".join(rng.choice(words) for _ in range(12000)).encode()[:65536])
+    return _pool
+
+
 def content(i):
     """File i's bytes: deterministic; file 0 differs per version."""
     rng = random.Random(a.seed * 1000003 + i * 7919 + (a.version * 31 if i == 0 else 0))
     size = a.file_size if a.file_size < 4096 else a.file_size - (i % 3) * 1024
-    return rng.randbytes(max(size, 1))
+    size = max(size, 1)
+    if not a.text or i % 2 == 1:  # --text: even files text-like, odd ones compressed media
+        return rng.randbytes(size)
+    pool = text_pool()
+    out = bytearray(b"file %d seed %d version-tag %d\n" % (i, a.seed, a.version if i == 0 else 0))
+    while len(out) < size:
+        out += pool[rng.randrange(len(pool))]
+    return bytes(out[:size])
 
 
 files = []  # (sha1, bytes, filename)

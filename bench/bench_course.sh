@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Course backups: (1) re-publishing a ~100 MiB .mbz in which one 1 MiB file changed — bytes over
+# the link with distd (publish-course + distctl sync) vs rsync of the .mbz file (rsync daemon on
+# loopback, --stats); goal <= 10% of rsync. (2) publish-course of a ~1 GiB backup vs `tar tzf`
+# of it; goal within 2x.
+#   BUILD=build-xyz bench/bench_course.sh     (BENCH_BIG_FILES=N for the big backup's 1 MiB files)
+source "$(dirname "$0")/lib.sh"
+MAKE_MBZ="python3 $BENCH_ROOT/tests/support/make_mbz.py"
+DISTD=$BUILD/distd
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+cd "$WORK"
+say "work dir: $WORK"
+$DISTCTL keygen --secret hq.key --public hq.pub >/dev/null
+PORT=$(free_port)
+cat > hq.toml <<EOT
+role = "hq"
+site = "hq"
+state_dir = "$WORK/hq-state"
+[hq]
+secret_key = "$WORK/hq.key"
+listen = "127.0.0.1:$PORT"
+[[channel]]
+name = "courses"
+path = "$WORK/hq-courses"
+link = true
+EOT
+cat > center.toml <<EOT
+role = "regional"
+site = "center-01"
+state_dir = "$WORK/center-state"
+[regional]
+hq_url = "http://127.0.0.1:$PORT"
+hq_public_key = "$WORK/hq.pub"
+[[channel]]
+name = "courses"
+path = "$WORK/center-courses"
+EOT
+
+# 1. ~100 MiB backup (140 files of ~1 MiB, half text-like, half media), then one file changed.
+$MAKE_MBZ v1.mbz --files 140 --file-size 1048576 --text
+$MAKE_MBZ v2.mbz --files 140 --file-size 1048576 --text --version 2
+say "backup: $(stat -c %s v1.mbz) bytes (v1), $(stat -c %s v2.mbz) bytes (v2); file 0 (1 MiB, text) changed"
+$DISTCTL publish-course v1.mbz --config hq.toml >/dev/null
+"$DISTD" --config hq.toml 2>distd.log & PIDS+=($!)
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+$DISTCTL sync --config center.toml --json > sync1.json
+$DISTCTL publish-course v2.mbz --config hq.toml >/dev/null
+$DISTCTL sync --config center.toml --json > sync2.json
+DISTD_RECV=$(python3 -c 'import json,sys; c=json.load(open("sync2.json"))["channels"][0]; print(c["bytes_received"]+c["bytes_sent"])')
+cmp <(tar xzOf v2.mbz | md5sum) <(tar xzOf center-state/courses/BIO101.mbz | md5sum) && say "rebuilt v2 at the center: same member bytes"
+
+# rsync daemon on loopback, the same two files.
+RPORT=$(free_port)
+mkdir -p rsync-src rsync-dst
+cp v1.mbz rsync-src/course.mbz
+cat > rsyncd.conf <<EOT
+use chroot = no
+[m]
+path = $WORK/rsync-src
+read only = yes
+EOT
+rsync --daemon --no-detach --port "$RPORT" --config rsyncd.conf --address 127.0.0.1 & PIDS+=($!)
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$RPORT) 2>/dev/null && break; sleep 0.1; done
+rsync -t "rsync://127.0.0.1:$RPORT/m/course.mbz" rsync-dst/ >/dev/null
+cp v2.mbz rsync-src/course.mbz
+touch -d '+1 min' rsync-src/course.mbz
+rsync -t --stats "rsync://127.0.0.1:$RPORT/m/course.mbz" rsync-dst/ > rsync.stats
+RSYNC_BYTES=$(python3 -c '
+import re,sys
+t=open("rsync.stats").read()
+num=lambda k: int(re.search(k+r": ([\d,]+)",t).group(1).replace(",",""))
+print(num("Total bytes sent")+num("Total bytes received"))')
+say ""
+say "re-publish, one 1 MiB file changed in a $(( $(stat -c %s v2.mbz) / 1048576 )) MiB backup:"
+say "  distd  : $DISTD_RECV bytes over the link"
+say "  rsync  : $RSYNC_BYTES bytes over the link"
+say "  ratio  : $(ratio "$DISTD_RECV" "$RSYNC_BYTES") (goal <= 0.10)"
+
+# 2. Publish time of a ~1 GiB backup vs tar tzf.
+N=${BENCH_BIG_FILES:-1024}
+$MAKE_MBZ big.mbz --shortname BIG1 --course-id 9 --files "$N" --file-size 1048576 --text
+sync
+cat big.mbz > /dev/null
+TAR_T=$(best_of 1 tar tzf big.mbz)
+T0=$(date +%s.%N)
+$DISTCTL publish-course big.mbz --config hq.toml > big.out
+T1=$(date +%s.%N)
+PUB_T=$(python3 -c "print(f'{$T1-$T0:.3f}')")
+T0=$(date +%s.%N)
+$DISTCTL publish-course big.mbz --config hq.toml --force > big2.out
+T1=$(date +%s.%N)
+REPUB_T=$(python3 -c "print(f'{$T1-$T0:.3f}')")
+say ""
+say "publish a $(( $(stat -c %s big.mbz) / 1048576 )) MiB backup ($N files):"
+say "  tar tzf            : ${TAR_T} s"
+say "  publish-course     : ${PUB_T} s  (ratio $(ratio "$PUB_T" "$TAR_T"), goal <= 2)"
+say "  same backup again  : ${REPUB_T} s  (ratio $(ratio "$REPUB_T" "$TAR_T"); members unchanged, nothing rehashed by the scan)"
