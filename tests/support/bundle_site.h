@@ -76,6 +76,7 @@ class BundleSite : public SyncSite {
   // Forgets everything the center installed (tree, journal, staging) but keeps its site key.
   void reset_center() {
     std::filesystem::remove_all(dst());
+    if (!std::filesystem::exists(reg_state)) return;
     for (auto& e : std::filesystem::directory_iterator(reg_state))
       if (e.path().filename() != "site.key" && e.path().filename() != "site.pub") std::filesystem::remove_all(e.path());
   }
