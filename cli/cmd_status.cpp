@@ -8,6 +8,9 @@
 #include "distd/config/config.h"
 #include "distd/regional/journal.h"
 #include "distd/regional/sync.h"
+#include "distd/replica/file_check.h"
+#include "distd/replica/health.h"
+#include "distd/replica/replica_config.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
 
@@ -83,8 +86,24 @@ void register_status(CLI::App& app, Action& chosen) {
       if (j)
         for (auto& ev : j->link_history(10))
           out["link"].push_back({{"time", format_utc(ev.time)}, {"up", ev.up}, {"detail", ev.detail}});
-      // Replica health (distd/replica/) belongs here: add out["replica"] = {...} and a text section
-      // below, next to the link history.
+      // The local database replica, when [replica] is configured: health, and the files its
+      // mdl_files references that the disk still lacks.
+      std::string replica_text;
+      if (replica::load_replica_config(cfg, false).present) {
+        replica::ReplicaHealth h = replica::replica_health(cfg);
+        out["replica"] = replica::to_json(h);
+        replica_text = replica::health_summary(h);
+        try {
+          replica::FileCheckReport fc = replica::check_files(cfg, false);
+          out["replica"]["referenced_missing_files"] = fc.missing.size();
+          out["replica"]["referenced_missing_bytes"] = fc.missing_bytes;
+          replica_text += "\n  files the database references but the disk lacks: " + std::to_string(fc.missing.size()) +
+                          " (" + human_bytes(fc.missing_bytes) + "); they are fetched first";
+        } catch (const Error& e) {
+          out["replica"]["referenced_missing_error"] = e.what();
+          replica_text += std::string("\n  cannot check referenced files: ") + e.what();
+        }
+      }
 
       if (a.json) {
         print_json(out);
@@ -117,6 +136,7 @@ void register_status(CLI::App& app, Action& chosen) {
       for (auto& ev : out["link"])
         std::printf("  %s  %-4s %s\n", ev["time"].get<std::string>().c_str(), ev["up"].get<bool>() ? "up" : "down",
                     ev["detail"].get<std::string>().c_str());
+      if (!replica_text.empty()) std::printf("\nreplica\n%s\n", replica_text.c_str());
       return 0;
     };
   });

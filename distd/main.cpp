@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -50,7 +51,10 @@ class Notifier {
 };
 
 void log_line(const std::string& s) {
-  std::fprintf(stderr, "distd: %s\n", s.c_str());
+  // Under systemd ($JOURNAL_STREAM), "<4>" gives warnings the journal's warning priority.
+  static const bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
+  const char* prio = journal && s.rfind("warning: ", 0) == 0 ? "<4>" : "";
+  std::fprintf(stderr, "%sdistd: %s\n", prio, s.c_str());
   std::fflush(stderr);
 }
 

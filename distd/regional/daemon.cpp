@@ -8,6 +8,8 @@
 #include "distd/net/http_client.h"
 #include "distd/regional/journal.h"
 #include "distd/regional/sync.h"
+#include "distd/replica/health.h"
+#include "distd/replica/replica_config.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
 
@@ -30,6 +32,24 @@ std::string human_seconds(double s) {
   return std::to_string(static_cast<int>(s / 3600)) + "h";
 }
 
+
+// A broken or writable replica is a warning in the journal: said when the set of warnings
+// changes (not every probe), and once more when it is healthy again.
+void report_replica_health(const Config& cfg, const std::function<void(const std::string&)>& say,
+                           std::vector<std::string>& last) {
+  std::vector<std::string> now;
+  try {
+    if (!replica::load_replica_config(cfg, false).present) return;
+    now = replica::replica_health(cfg).warnings;
+  } catch (const Error& e) {
+    now = {std::string("cannot check the replica: ") + e.what()};
+  }
+  if (now == last) return;
+  for (auto& w : now) say("warning: replica: " + w);
+  if (now.empty() && !last.empty()) say("replica healthy again");
+  last = std::move(now);
+}
+
 }  // namespace
 
 int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, const DaemonStatusFn& status) {
@@ -49,6 +69,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
   std::mt19937_64 rng{std::random_device{}()};
   double backoff = static_cast<double>(rs.probe_min_seconds);
   const std::string probe_path = "/channels/" + cfg.channels.front().name + "/latest.manifest";
+  std::vector<std::string> last_replica_warnings;
 
   while (!stop.load()) {
     // Probe: a HEAD of the first channel's latest manifest works against distd and plain nginx.
@@ -116,6 +137,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
     } else {
       once_status = exit_status(Errc::network);
     }
+    report_replica_health(cfg, say, last_replica_warnings);
     if (once) return once_status;
     if (stop.load()) break;
     double next;

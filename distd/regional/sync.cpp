@@ -15,6 +15,8 @@
 
 #include "distd/course/course_library.h"
 #include "distd/course/course_priority.h"
+#include "distd/replica/file_check.h"
+#include "distd/replica/replica_config.h"
 #include "distd/net/http_client.h"
 #include "distd/regional/delta_client.h"
 #include "distd/regional/installer.h"
@@ -108,10 +110,26 @@ std::vector<AfterInstallFn>& after_install_hooks() {
   return hooks;
 }
 
+// Files the local database replica already references but the disk lacks come first: each is a
+// broken download for a student until it arrives. A replica that cannot be asked costs only the
+// ordering, never the sync.
+static std::vector<std::string> replica_referenced_missing(const Config& cfg, const ChannelConfig& ch) {
+  std::vector<std::string> out;
+  if (ch.preset != "moodledata") return out;
+  try {
+    if (!replica::load_replica_config(cfg, false).present) return out;
+    for (auto& f : replica::referenced_missing_files(cfg)) out.push_back(f.sha1);
+  } catch (const Error&) {
+  }
+  return out;
+}
+
 std::vector<PriorityFn>& priority_providers() {
-  static std::vector<PriorityFn> providers = {[](const Config& cfg, const ChannelConfig& ch) {
-    return ch.preset == "moodledata" ? course::course_priority_hashes(cfg) : std::vector<std::string>{};
-  }};
+  static std::vector<PriorityFn> providers = {
+      replica_referenced_missing,
+      [](const Config& cfg, const ChannelConfig& ch) {
+        return ch.preset == "moodledata" ? course::course_priority_hashes(cfg) : std::vector<std::string>{};
+      }};
   return providers;
 }
 
