@@ -1,63 +1,149 @@
 #!/usr/bin/env bash
-# distd's main job on an embedded default, step by step, with readable output.
+# distd's main job on an embedded default, with readable output:
+#   HQ and a regional center on loopback, a sample moodledata tree and course backup, a flaky
+#   link (seeded cuts, a rate cap, then an outage), a sync that resumes through the cuts, an
+#   update that travels on a USB stick while the link is down, and the refusals that protect
+#   the center.
 # Usage: scripts/demo-run.sh [BUILD_DIR]   (scripts/demo.sh installs and builds first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
 build=$(cd "${1:-build}" && pwd)
-distctl="$build/distctl"
+export PATH="$build:$PATH"
+proxy_bin="$build/tests/flaky_proxy"
 demo=${DISTD_DEMO_DIR:-$(mktemp -d /tmp/distd-demo-XXXXXX)}
-mkdir -p "$demo"
-
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*" | sed "s#$build/##g; s#$demo/##g; s#$src/##g"; "$@" 2>&1 | sed "s#$demo/##g"; }
-expect_fail() {
-  printf '$ %s\n' "$*" | sed "s#$build/##g; s#$demo/##g"
-  set +e; "$@" 2>&1 | sed "s#$demo/##g"; local rc=${PIPESTATUS[0]}; set -e
-  if [ "$rc" -eq 0 ]; then echo "!! expected a refusal, got success"; exit 1; fi
-  echo "(refused, exit status $rc: nothing was accepted)"
-}
-
+rm -rf "$demo" && mkdir -p "$demo"/{hq,center,stick}
 cd "$demo"
-step "HQ: create the signing key (the secret stays at HQ; centers pin the public key)"
-run "$distctl" keygen --secret hq.key --public hq.pub
 
-step "HQ: a sample Moodle moodledata tree (course files in filedir/, plus local-only areas)"
-run python3 "$src/scripts/make-sample-moodledata.py" moodledata --files 60 --seed 7
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
 
-step "HQ: publish version 1 of channel 'moodledata' as a signed manifest"
-run "$distctl" manifest build moodledata --channel moodledata --version 1 --key hq.key -o v1.manifest \
-  --preset moodledata --stat-cache statcache.sqlite
-run "$distctl" manifest show v1.manifest --pubkey hq.pub --header
+bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { sed "s#$demo/##g; s#$build/##g; s#$src/##g"; }
+run() { printf '\033[2m$ %s\033[0m\n' "$*" | show; "$@" 2>&1 | show; }
+refused() {  # a command that must fail: show its message and its exit status
+  printf '\033[2m$ %s\033[0m\n' "$*" | show
+  set +e; "$@" 2>&1 | show; local rc=${PIPESTATUS[0]}; set -e
+  [ "$rc" -ne 0 ] || { echo "!! expected a refusal"; exit 1; }
+  echo "   -> refused with exit status $rc; nothing at the center was touched"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+link() { exec 3<>/dev/tcp/127.0.0.1/"$ctl"; echo "$*" >&3; read -r answer <&3; exec 3>&-; echo "$answer"; }
 
-step "Regional center: verify the manifest with the pinned key, and the tree against it"
-run "$distctl" manifest verify v1.manifest --pubkey hq.pub --tree moodledata --preset moodledata
+hq_port=$(free_port); link_port=$(free_port); ctl=$(free_port)
 
-step "HQ: a teacher uploads a file; version 2 chains to version 1 (the stat cache hashes only the new file)"
-mkdir -p moodledata/filedir/ee/ee && echo "week 5 reading list" > moodledata/filedir/ee/ee/eeee0000000000000000000000000000000000aa
-run "$distctl" manifest build moodledata --channel moodledata --version 2 --previous v1.manifest --key hq.key \
-  -o v2.manifest --preset moodledata --stat-cache statcache.sqlite
-run "$distctl" manifest diff v1.manifest v2.manifest
+bold "HQ: signing key, a sample moodledata tree and a course backup"
+run distctl keygen --secret hq/hq.key --public hq/hq.pub
+run python3 "$src/scripts/make-sample-moodledata.py" hq/moodledata --files 120 --seed 7 --max-kib 3072
+run python3 "$src/tests/support/make_mbz.py" hq/agr101.mbz --shortname AGR101 --fullname "Agronomy 101" --files 25 --seed 3
+cat > hq/distd.toml <<TOML
+role = "hq"
+site = "hq"
+state_dir = "$demo/hq/state"
+[hq]
+listen = "127.0.0.1:$hq_port"
+secret_key = "$demo/hq/hq.key"
+public_key = "$demo/hq/hq.pub"
+[[channel]]
+name = "moodledata"
+path = "$demo/hq/moodledata"
+preset = "moodledata"
+[[channel]]
+name = "courses"
+path = "$demo/hq/courses"
+link = true
+TOML
+cat > center/distd.toml <<TOML
+role = "regional"
+site = "center-07"
+state_dir = "$demo/center/state"
+[regional]
+hq_url = "http://127.0.0.1:$link_port"
+hq_public_key = "$demo/hq/hq.pub"
+connect_timeout = 3
+low_speed_limit = 2000
+low_speed_time = 3
+max_attempts = 2
+[[channel]]
+name = "moodledata"
+path = "$demo/center/moodledata"
+preset = "moodledata"
+[[channel]]
+name = "courses"
+path = "$demo/center/courses"
+TOML
+mkdir -p hq/courses
 
-step "An attacker (or a bad sector) flips one byte of the manifest"
-cp v2.manifest tampered.manifest
-python3 - <<'PY'
-import re
-b = bytearray(open("tampered.manifest", "rb").read())
-i = b.index(b" 20 0644 ") + 1   # the size of the 20-byte reading list
-b[i:i+2] = b"21"
-open("tampered.manifest", "wb").write(bytes(b))
+bold "HQ: publish the moodledata channel and the course (signed, chained versions)"
+run distctl publish --config hq/distd.toml --channel moodledata
+run distctl publish-course --config hq/distd.toml hq/agr101.mbz
+
+bold "HQ serves on loopback; the link to the center is slow and cuts every ~600 KB (seeded)"
+distd --config hq/distd.toml > hq/distd.log 2>&1 & pids+=($!)
+"$proxy_bin" --listen "$link_port" --upstream "127.0.0.1:$hq_port" --control "$ctl" --seed 42 \
+  --rate 3000000 --cut-every 600000 --log "$demo/link.log" & pids+=($!)
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$ctl") 2>/dev/null && break; sleep 0.1; done
+echo "distd (hq) on 127.0.0.1:$hq_port; flaky link on 127.0.0.1:$link_port (3 MB/s, cut every 600 KB +/-25%)"
+
+bold "Center: the nightly sync pulls everything through the cutting link, resuming after each cut"
+run distctl sync --config center/distd.toml
+stats=$(link stats)
+python3 - "$stats" <<'PY'
+import json, sys
+s = json.loads(sys.argv[1])
+print(f"link: {s['cuts']} cuts, {s['bytes_down']:,} bytes down, {s['bytes_up']:,} up, {s['connections']} connections")
 PY
-expect_fail "$distctl" manifest verify tampered.manifest --pubkey hq.pub
+run distctl courses --config center/distd.toml
+run distctl manifest verify hq/state/public/channels/moodledata/latest.manifest --pubkey hq/hq.pub \
+  --tree center/moodledata --preset moodledata
 
-step "A manifest signed by someone else's key"
-"$distctl" keygen --secret other.key --public other.pub >/dev/null
-"$distctl" manifest build moodledata --channel moodledata --version 3 --key other.key -o foreign.manifest \
-  --preset moodledata >/dev/null
-expect_fail "$distctl" manifest verify foreign.manifest --pubkey hq.pub
+bold "Before the update, HQ also keeps a full bundle of version 1 on an old stick"
+run distctl bundle export --config hq/distd.toml --to stick-old
 
-step "A file changed at the regional center after installation"
-echo "x" >> "$(find moodledata/filedir -type f -size +1k | sort | head -n 1)"
-expect_fail "$distctl" manifest verify v2.manifest --pubkey hq.pub --tree moodledata --preset moodledata
+bold "HQ: teachers update content; version 2 of both channels"
+# Moodle never edits a stored file: a new version of a lecture is a new blob named by its SHA-1,
+# and the old one goes when no course uses it any more.
+python3 - hq/moodledata/filedir <<'PY'
+import hashlib, os, sys
+root = sys.argv[1]
+for i in range(3):
+    body = (f"Lecture {i + 7}: soil sampling, revised edition\n" * 4000).encode()
+    h = hashlib.sha1(body).hexdigest()
+    os.makedirs(os.path.join(root, h[:2], h[2:4]), exist_ok=True)
+    open(os.path.join(root, h[:2], h[2:4], h), "wb").write(body)
+PY
+rm "$(find hq/moodledata/filedir -type f -name '[0-9a-f]*' | sort | head -n 1)"
+run distctl publish --config hq/distd.toml --channel moodledata
+run python3 "$src/tests/support/make_mbz.py" hq/agr101-v2.mbz --shortname AGR101 --fullname "Agronomy 101" --files 25 --seed 3 --version 2
+run distctl publish-course --config hq/distd.toml hq/agr101-v2.mbz
 
-printf '\nDemo finished. Files are in %s\n' "$demo"
+bold "The link goes down for days"
+echo "link: $(link down)"
+refused distctl sync --config center/distd.toml --channel moodledata
+run distctl status --config center/distd.toml
+
+bold "Sneakernet: the center writes a request; HQ answers with exactly what it lacks"
+run distctl bundle request --config center/distd.toml --to stick
+mkdir -p hq/state/sites && cp center/state/site.pub hq/state/sites/center-07.pub   # enrolled once
+run distctl bundle export --config hq/distd.toml --to stick --request stick/distd-request.txt
+ls -l stick | show
+run distctl bundle import --config center/distd.toml --from stick
+
+bold "Bad input from a stick is refused, and nothing is installed from it"
+cp -r stick stick-tampered
+python3 - stick-tampered/distd-bundle.idx <<'PY'
+import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0x01; open(p, "wb").write(bytes(b))
+PY
+refused distctl bundle import --config center/distd.toml --from stick-tampered
+echo "(an old stick with version 1 turns up: replaying it would roll the center back)"
+refused distctl bundle import --config center/distd.toml --from stick-old
+
+bold "The link is back: the center is already up to date"
+echo "link: $(link up)"
+run distctl sync --config center/distd.toml
+run distctl manifest verify hq/state/public/channels/moodledata/latest.manifest --pubkey hq/hq.pub \
+  --tree center/moodledata --preset moodledata
+
+printf '\nDemo finished. Everything is in %s (HQ log: hq/distd.log, link log: link.log)\n' "$demo"
