@@ -63,6 +63,33 @@ SigPtr load_signature(std::string_view signature) {
 
 }  // namespace
 
+std::string delta_of_bytes(std::string_view signature, std::string_view target) {
+  quiet_librsync();
+  if (signature.empty()) throw Error(Errc::corrupt, "the posted signature is empty", "post a librsync signature");
+  SigPtr sig = load_signature(signature);
+  JobPtr job(rs_delta_begin(sig.get()));
+  std::string out;
+  std::vector<char> obuf(kChunk);
+  rs_buffers_t b{};
+  b.next_in = const_cast<char*>(target.data());  // librsync only reads its input
+  b.avail_in = target.size();
+  b.eof_in = 1;
+  for (int stuck = 0;;) {
+    b.next_out = obuf.data();
+    b.avail_out = obuf.size();
+    size_t in_before = b.avail_in;
+    rs_result r = rs_job_iter(job.get(), &b);
+    size_t produced = obuf.size() - b.avail_out;
+    out.append(obuf.data(), produced);
+    if (r == RS_DONE) return out;
+    if (r != RS_BLOCKED)
+      throw Error(Errc::internal, std::string("librsync failed computing a manifest delta: ") + rs_strerror(r),
+                  "the client falls back to the whole manifest");
+    stuck = (produced == 0 && b.avail_in == in_before) ? stuck + 1 : 0;
+    if (stuck > 8) throw Error(Errc::internal, "librsync made no progress computing a delta", "please report this");
+  }
+}
+
 std::string delta_id(const Digest& target, std::string_view signature) {
   Hasher h;
   h.update(target.data(), target.size());

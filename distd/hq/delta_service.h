@@ -30,6 +30,11 @@ struct DeltaInfo {
   bool computed = false;  // false: an existing delta was reused
 };
 
+// A delta from the basis described by signature to the bytes of target, computed in memory
+// (for manifests: POST /channels/<c>/latest.manifest). Throws Error{corrupt} when librsync
+// cannot load the signature.
+std::string delta_of_bytes(std::string_view signature, std::string_view target);
+
 // id = BLAKE2b-256(target || signature), as hex.
 std::string delta_id(const Digest& target, std::string_view signature);
 

@@ -1,6 +1,7 @@
 #include "distd/net/http_client.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -18,8 +19,12 @@ namespace distd {
 
 namespace {
 
-constexpr uint64_t kSyncBytes = 1 << 20;          // fsync + journal every 1 MiB ...
-constexpr auto kSyncInterval = std::chrono::seconds(2);  // ... or every 2 s
+// fsync + journal every 2 s: a kill or power cut costs at most 2 s of transfer, whatever the
+// link's speed. (Every 1 MiB, as before, held a fast link up with an fsync and a WAL commit per
+// MiB: a third of the loopback throughput of a 1 GiB download.)
+constexpr auto kSyncInterval = std::chrono::seconds(2);
+constexpr uint64_t kWritebackBytes = uint64_t(8) << 20;  // start write-back of every 8 MiB at once
+constexpr long kRecvBuffer = 256 * 1024;                 // curl's receive buffer (default 16 KiB)
 constexpr size_t kErrorBodyMax = 4096;
 
 void global_init() {
@@ -64,8 +69,11 @@ struct HttpClient::Transfer {
   uint64_t durable = 0;
   bool restarted = false;
   uint64_t received = 0;
+  uint64_t written_back = 0;  // write-back started up to here
   std::chrono::steady_clock::time_point last_sync = std::chrono::steady_clock::now();
   const std::function<void(uint64_t)>* on_durable = nullptr;
+  // stream mode
+  const std::function<void(const char*, size_t)>* sink = nullptr;
 
   bool ok_status() const { return status >= 200 && status < 300; }
 
@@ -115,6 +123,10 @@ size_t write_cb(char* data, size_t size, size_t n, void* ud) {
       if (t->body.size() < kErrorBodyMax) t->body.append(data, std::min(len, kErrorBodyMax - t->body.size()));
       return len;
     }
+    if (t->sink) {
+      (*t->sink)(data, len);
+      return len;
+    }
     if (!t->to_file) {
       if (t->body.size() + len > t->max_bytes) {
         t->over_cap = true;
@@ -134,7 +146,7 @@ size_t write_cb(char* data, size_t size, size_t n, void* ud) {
         if (::ftruncate(t->fd, 0) != 0) throw_errno("cannot truncate", t->file, errno);
         if (::lseek(t->fd, 0, SEEK_SET) != 0) throw_errno("cannot seek", t->file, errno);
         if (::fsync(t->fd) != 0) throw_errno("cannot fsync", t->file, errno);
-        t->pos = t->durable = 0;
+        t->pos = t->durable = t->written_back = 0;
         t->restarted = true;
         if (t->on_durable && *t->on_durable) (*t->on_durable)(0);
       }
@@ -145,8 +157,13 @@ size_t write_cb(char* data, size_t size, size_t n, void* ud) {
     }
     write_all(t->fd, std::string_view(data, len), t->file);
     t->pos += len;
-    if (t->pos - t->durable >= kSyncBytes || std::chrono::steady_clock::now() - t->last_sync >= kSyncInterval)
-      t->commit();
+    if (t->pos - t->written_back >= kWritebackBytes) {
+      // Asynchronous: the disk writes while the network delivers; the next fsync waits less.
+      ::sync_file_range(t->fd, static_cast<off_t>(t->written_back), static_cast<off_t>(t->pos - t->written_back),
+                        SYNC_FILE_RANGE_WRITE);
+      t->written_back = t->pos;
+    }
+    if (std::chrono::steady_clock::now() - t->last_sync >= kSyncInterval) t->commit();
     return len;
   } catch (...) {
     t->error = std::current_exception();
@@ -272,11 +289,37 @@ long HttpClient::head(const std::string& path) {
   return perform(t, path);
 }
 
-HttpAnswer HttpClient::post(const std::string& path, const std::string& body, uint64_t max_answer) {
+HttpAnswer HttpClient::post(const std::string& path, const std::string& body, uint64_t max_answer, bool accept_gzip) {
   Transfer t;
   t.max_bytes = max_answer;
   setup(t, path);
   CURL* c = static_cast<CURL*>(curl_);
+  if (accept_gzip) curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "gzip");
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+  headers = curl_slist_append(headers, "Expect:");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POST, 1L);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  try {
+    perform(t, path);
+  } catch (...) {
+    curl_slist_free_all(headers);
+    throw;
+  }
+  curl_slist_free_all(headers);
+  sent_total_ += body.size();
+  return {t.status, std::move(t.body)};
+}
+
+HttpAnswer HttpClient::post_stream(const std::string& path, const std::string& body,
+                                   const std::function<void(const char*, size_t)>& sink) {
+  Transfer t;
+  t.sink = &sink;
+  setup(t, path);
+  CURL* c = static_cast<CURL*>(curl_);
+  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, kRecvBuffer);
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
   headers = curl_slist_append(headers, "Expect:");
@@ -307,8 +350,10 @@ DownloadResult HttpClient::download_to_fd(const std::string& path, int fd, const
     t.offset = t.pos = t.durable = offset;
     t.max_bytes = max_total;
     t.on_durable = &on_durable;
+    t.written_back = offset;
     if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) throw_errno("cannot seek", file_for_errors, errno);
     setup(t, path);
+    curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_BUFFERSIZE, kRecvBuffer);
     std::string range = std::to_string(offset) + "-";  // curl sends "Range: bytes=<offset>-"
     if (offset > 0) curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_RANGE, range.c_str());
     long status = perform(t, path);

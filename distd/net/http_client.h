@@ -52,19 +52,28 @@ class HttpClient {
   HttpAnswer get(const std::string& path, uint64_t max_bytes);
   // HEAD: only the status. Throws Error{network} when HQ cannot be reached.
   long head(const std::string& path);
-  // POST body (application/octet-stream). Returns status and body (capped at max_answer).
-  HttpAnswer post(const std::string& path, const std::string& body, uint64_t max_answer);
+  // POST body (application/octet-stream). Returns status and body (capped at max_answer, counted
+  // after decoding). accept_gzip: offer "Accept-Encoding: gzip" and decode a gzip answer.
+  HttpAnswer post(const std::string& path, const std::string& body, uint64_t max_answer, bool accept_gzip = false);
 
   // Downloads path into fd, whose first `offset` bytes are already there (durable). Sends
   // "Range: bytes=offset-" when offset > 0 and checks the 206's Content-Range start; a 200
   // restarts the file from 0. Never lets the file grow past max_total bytes: the transfer is
-  // aborted and Error{mismatch} thrown. Every 1 MiB or 2 s the file is fsynced and
+  // aborted and Error{mismatch} thrown. Every 2 s the file is fsynced and
   // on_durable(new_offset) called (also once at the end, even on failure), so a journal can
-  // record how far a cut or a kill may resume. Throws Error{not_found} on 404, Error{network}
-  // on other failures, Error{io,no_space} when the file cannot be written.
+  // record how far a cut or a kill may resume; write-back of each 8 MiB is started as it
+  // arrives, so those fsyncs find little to do. Throws Error{not_found} on 404,
+  // Error{network} on other failures, Error{io,no_space} when the file cannot be written.
   DownloadResult download_to_fd(const std::string& path, int fd, const std::string& file_for_errors,
                                 uint64_t offset, uint64_t max_total,
                                 const std::function<void(uint64_t)>& on_durable);
+
+  // POST body and hand a 2xx answer's body to sink as it arrives (the sink throws to abort,
+  // e.g. Error{mismatch} when it gets more than it expects). Returns the status; a non-2xx
+  // answer's body (at most 4 KiB) is returned in HttpAnswer::body and not given to sink.
+  // Throws Error{network} when the transfer fails (whatever the sink took is kept by it).
+  HttpAnswer post_stream(const std::string& path, const std::string& body,
+                         const std::function<void(const char*, size_t)>& sink);
 
   // Body bytes received by this client so far (all transfers).
   uint64_t bytes_received() const { return received_total_; }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "distd/net/http_client.h"
 #include "manifest/digest.h"
@@ -13,11 +14,19 @@ namespace distd {
 // The most a client ever reads of a delta for a target of target_size bytes (docs/formats/http.md).
 uint64_t delta_size_cap(uint64_t target_size);
 
-// A librsync signature (RS_RK_BLAKE2_SIG_MAGIC, block and strong-sum length from rs_sig_args;
-// the shortest strong sum that is safe against random collisions, since the patched file is
-// verified against the signed digest anyway) of the file at basis_path. Constant memory apart
-// from the signature itself (about 0.1% of the basis).
+// The block and strong-sum lengths make_signature uses for a basis of basis_size bytes:
+// block = sqrt(size * 8) (multiple of 256, 1 KiB .. 1 MiB), strong sum 4 bytes. See the .cpp.
+void signature_params(uint64_t basis_size, size_t* block_len, size_t* strong_len);
+
+// A librsync signature (RS_RK_BLAKE2_SIG_MAGIC, lengths from signature_params: short, since the
+// patched file is verified against the signed digest anyway) of the file at basis_path.
+// Constant memory apart from the signature itself (about 8 / sqrt(8 * size) of the basis).
 std::string make_signature(const std::string& basis_path);
+
+// The same for bytes in memory (a manifest), and the patch of basis bytes by a delta in memory.
+// patch_bytes never produces more than cap bytes (Error{mismatch}, also for a malformed delta).
+std::string signature_of_bytes(std::string_view data);
+std::string patch_bytes(std::string_view basis, std::string_view delta, uint64_t cap);
 
 struct DeltaTicket {
   std::string id;  // hex

@@ -25,7 +25,7 @@ std::string strip_slashes(std::string p) {
 
 // Creates the parent directories of rel below root, refusing any component that is a symlink
 // or not a directory (a link planted in the tree must not redirect an install).
-void make_parents(const std::string& root, const std::string& rel) {
+void make_parents(const std::string& root, const std::string& rel, bool sync = true) {
   size_t pos = 0;
   std::string cur = root;
   for (;;) {
@@ -42,7 +42,7 @@ void make_parents(const std::string& root, const std::string& rel) {
                     "move it away and run the sync again");
     } else if (errno == ENOENT) {
       if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("cannot create directory", cur, errno);
-      fsync_dir(dir_name(cur));
+      if (sync) fsync_dir(dir_name(cur));
     } else {
       throw_errno("cannot stat", cur, errno);
     }
@@ -105,8 +105,29 @@ void Installer::install(const std::string& staged_path, const std::string& rel, 
   fault_point("after_install_rename");
 }
 
+void Installer::sync_staging() const {
+  UniqueFd fd(::open(staging_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) throw_errno("cannot open", staging_, errno);
+  if (::syncfs(fd.get()) != 0) throw_errno("cannot sync the file system of", staging_, errno);
+}
+
+void Installer::install_many(const std::vector<Staged>& files) const {
+  if (files.empty()) return;
+  for (const auto& f : files)
+    if (::chmod(f.staged.c_str(), f.mode & 07777) != 0) throw_errno("cannot chmod", f.staged, errno);
+  sync_staging();  // content and modes durable before any rename
+  for (const auto& f : files) {
+    make_parents(root_, f.rel, false);
+    std::string dst = final_path(f.rel);
+    fault_point("before_install_rename");
+    if (::rename(f.staged.c_str(), dst.c_str()) != 0) throw_errno("cannot rename into place", dst, errno);
+    fault_point("after_install_rename");
+  }
+  sync_staging();  // same file system as the tree: every new directory and rename durable
+}
+
 bool Installer::stage_copy(const std::string& src_rel, const std::string& staged_path, const std::string& digest_hex,
-                           uint64_t size) const {
+                           uint64_t size, bool sync) const {
   std::string src = final_path(src_rel);
   UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!in) return false;
@@ -134,7 +155,7 @@ bool Installer::stage_copy(const std::string& src_rel, const std::string& staged
     total += static_cast<uint64_t>(n);
   }
   if (ok && total == size && distd::digest_hex(h.finish()) == digest_hex) {
-    if (::fsync(out.get()) != 0) throw_errno("cannot fsync", staged_path, errno);
+    if (sync && ::fsync(out.get()) != 0) throw_errno("cannot fsync", staged_path, errno);
     return true;
   }
   ::unlink(staged_path.c_str());

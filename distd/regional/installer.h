@@ -31,11 +31,25 @@ class Installer {
   // file to rel, fsyncs the directory. REQUIRES: verify() passed on staged_path.
   void install(const std::string& staged_path, const std::string& rel, uint32_t mode) const;
 
+  struct Staged {
+    std::string staged, rel;
+    uint32_t mode = 0644;
+  };
+  // install() for many files at once, with two file-system syncs in all instead of three fsyncs
+  // each (a 100,000-file tree would otherwise spend most of its time waiting for the disk):
+  // sets the modes, syncfs (every staged byte durable), renames each into place (creating
+  // parents), syncfs (every rename durable). REQUIRES: each staged file verified. After a
+  // crash, any subset of the renames may have happened, each with verified content.
+  void install_many(const std::vector<Staged>& files) const;
+  // Makes every write on the staging file system durable (one syncfs).
+  void sync_staging() const;
+
   // Copies the local file src (another final path) into staged_path, reading at most size + 1
   // bytes. Returns true when the copy has exactly size bytes and the digest; false otherwise
-  // (the staged file is then removed). Throws Error{io,no_space} on write failures.
+  // (the staged file is then removed). Throws Error{io,no_space} on write failures. With
+  // sync = false the copy is not fsynced: the caller calls sync_staging() or install_many().
   bool stage_copy(const std::string& src_rel, const std::string& staged_path, const std::string& digest_hex,
-                  uint64_t size) const;
+                  uint64_t size, bool sync = true) const;
 
   // True when the file at rel has exactly this size and digest (hashes it when the size fits).
   bool final_matches(const std::string& rel, const std::string& digest_hex, uint64_t size) const;

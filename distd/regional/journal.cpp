@@ -103,6 +103,34 @@ Journal::Journal(const std::string& path) : path_(path) {
 
 Journal::~Journal() = default;
 
+Journal::Batch::Batch(Journal& j) : j_(j) {
+  j_.guarded("begin a transaction", [&] {
+    j_.db_->exec("BEGIN IMMEDIATE");
+    return 0;
+  });
+  open_ = true;
+}
+
+Journal::Batch::~Batch() {
+  try {
+    commit();
+  } catch (...) {
+    try {
+      j_.db_->exec("ROLLBACK");
+    } catch (...) {
+    }
+  }
+}
+
+void Journal::Batch::commit() {
+  if (!open_) return;
+  open_ = false;
+  j_.guarded("commit", [&] {
+    j_.db_->exec("COMMIT");
+    return 0;
+  });
+}
+
 std::optional<RunPlan> Journal::plan(const std::string& channel) {
   return guarded("read the plan", [&]() -> std::optional<RunPlan> {
     SQLite::Statement q(*db_, "SELECT target_version, manifest_digest, started, done FROM runs WHERE channel=?");

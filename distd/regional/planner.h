@@ -21,9 +21,13 @@ struct PlanInput {
   // (a filedir entry's base name is its SHA-1).
   std::set<std::string> priority;
   uint64_t delta_min_size = kDeltaMinSize;
+  // When set, unchanged entries are only counted here, not planned (a sync of a big, mostly
+  // unchanged tree then holds and journals only the work).
+  uint64_t* unchanged_out = nullptr;
 };
 
-// One PlanItem per target entry, in execution order (PlanItem::ord):
+// One PlanItem per target entry (unchanged ones only counted when in.unchanged_out is set), in
+// execution order (PlanItem::ord):
 //   1. unchanged: the file at that path already has the signed digest and mode (state installed);
 //   2. copy from a file that is here now under another path (rename, a file in two courses);
 //   3. downloads: delta against the old version at the same path when both are over

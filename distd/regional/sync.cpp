@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -198,6 +199,7 @@ struct Run {
   ChannelResult& res;
   std::unique_ptr<Installer> inst;
   bool deltas_unsupported = false;
+  bool batches_unsupported = false;  // HQ answered POST /objects with something else than 200/404
   SyncProgress prog;
   uint64_t wire_base = 0;
   std::chrono::steady_clock::time_point last_progress{};
@@ -216,11 +218,41 @@ struct Run {
   bool stopped() const { return opts.stop && opts.stop->load(); }
 };
 
-// GET the latest manifest, retrying a failing link a few times.
-std::string fetch_manifest(Run& r) {
+// The latest manifest as a delta against the newest one this center has (a few KiB instead of
+// the whole list; the result is verified like a downloaded one). Empty when there is no basis,
+// HQ does not serve manifest deltas (a plain web server), or the delta does not apply.
+std::string fetch_manifest_delta(Run& r) {
+  std::string basis_path = r.cfg.state_dir + "/manifests/" + r.ch.name + "/target.manifest";
+  if (!exists_file(basis_path)) basis_path = installed_manifest_path(r.cfg, r.ch.name);
+  if (!exists_file(basis_path)) return {};
+  std::string basis;
+  try {
+    basis = read_file(basis_path, kMaxManifestBytes, "manifest");
+  } catch (const Error&) {
+    return {};
+  }
+  std::string sig = signature_of_bytes(basis);
+  HttpAnswer a = r.http.post("/channels/" + r.ch.name + "/latest.manifest", sig, kMaxManifestBytes, true);
+  if (a.status != 200) return {};
+  std::string().swap(sig);
+  try {
+    return patch_bytes(basis, a.body, kMaxManifestBytes);
+  } catch (const Error& e) {
+    r.log(std::string("manifest delta did not apply (") + e.what() + "); fetching the whole manifest");
+    return {};
+  }
+}
+
+// GET the latest manifest (or a delta of it unless whole), retrying a failing link a few times.
+std::string fetch_manifest(Run& r, bool whole = false) {
   const std::string path = "/channels/" + r.ch.name + "/latest.manifest";
   for (int attempt = 1;; ++attempt) {
     try {
+      if (!whole) {
+        std::string m = fetch_manifest_delta(r);
+        if (!m.empty()) return m;
+        whole = true;
+      }
       HttpAnswer a = r.http.get(path, kMaxManifestBytes);
       if (a.status == 200) return std::move(a.body);
       if (a.status == 404)
@@ -285,6 +317,77 @@ UniqueFd open_staged(const std::string& path, uint64_t* offset) {
   return fd;
 }
 
+// Hashes a staged download on a second thread while it is being written (reading the page
+// cache behind the writer), so verifying costs no second pass over the file and the digest is
+// ready soon after the last byte arrives. Also covers a prefix kept from an earlier run.
+class BackgroundHasher {
+ public:
+  BackgroundHasher(int fd, std::string path) : fd_(fd), path_(std::move(path)), th_([this] { run(); }) {}
+  ~BackgroundHasher() { stop(); }
+  BackgroundHasher(const BackgroundHasher&) = delete;
+  BackgroundHasher& operator=(const BackgroundHasher&) = delete;
+
+  // The digest of the file's first `size` bytes, once the thread read them. Throws what the
+  // thread met (Error{io}).
+  Digest finish(uint64_t size) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      size_ = size;
+      sized_ = true;
+    }
+    if (th_.joinable()) th_.join();
+    if (error_) std::rethrow_exception(error_);
+    if (at_ != size) throw Error(Errc::io, "'" + path_ + "' is shorter than it was written", "run the sync again");
+    return h_.finish();
+  }
+  void stop() {
+    stop_ = true;
+    if (th_.joinable()) th_.join();
+  }
+
+ private:
+  void run() {
+    try {
+      std::vector<char> buf(1 << 20);
+      for (;;) {
+        if (stop_) return;
+        uint64_t limit = UINT64_MAX;
+        bool sized;
+        {
+          std::lock_guard<std::mutex> g(mu_);
+          sized = sized_;
+          if (sized_) limit = size_;
+        }
+        if (at_ >= limit) return;
+        ssize_t n = ::pread(fd_, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - at_)),
+                            static_cast<off_t>(at_));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("cannot read", path_, errno);
+        if (n == 0) {
+          if (sized) return;  // shorter than the download said: finish() reports it
+          std::this_thread::sleep_for(std::chrono::microseconds(500));  // caught up with the writer
+          continue;
+        }
+        h_.update(buf.data(), static_cast<size_t>(n));
+        at_ += static_cast<uint64_t>(n);
+      }
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  }
+
+  int fd_;
+  std::string path_;
+  Hasher h_;
+  uint64_t at_ = 0;
+  std::mutex mu_;
+  uint64_t size_ = 0;
+  bool sized_ = false;
+  std::atomic<bool> stop_{false};
+  std::exception_ptr error_;
+  std::thread th_;  // last: starts after the members it uses
+};
+
 void fetch_full(Run& r, PlanItem& it, uint64_t done_before) {
   std::string sp = r.inst->staged(it.digest + ".part");
   uint64_t off = it.offset;
@@ -301,15 +404,32 @@ void fetch_full(Run& r, PlanItem& it, uint64_t done_before) {
       r.prog.bytes_done = done_before + o;
       r.progress();
     };
+    // Verified as it arrives (a second thread hashes behind the writer, the kept prefix too).
+    BackgroundHasher hasher(fd.get(), sp);
     DownloadResult d = r.http.download_to_fd(object_path(it.digest), fd.get(), sp, off, it.size, on_durable);
     if (d.size != it.size)
       throw Error(Errc::network,
                   "the download of '" + it.path + "' ended after " + std::to_string(d.size) + " of " +
                       std::to_string(it.size) + " bytes",
                   "the next attempt resumes from there");
+    std::string got;
+    if (d.restarted) {  // the server sent it all again: what the thread read may be stale
+      hasher.stop();
+      r.inst->verify(sp, it.digest, it.size, it.path);
+      got = it.digest;
+    } else {
+      got = digest_hex(hasher.finish(it.size));
+    }
+    fd = UniqueFd();
+    if (got != it.digest)
+      throw Error(Errc::mismatch,
+                  "'" + it.path + "': the received bytes do not match the signed digest (got " + got.substr(0, 16) +
+                      "..., signed " + it.digest.substr(0, 16) + "...)",
+                  "the bytes are discarded and fetched again; if this repeats, HQ's copy is damaged: republish there");
+  } else {
+    fd = UniqueFd();
+    r.inst->verify(sp, it.digest, it.size, it.path);
   }
-  fd = UniqueFd();
-  r.inst->verify(sp, it.digest, it.size, it.path);
   install_item(r, it, sp);
 }
 
@@ -520,13 +640,168 @@ void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
   }
 }
 
+constexpr uint64_t kBatchObjectMax = 1 << 20;  // objects up to this size are fetched in batches
+constexpr size_t kBatchFiles = 1000;             // at most this many objects per batch ...
+constexpr uint64_t kBatchBytes = 16 << 20;       // ... and about this many bytes
+
+// Installs verified staged files together (Installer::install_many), then records them in one
+// journal transaction.
+void install_group(Run& r, const std::vector<PlanItem*>& items, const std::vector<Installer::Staged>& files) {
+  if (items.empty()) return;
+  for (size_t k = 0; k < items.size(); ++k) fault_point("after_verify");
+  r.inst->install_many(files);
+  Journal::Batch b(r.j);
+  for (PlanItem* it : items) {
+    set_state(r, *it, ItemState::installed);
+    r.prog.files_done++;
+  }
+}
+
+// Fetches small whole objects with one POST /objects (their bytes concatenated in order),
+// verifying each as it completes, and installs those that verified. After a cut, the object
+// that was arriving keeps its bytes (fsynced, offset in the journal) for a resumable GET.
+// Returns true when anything came through. Sets r.batches_unsupported when HQ does not serve
+// batches (a plain web server): the caller then GETs each object.
+bool fetch_batch(Run& r, std::vector<PlanItem*>& group, uint64_t& done) {
+  std::vector<PlanItem*> todo;
+  std::vector<PlanItem*> there;
+  for (PlanItem* it : group) {
+    if (r.inst->final_matches(it->path, it->digest, it->size))
+      there.push_back(it);  // a killed run renamed it into place before the journal heard of it
+    else
+      todo.push_back(it);
+  }
+  if (!there.empty()) {
+    Journal::Batch b(r.j);
+    for (PlanItem* it : there) {
+      set_state(r, *it, ItemState::installed);
+      r.prog.files_done++;
+      r.res.full++;
+      done += it->size;
+    }
+  }
+  if (todo.empty()) return true;
+  std::string req;
+  req.reserve(todo.size() * 32);
+  for (PlanItem* it : todo) {
+    auto d = parse_digest_hex(it->digest);
+    req.append(reinterpret_cast<const char*>(d->data()), d->size());
+  }
+  std::vector<PlanItem*> ok_items;
+  std::vector<Installer::Staged> ok_files;
+  size_t k = 0;      // object arriving
+  uint64_t got = 0;  // of its bytes
+  UniqueFd fd;
+  std::string sp;
+  Hasher h;
+  auto finish = [&] {
+    PlanItem* it = todo[k];
+    fd = UniqueFd();
+    std::string hex = digest_hex(h.finish());
+    if (hex == it->digest) {
+      ok_items.push_back(it);
+      ok_files.push_back({sp, it->path, it->mode});
+      done += it->size;
+      r.prog.bytes_done = done;
+      r.progress();
+    } else {
+      ++r.res.rejected;
+      r.log("rejected: '" + it->path + "': the received bytes do not match the signed digest; fetching it again");
+      ::unlink(sp.c_str());
+    }
+    ++k;
+    got = 0;
+  };
+  auto open_next = [&] {
+    for (; k < todo.size(); finish()) {
+      sp = r.inst->staged(todo[k]->digest + ".part");
+      h = Hasher();
+      fd = UniqueFd(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+      if (!fd) throw_errno("cannot create staged file", sp, errno);
+      r.prog.current = todo[k]->path;
+      if (todo[k]->size > 0) return;
+    }
+  };
+  auto sink = [&](const char* p, size_t n) {
+    while (n > 0) {
+      if (k >= todo.size())
+        throw Error(Errc::mismatch, "HQ sent more than the signed sizes of " + std::to_string(todo.size()) + " objects",
+                    "they are fetched one by one instead");
+      size_t take = static_cast<size_t>(std::min<uint64_t>(n, todo[k]->size - got));
+      write_all(fd.get(), std::string_view(p, take), sp);
+      h.update(p, take);
+      got += take;
+      p += take;
+      n -= take;
+      if (got == todo[k]->size) {
+        finish();
+        open_next();
+      }
+    }
+  };
+  std::exception_ptr failure;
+  bool cut = false;
+  try {
+    open_next();
+    HttpAnswer a = r.http.post_stream("/objects", req, sink);
+    if (a.status == 404) {
+      r.log("HQ lacks an object of a batch; fetching them one by one");
+      group.clear();
+    } else if (a.status != 200) {
+      r.batches_unsupported = true;
+      r.log("HQ does not serve batches (HTTP " + std::to_string(a.status) + "); fetching objects one by one");
+    } else if (k < todo.size()) {
+      cut = true;
+      r.log("link cut during a batch of " + std::to_string(todo.size()) + " objects; resuming");
+    }
+  } catch (const Error& e) {
+    if (e.code() == Errc::network) {
+      if (r.stopped()) failure = std::current_exception();
+      cut = true;
+      r.log(std::string("link cut during a batch, resuming: ") + e.what());
+    } else if (e.code() == Errc::mismatch) {
+      r.batches_unsupported = true;
+      r.log(std::string("batch refused: ") + e.what());
+    } else if (e.code() == Errc::no_space) {
+      failure = std::make_exception_ptr(
+          Error(Errc::no_space, "disk full while fetching '" + todo[k]->path + "' into " + r.inst->staging() + ": " + e.what(),
+                "free space on that file system, then run the sync again: it resumes where it stopped"));
+    } else {
+      failure = std::current_exception();
+    }
+  }
+  bool progressed = !ok_items.empty();
+  if (cut && k < todo.size() && got > 0 && fd) {
+    // Keep the partial object for a Range GET: durable first, then the journal says so.
+    if (::fsync(fd.get()) == 0) {
+      PlanItem* it = todo[k];
+      set_state(r, *it, ItemState::fetching);
+      r.j.set_offset(r.ch.name, it->path, got);
+      it->offset = got;
+      progressed = true;
+    }
+  }
+  fd = UniqueFd();
+  if (!ok_items.empty()) {
+    install_group(r, ok_items, ok_files);
+    r.res.full += ok_items.size();
+  }
+  if (failure) std::rethrow_exception(failure);
+  return progressed;
+}
+
 // The work of one plan. Returns true when every item is installed.
 bool execute(Run& r, std::vector<PlanItem>& items) {
   int64_t now = r.opts.now ? r.opts.now : now_s();
   bool big_ok = !r.opts.honour_window || r.rs.big_files_allowed(now);
-  std::unordered_map<std::string, PlanItem*> fetched;  // path -> delta/full item
+  // path (in items) -> delta/full item, for the paths copy items take their content from
+  std::unordered_set<std::string_view> copy_sources;
   for (auto& it : items)
-    if (it.action == Action::full || it.action == Action::delta) fetched.emplace(it.path, &it);
+    if (it.action == Action::copy && it.basis_path != it.path) copy_sources.insert(it.basis_path);
+  std::unordered_map<std::string_view, PlanItem*> fetched;
+  for (auto& it : items)
+    if ((it.action == Action::full || it.action == Action::delta) && copy_sources.count(it.path))
+      fetched.emplace(it.path, &it);
   auto from_plan = [&](const PlanItem& it) {
     if (it.action != Action::copy || it.basis_path == it.path) return false;
     auto f = fetched.find(it.basis_path);
@@ -546,8 +821,10 @@ bool execute(Run& r, std::vector<PlanItem>& items) {
     }
   }
 
-  // 1. Copies from files here now: stage them all before anything is overwritten, then install.
+  // 1. Copies from files here now: stage them all before anything is overwritten, then install
+  // them together (one syncfs before the journal hears of the staged copies, two for the renames).
   std::vector<PlanItem*> staged_copies;
+  std::vector<PlanItem*> newly_staged;
   for (auto& it : items) {
     if (it.action != Action::copy || from_plan(it) || it.state == ItemState::installed) continue;
     std::string sp = r.inst->staged("c" + std::to_string(it.ord) + ".copy");
@@ -561,8 +838,8 @@ bool execute(Run& r, std::vector<PlanItem>& items) {
         continue;
       }
     }
-    if (r.inst->stage_copy(it.basis_path, sp, it.digest, it.size)) {
-      set_state(r, it, ItemState::verified);
+    if (r.inst->stage_copy(it.basis_path, sp, it.digest, it.size, /*sync=*/false)) {
+      newly_staged.push_back(&it);
       staged_copies.push_back(&it);
     } else {
       r.log("'" + it.path + "': local copy source '" + it.basis_path + "' changed; fetching it instead");
@@ -570,20 +847,27 @@ bool execute(Run& r, std::vector<PlanItem>& items) {
       it.action = Action::full;
       it.state = ItemState::planned;
       it.offset = 0;
-      fetched.emplace(it.path, &it);
+      if (copy_sources.count(it.path)) fetched.emplace(it.path, &it);
       if (!deferred(it)) {
         r.prog.bytes_total += it.size;
         r.res.content_bytes += it.size;
       }
     }
   }
-  for (PlanItem* it : staged_copies) {
-    std::string sp = r.inst->staged("c" + std::to_string(it->ord) + ".copy");
-    r.inst->verify(sp, it->digest, it->size, it->path);  // cheap insurance after a restart
-    r.inst->install(sp, it->path, it->mode);
-    set_state(r, *it, ItemState::installed);
-    r.prog.files_done++;
-    r.res.copied++;
+  if (!newly_staged.empty()) {
+    r.inst->sync_staging();
+    Journal::Batch b(r.j);
+    for (PlanItem* it : newly_staged) set_state(r, *it, ItemState::verified);
+  }
+  {
+    std::vector<Installer::Staged> group;
+    for (PlanItem* it : staged_copies) {
+      std::string sp = r.inst->staged("c" + std::to_string(it->ord) + ".copy");
+      r.inst->verify(sp, it->digest, it->size, it->path);  // cheap insurance after a restart
+      group.push_back({sp, it->path, it->mode});
+    }
+    install_group(r, staged_copies, group);
+    r.res.copied += staged_copies.size();
   }
 
   // 2. Downloads, in plan order (priority, then small first).
@@ -593,23 +877,49 @@ bool execute(Run& r, std::vector<PlanItem>& items) {
     if ((it.action == Action::full || it.action == Action::delta) && it.state != ItemState::installed)
       order.push_back(&it);
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->ord < b->ord; });
-  for (PlanItem* it : order) {
+  auto batchable = [&](const PlanItem& it) {
+    return !r.batches_unsupported && it.action == Action::full && it.size <= kBatchObjectMax && it.offset == 0 &&
+           (it.state == ItemState::planned || it.state == ItemState::fetching || it.state == ItemState::failed);
+  };
+  for (size_t i = 0; i < order.size();) {
+    PlanItem* it = order[i];
     if (deferred(*it)) {
       r.res.deferred_files++;
       r.res.deferred_bytes += it->size;
+      ++i;
       continue;
     }
     if (it->state == ItemState::failed) set_state(r, *it, ItemState::planned);  // a new run, a new chance
+    if (batchable(*it)) {
+      // Small whole objects: many per request, installed together.
+      std::vector<PlanItem*> group;
+      uint64_t bytes = 0;
+      size_t j = i;
+      for (; j < order.size() && group.size() < kBatchFiles && bytes < kBatchBytes; ++j) {
+        if (order[j]->state == ItemState::installed || deferred(*order[j])) continue;
+        if (!batchable(*order[j])) break;
+        group.push_back(order[j]);
+        bytes += order[j]->size;
+      }
+      bool progressed = fetch_batch(r, group, done);
+      while (i < order.size() && order[i]->state == ItemState::installed) ++i;
+      if (progressed || i >= order.size() || r.batches_unsupported) continue;
+      it = order[i];  // nothing came through: this one the careful way (retries, backoff)
+      if (deferred(*it)) continue;
+    }
     fetch_item(r, *it, done);
     if (it->state == ItemState::installed) done += it->size;
     r.prog.bytes_done = done;
     r.progress(true);
+    ++i;
   }
 
   // 3. Copies of content fetched above (the same new file at several paths).
+  std::vector<PlanItem*> copies;
+  std::vector<Installer::Staged> copy_group;
   for (auto& it : items) {
     if (!from_plan(it) || it.state == ItemState::installed) continue;
-    PlanItem* leader = fetched[it.basis_path];
+    PlanItem* leader = fetched.find(it.basis_path)->second;
     if (leader->state != ItemState::installed) {
       if (deferred(*leader)) {
         r.res.deferred_files++;
@@ -620,13 +930,21 @@ bool execute(Run& r, std::vector<PlanItem>& items) {
       continue;
     }
     std::string sp = r.inst->staged("c" + std::to_string(it.ord) + ".copy");
-    if (!r.inst->stage_copy(it.basis_path, sp, it.digest, it.size)) {
+    if (!r.inst->stage_copy(it.basis_path, sp, it.digest, it.size, /*sync=*/false)) {
       record_failure(r, it, "copying '" + it.basis_path + "' did not verify (was it changed locally?)");
       continue;
     }
-    install_item(r, it, sp);
-    r.res.copied++;
+    copies.push_back(&it);
+    copy_group.push_back({sp, it.path, it.mode});
+    if (copies.size() >= kBatchFiles) {
+      install_group(r, copies, copy_group);
+      r.res.copied += copies.size();
+      copies.clear();
+      copy_group.clear();
+    }
   }
+  install_group(r, copies, copy_group);
+  r.res.copied += copies.size();
 
   bool all = true;
   for (auto& it : items) {
@@ -637,8 +955,13 @@ bool execute(Run& r, std::vector<PlanItem>& items) {
 }
 
 // Deletes what the previously installed version had and the new one does not.
-uint64_t delete_dropped(Run& r, const Manifest& target) {
+uint64_t delete_dropped(Run& r, const std::string& target_file) {
   std::string old_path = installed_manifest_path(r.cfg, r.ch.name);
+  if (!exists_file(old_path)) return 0;  // first install: nothing is ours yet
+  // Verified when it was fetched, and ours since.
+  SignedManifest target_sm =
+      parse_manifest(read_file(target_file, kMaxManifestBytes, "target manifest"), target_file);
+  const Manifest& target = target_sm.manifest;
   std::string bytes;
   try {
     bytes = read_file(old_path, kMaxManifestBytes, "installed manifest");
@@ -694,17 +1017,30 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
 
   // 1. The manifest: signed by the pinned key, not expired beyond the slack, not older.
   std::string body;
-  try {
-    body = fetch_manifest(r);
-  } catch (const Error& e) {
-    if (e.code() == Errc::network) j.record_link(false, e.what());
-    throw;
-  }
-  j.record_link(true, "manifest of " + ch.name + " fetched");
   VerifyOptions vo;
   vo.now = opts.now;
   vo.expiry_slack_seconds = rs.expiry_slack_days * 86400;
-  SignedManifest sm = verify_manifest(body, rs.hq_key, vo, http.url("/channels/" + ch.name + "/latest.manifest"));
+  std::optional<SignedManifest> verified;
+  for (bool whole : {false, true}) {
+    try {
+      body = fetch_manifest(r, whole);
+    } catch (const Error& e) {
+      if (e.code() == Errc::network) j.record_link(false, e.what());
+      throw;
+    }
+    try {
+      verified.emplace(verify_manifest(body, rs.hq_key, vo, http.url("/channels/" + ch.name + "/latest.manifest")));
+      break;
+    } catch (const Error& e) {
+      // A delta-built manifest that does not verify is fetched whole once (a damaged delta must
+      // not stop a sync); the whole one's verdict stands.
+      if (whole || e.code() == Errc::expired) throw;
+      r.log(std::string("manifest built from a delta did not verify (") + e.what() + "); fetching it whole");
+    }
+  }
+  j.record_link(true, "manifest of " + ch.name + " fetched");
+  SignedManifest sm = std::move(*verified);
+  verified.reset();
   const Manifest& m = sm.manifest;
   if (m.channel != ch.name)
     throw Error(Errc::mismatch, "HQ's manifest for channel '" + ch.name + "' is for channel '" + m.channel + "'",
@@ -727,11 +1063,15 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
                 "nothing was changed; HQ must publish a new, higher version");
   std::string target_file = cfg.state_dir + "/manifests/" + ch.name + "/target.manifest";
   make_dirs(dir_name(target_file), 0750);
+  // On disk now, so that the body's memory is free while the plan is made and executed.
+  bool resumed = plan && plan->manifest_digest == digest && !plan->done;
+  if (!resumed || !exists_file(target_file)) write_file_atomic(target_file, body, 0644);
+  std::string().swap(body);  // (assigning an empty string would keep the capacity)
 
   // 2. The plan: continue the journal's plan for this very manifest, or make a new one.
   r.inst = std::make_unique<Installer>(ch.path, rs.staging_dir + "/" + ch.name);
   std::vector<PlanItem> items;
-  bool resumed = plan && plan->manifest_digest == digest && !plan->done;
+  uint64_t unchanged = 0;  // not planned: counted only
   if (resumed) {
     items = j.items(ch.name);
     r.log("resuming the plan for version " + std::to_string(m.version));
@@ -740,6 +1080,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
     PlanInput in;
     in.target = &m;
     in.local = &local;
+    in.unchanged_out = &unchanged;
     in.priority.insert(opts.priority.begin(), opts.priority.end());
     for (auto& provider : priority_providers()) {
       try {
@@ -755,7 +1096,8 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
                                      [](const PlanItem& it) { return it.state == ItemState::installed; });
     if (nothing_to_do && m.version == rec.installed_version) {
       res.up_to_date = res.converged = true;
-      res.unchanged = items.size();
+      res.unchanged = items.size() + unchanged;
+      ::unlink(target_file.c_str());  // the installed manifest says the same
       j.record_success(ch.name);
       r.log("up to date (version " + std::to_string(m.version) + ")");
       run_after_install(cfg, ch, [&r](const std::string& s) { r.log(s); });
@@ -779,9 +1121,8 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
       keep.push_back(it.digest + ".part");
     }
     r.inst->clean_staging(keep);
-    write_file_atomic(target_file, body, 0644);
     j.start_plan(RunPlan{ch.name, m.version, digest, now_s(), false}, items);
-    size_t counts[4] = {0, 0, 0, 0};
+    size_t counts[4] = {static_cast<size_t>(unchanged), 0, 0, 0};
     uint64_t fetch_bytes = 0;
     for (auto& it : items) {
       counts[static_cast<int>(it.action)]++;
@@ -794,13 +1135,14 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
           human_bytes(fetch_bytes) + ")");
     fault_point("after_plan");
   }
-  if (!exists_file(target_file)) write_file_atomic(target_file, body, 0644);
-  body.clear();
-  body.shrink_to_fit();
   r.wire_base = http.bytes_received();
 
-  // 3. Fetch, verify, install.
+  // 3. Fetch, verify, install. The manifest's entries are not needed meanwhile (the deletions
+  // read the target file again): their memory goes to the plan.
+  std::vector<Entry>().swap(sm.manifest.entries);
   bool all = execute(r, items);
+  std::vector<PlanItem>().swap(items);
+  res.unchanged += unchanged;
   res.bytes_received = http.bytes_received();
   res.bytes_sent = http.bytes_sent();
   r.progress(true);
@@ -823,7 +1165,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
 
   // 4. Deletions, only now that the whole new version is in place; then record it.
   fault_point("before_deletions");
-  res.deleted = delete_dropped(r, m);
+  res.deleted = delete_dropped(r, target_file);
   std::string installed = installed_manifest_path(cfg, ch.name);
   if (::rename(target_file.c_str(), installed.c_str()) != 0) throw_errno("cannot record", installed, errno);
   fsync_dir(dir_name(installed));
