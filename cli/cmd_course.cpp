@@ -43,6 +43,8 @@ void print_publish(const course::CoursePublishResult& r, bool json) {
                   {"version", p.version},
                   {"previous_version", p.previous_version},
                   {"bytes_copied", p.bytes_copied},
+                  {"hashed_files", p.hashed_files},
+                  {"hashed_bytes", p.hashed_bytes},
                   {"manifest", p.manifest_path}}},
                 {"warnings", p.warnings}});
     return;

@@ -68,14 +68,7 @@ struct Candidate {
   bool need_hash = false;
 };
 
-StatRecord record_of(const struct stat& st) {
-  StatRecord r;
-  r.size = static_cast<uint64_t>(st.st_size);
-  r.mtime_ns = ns_of(st.st_mtim);
-  r.ctime_ns = ns_of(st.st_ctim);
-  r.ino = st.st_ino;
-  return r;
-}
+StatRecord record_of(const struct stat& st) { return stat_record_of(st); }
 
 const char* kind_of(mode_t m) {
   if (S_ISLNK(m)) return "symlink";

@@ -1,5 +1,6 @@
 #include "manifest/stat_cache.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -8,6 +9,16 @@
 #include "manifest/error.h"
 
 namespace distd {
+
+StatRecord stat_record_of(const struct stat& st) {
+  auto ns = [](const struct timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec; };
+  StatRecord r;
+  r.size = static_cast<uint64_t>(st.st_size);
+  r.mtime_ns = ns(st.st_mtim);
+  r.ctime_ns = ns(st.st_ctim);
+  r.ino = st.st_ino;
+  return r;
+}
 
 StatCache::StatCache(const std::string& db_path, const std::string& root) : db_path_(db_path) {
   try {

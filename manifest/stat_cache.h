@@ -17,6 +17,7 @@
 #include "manifest/digest.h"
 
 namespace SQLite { class Database; }
+struct stat;
 
 namespace distd {
 
@@ -35,6 +36,12 @@ struct StatRecord {
   }
   bool trustworthy() const { return mtime_ns + kRacyWindowNs <= hashed_at_ns; }
 };
+
+// The stat fields of a file exactly as scan_tree() records them (size, mtime, ctime, inode);
+// digest and hashed_at_ns are left zero for the caller. For code that already knows a file's
+// digest (it wrote the bytes) and seeds the cache with StatCache::update() so the next scan
+// does not hash the file again.
+StatRecord stat_record_of(const struct stat& st);
 
 class StatCache {
  public:

@@ -14,11 +14,14 @@
 #include <unordered_set>
 
 #include "distd/course/course_priority.h"
+#include "distd/course/member_pipe.h"
+#include "distd/hq/layout.h"
 #include "manifest/digest.h"
 #include "manifest/error.h"
 #include "manifest/fault.h"
 #include "manifest/fs.h"
 #include "manifest/path.h"
+#include "manifest/stat_cache.h"
 
 namespace distd::course {
 
@@ -109,9 +112,10 @@ void walk(const std::string& root, const std::string& rel, std::vector<std::stri
   }
 }
 
-// rename(2), or a copy + fsync + rename when staging lies on another file system.
-void move_into_place(const std::string& from, const std::string& to) {
-  if (::rename(from.c_str(), to.c_str()) == 0) return;
+// rename(2) (returns true), or a copy + fsync + rename when staging lies on another file
+// system (returns false: the file at `to` is a new one with the time of the copy).
+bool move_into_place(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) == 0) return true;
   if (errno != EXDEV) throw_errno("cannot move into the course tree", to, errno);
   std::string tmp = to + ".distd-tmp";
   UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
@@ -129,6 +133,66 @@ void move_into_place(const std::string& from, const std::string& to) {
   out = UniqueFd();
   if (::rename(tmp.c_str(), to.c_str()) != 0) throw_errno("cannot rename", tmp, errno);
   ::unlink(from.c_str());
+  return false;
+}
+
+void fsync_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) throw_errno("cannot open", path, errno);
+  if (::fsync(fd.get()) != 0) throw_errno("cannot fsync", path, errno);
+}
+
+int64_t now_ns() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// A member file this run wrote and renamed into the tree, for the stat cache.
+struct Placed {
+  std::string rel;      // path below the channel's root
+  std::string full;
+  uint64_t ino = 0;     // of the staged file that was renamed
+  uint64_t size = 0;
+  int64_t mtime_s = 0;  // the archive member's, set on the file
+  Digest digest{};
+};
+
+// Tells the channel's stat cache what this run wrote, so that the publisher's scan does not hash
+// those files again: each was hashed as it streamed out of the archive, fsync'ed, renamed, and
+// given the member's mtime (in the past). Only a file that still is exactly that (same inode,
+// size and mtime) is recorded, with its stat as it is now; a later change of any kind changes
+// mtime or ctime and the scan hashes it again. A file changed before our stat has a recent mtime,
+// which the racy-clean rule (stat_cache.h) does not trust. Best effort: on any failure the scan
+// simply hashes.
+void seed_stat_cache(const std::string& cache_path, const std::string& root, const std::vector<Placed>& placed,
+                     std::vector<std::string>* warnings) {
+  if (placed.empty()) return;
+  std::vector<std::string> paths;
+  std::vector<StatRecord> recs;
+  paths.reserve(placed.size());
+  recs.reserve(placed.size());
+  for (const auto& p : placed) {
+    struct stat st {};
+    if (::lstat(p.full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    StatRecord r = stat_record_of(st);
+    if (r.ino != p.ino || r.size != p.size || r.mtime_ns != p.mtime_s * 1'000'000'000) continue;
+    r.digest = p.digest;
+    r.hashed_at_ns = now_ns();
+    if (!r.trustworthy()) continue;  // a member dated now or in the future: let the scan hash it
+    paths.push_back(p.rel);
+    recs.push_back(r);
+  }
+  std::vector<std::pair<const std::string*, const StatRecord*>> rows;
+  rows.reserve(paths.size());
+  for (size_t i = 0; i < paths.size(); ++i) rows.emplace_back(&paths[i], &recs[i]);
+  try {
+    make_dirs(dir_name(cache_path), 0755);
+    StatCache cache(cache_path, root);
+    cache.update(rows, {});
+  } catch (const Error& e) {
+    warnings->push_back(std::string("the new members will be hashed again by the scan: ") + e.what());
+  }
 }
 
 struct Staging {
@@ -161,6 +225,37 @@ std::string pump(MbzReader& rd, std::vector<char>& buf, int out_fd, const std::s
   }
   *size = total;
   return digest_hex(h.finish());
+}
+
+void set_mtime(int fd, int64_t mtime_s) {
+  struct timespec ts[2] = {{static_cast<time_t>(mtime_s), 0}, {static_cast<time_t>(mtime_s), 0}};
+  ::futimens(fd, ts);  // on failure the file keeps the time of now: the scan hashes it
+}
+
+// Streams the current member through the pipe (hashed, and written to out when it is valid);
+// with keep, also keeps its bytes in memory (moodle_backup.xml).
+void stream_member(MbzReader& rd, MemberPipe& pipe, size_t idx, UniqueFd out, const std::string& out_path,
+                   int64_t mtime_s, std::string* keep, const std::string& archive) {
+  pipe.begin(idx, std::move(out), out_path, mtime_s);
+  for (;;) {
+    char* b = pipe.buffer();
+    size_t n = 0;
+    try {
+      n = rd.read(b, pipe.buffer_size());
+      if (keep && n > 0) {
+        if (keep->size() + n > kMaxBackupXml)
+          throw Error(Errc::corrupt, "course backup '" + archive + "': moodle_backup.xml is larger than 64 MiB",
+                      "this is not a Moodle course backup; nothing was published");
+        keep->append(b, n);
+      }
+    } catch (...) {
+      pipe.commit(0);
+      throw;
+    }
+    pipe.commit(n);
+    if (n == 0) break;
+  }
+  pipe.end();
 }
 
 std::optional<CourseRecord> load_record(const std::string& path, std::vector<std::string>* warnings) {
@@ -198,6 +293,8 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
   std::vector<Member> members;
   std::unordered_map<size_t, std::string> staged;  // member index -> staged file
   std::vector<size_t> second_pass;
+  std::vector<std::pair<size_t, const Member*>> hash_only_members;  // compared once hashed
+  MemberPipe pipe;  // inflating here, hashing and writing on a second thread
   std::string xml;
   bool have_xml = false;
   std::optional<CourseRecord> old;
@@ -226,12 +323,12 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
       std::string sp;
       if (!hash_only) {
         sp = staging.file(idx);
-        out = UniqueFd(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, m.h.mode));
+        out = UniqueFd(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
         if (!out) throw_errno("cannot create staged file", sp, errno);
       }
-      m.digest = pump(rd, buf, out.get(), sp, is_xml ? &xml : nullptr, &m.h.size, mbz_path);
-      if (hash_only && m.digest != prev->digest) second_pass.push_back(idx);
-      if (!hash_only) staged.emplace(idx, sp);
+      stream_member(rd, pipe, idx, std::move(out), sp, h.mtime, is_xml ? &xml : nullptr, mbz_path);
+      if (hash_only) hash_only_members.emplace_back(idx, prev);
+      else staged.emplace(idx, sp);
       if (is_xml) {
         have_xml = true;
         res.record.info = parse_backup_info(xml, mbz_path);
@@ -245,6 +342,15 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
     }
     members.push_back(std::move(m));
   }
+  pipe.finish();
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (members[i].h.dir) continue;
+    const MemberPipe::Result& r = pipe.result(i);
+    members[i].digest = digest_hex(r.digest);
+    members[i].h.size = r.size;
+  }
+  for (const auto& [idx, prev] : hash_only_members)
+    if (members[idx].digest != prev->digest) second_pass.push_back(idx);
   if (!have_xml)
     throw Error(Errc::corrupt,
                 "'" + mbz_path + "' is not a Moodle course backup: it has no moodle_backup.xml (" +
@@ -261,13 +367,14 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
     while (again.next(&h)) {
       if (want.count(idx)) {
         std::string sp = staging.file(idx);
-        UniqueFd out(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, h.mode));
+        UniqueFd out(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
         if (!out) throw_errno("cannot create staged file", sp, errno);
         uint64_t size = 0;
         std::string d = pump(again, buf, out.get(), sp, nullptr, &size, mbz_path);
         if (idx >= members.size() || d != members[idx].digest || size != members[idx].h.size)
           throw Error(Errc::mismatch, "course backup '" + mbz_path + "' changed while it was being published",
                       "wait until the backup is complete, then run again; nothing was published");
+        set_mtime(out.get(), h.mtime);
         staged.emplace(idx, sp);
       }
       ++idx;
@@ -306,6 +413,7 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
   std::vector<std::string> tree_files, tree_dirs;
   walk(members_root, "", &tree_files, &tree_dirs);
   std::unordered_set<std::string> dirty;
+  std::vector<Placed> placed;
   for (const auto& f : tree_files) {
     if (new_files.count(f)) continue;  // unchanged: stays; changed: replaced by rename below
     std::string p = members_root + "/" + f;
@@ -334,8 +442,22 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
     if (lstat_file(parent, &pst) && !S_ISDIR(pst.st_mode)) ::unlink(parent.c_str());
     make_dirs(parent, 0755);
     if (lstat_file(final_path, &st) && S_ISDIR(st.st_mode)) remove_tree(final_path);
+    fsync_file(s->second);  // staged 0600: readable whatever the member's mode
     if (::chmod(s->second.c_str(), m.h.mode) != 0) throw_errno("cannot chmod", s->second, errno);
-    move_into_place(s->second, final_path);
+    struct stat sst {};
+    if (!lstat_file(s->second, &sst)) throw_errno("cannot stat staged file", s->second, errno);
+    if (move_into_place(s->second, final_path)) {
+      Placed p;
+      p.rel = res.key + "/" + kMembersDir + "/" + m.h.path;
+      p.full = final_path;
+      p.ino = sst.st_ino;
+      p.size = m.h.size;
+      p.mtime_s = m.h.mtime;
+      if (auto d = parse_digest_hex(m.digest)) {
+        p.digest = *d;
+        placed.push_back(std::move(p));
+      }
+    }
     dirty.insert(parent);
     ++moved;
     fault_point("course_member");
@@ -343,6 +465,11 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
   for (const auto& d : dirty) {
     struct stat st {};
     if (lstat_file(d, &st)) fsync_dir(d);
+  }
+  {
+    std::string root = ch.path;
+    while (root.size() > 1 && root.back() == '/') root.pop_back();  // as scan_tree() names it
+    seed_stat_cache(hq::Layout{cfg.state_dir}.stat_cache(ch.name), root, placed, &warnings);
   }
 
   // The course's moodledata blobs for replica centers.

@@ -15,6 +15,7 @@
 #include "manifest/error.h"
 #include "manifest/fault.h"
 #include "manifest/fs.h"
+#include "manifest/stat_cache.h"
 
 namespace distd::hq {
 
@@ -45,6 +46,12 @@ constexpr size_t kChunk = 256 * 1024;
 std::string temp_name(const std::string& dir, const std::string& hex) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   return dir + "/." + hex + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rng() % 1000000000);
+}
+
+int64_t now_ns() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 // Hashes what is in fd from offset 0 and checks it against digest and size.
@@ -104,7 +111,7 @@ bool ObjectStore::contains(const Digest& d, uint64_t size) const {
 }
 
 ObjectStore::Added ObjectStore::add(const std::string& source, const Digest& digest, uint64_t size, bool allow_link,
-                                    uint64_t* bytes_copied) {
+                                    uint64_t* bytes_copied, StatRecord* linked_stat) {
   if (contains(digest, size)) return Added::present;
   const std::string hex = digest_hex(digest);
   const std::string final_path = path_of(digest);
@@ -112,6 +119,7 @@ ObjectStore::Added ObjectStore::add(const std::string& source, const Digest& dig
   make_dirs(dir);
   const std::string tmp = temp_name(dir, hex);
   Added how = Added::copied;
+  int64_t verified_at = 0;
   UniqueFd out;
   try {
     if (allow_link && ::link(source.c_str(), tmp.c_str()) == 0) {
@@ -119,6 +127,7 @@ ObjectStore::Added ObjectStore::add(const std::string& source, const Digest& dig
       how = Added::linked;
       out = UniqueFd(::open(tmp.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
       if (!out) throw_errno("cannot open", tmp, errno);
+      verified_at = now_ns();
       verify_landed(out.get(), tmp, source, digest, size);
       if (::fsync(out.get()) != 0) throw_errno("cannot fsync", tmp, errno);
     } else {
@@ -153,6 +162,15 @@ ObjectStore::Added ObjectStore::add(const std::string& source, const Digest& dig
     throw;
   }
   dirty_dirs_.insert(dir);
+  struct stat st {};
+  // After the rename: it changed the inode's ctime as the link did. A write since verified_at
+  // gives the file a newer mtime, which the stat cache's racy-clean rule does not trust.
+  if (how == Added::linked && linked_stat && ::stat(final_path.c_str(), &st) == 0 &&
+      static_cast<uint64_t>(st.st_size) == size) {
+    *linked_stat = stat_record_of(st);
+    linked_stat->digest = digest;
+    linked_stat->hashed_at_ns = verified_at;
+  }
   return how;
 }
 

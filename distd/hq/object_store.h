@@ -10,6 +10,7 @@
 
 #include "distd/hq/layout.h"
 #include "manifest/digest.h"
+#include "manifest/stat_cache.h"
 
 namespace distd::hq {
 
@@ -39,9 +40,11 @@ class ObjectStore {
   // In every case the bytes that landed are hashed and must match digest and size, else
   // nothing is added and Error{mismatch} names the source file (it changed during publish).
   // The new name is not durable until flush(): call it before anything refers to the object.
+  // When linked and linked_stat is given, *linked_stat receives the source's stat after the link
+  // with the digest just verified (link(2) changed the source's ctime: the stat cache needs it).
   // Throws Error{io, no_space, not_found, mismatch}.
   Added add(const std::string& source_path, const Digest& digest, uint64_t size, bool allow_link,
-            uint64_t* bytes_copied = nullptr);
+            uint64_t* bytes_copied = nullptr, StatRecord* linked_stat = nullptr);
 
   // fsyncs every shard directory that add() created names in since the last flush.
   void flush();

@@ -16,6 +16,7 @@
 #include "manifest/fs.h"
 #include "manifest/keys.h"
 #include "manifest/scan.h"
+#include "manifest/stat_cache.h"
 
 namespace distd::hq {
 
@@ -278,10 +279,17 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
     p.phase = PublishProgress::Phase::storing;
     p.files_total = list.size();
     for (const auto& e : list) p.bytes_total += e.size;
+    // Linking a source file changes its ctime; its stat cache row is refreshed from the stat
+    // after the link, so the next scan does not hash the file again.
+    std::vector<std::pair<const std::string*, StatRecord>> relinked;
     for (const auto& e : list) {
-      switch (store.add(ch.path + "/" + e.path, e.digest, e.size, allow_link, &res.bytes_copied)) {
+      StatRecord linked;
+      switch (store.add(ch.path + "/" + e.path, e.digest, e.size, allow_link, &res.bytes_copied, &linked)) {
         case ObjectStore::Added::present: ++res.objects_present; break;
-        case ObjectStore::Added::linked: ++res.objects_linked; break;
+        case ObjectStore::Added::linked:
+          ++res.objects_linked;
+          if (linked.hashed_at_ns != 0) relinked.emplace_back(&e.path, linked);
+          break;
         case ObjectStore::Added::copied: ++res.objects_copied; break;
       }
       fault_point("publish_object");
@@ -290,6 +298,17 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
       if (progress) progress(p);
     }
     store.flush();
+    if (!relinked.empty()) {
+      std::string root = ch.path;
+      while (root.size() > 1 && root.back() == '/') root.pop_back();  // as scan_tree() names it
+      std::vector<std::pair<const std::string*, const StatRecord*>> rows;
+      for (const auto& [path, rec] : relinked) rows.emplace_back(path, &rec);
+      try {
+        StatCache(layout.stat_cache(ch.name), root).update(rows, {});
+      } catch (const Error& e) {
+        res.warnings.push_back(std::string("the next scan will hash the newly linked files again: ") + e.what());
+      }
+    }
   };
 
   if (unchanged && !opts.force && !renew) {
