@@ -96,6 +96,9 @@ BOOST_AUTO_TEST_CASE(broken_archives_are_refused_and_nothing_is_published) {
       {{"--broken", "symlink", "--format", "zip"}, 14, "symbolic link member"},
       {{"--broken", "hardlink"}, 14, "hard link member 'course/link.xml'"},
       {{"--broken", "device"}, 14, "device member"},
+      {{"--broken", "badsha1"}, 5, "not the one its name says"},
+      {{"--broken", "badsha1", "--format", "zip"}, 5, "not the one its name says"},
+      {{"--broken", "sha1dir"}, 5, "is in the wrong directory for its SHA-1"},
   };
   int n = 0;
   for (auto& c : cases) {

@@ -227,6 +227,17 @@ std::string pump(MbzReader& rd, std::vector<char>& buf, int out_fd, const std::s
   return digest_hex(h.finish());
 }
 
+// Moodle stores a file's content as files/<h[0:2]>/<h>, h the SHA-1 of the content (its
+// contenthash), and its restore finds the file by that name. True for such a member path.
+bool is_content_named(const std::string& path) {
+  if (path.size() != 6 + 3 + 40 || path.compare(0, 6, "files/") != 0 || path[6] == '/' || path[7] == '/' ||
+      path[8] != '/')
+    return false;
+  for (size_t i = 9; i < path.size(); ++i)
+    if (!((path[i] >= '0' && path[i] <= '9') || (path[i] >= 'a' && path[i] <= 'f'))) return false;
+  return true;
+}
+
 void set_mtime(int fd, int64_t mtime_s) {
   struct timespec ts[2] = {{static_cast<time_t>(mtime_s), 0}, {static_cast<time_t>(mtime_s), 0}};
   ::futimens(fd, ts);  // on failure the file keeps the time of now: the scan hashes it
@@ -235,8 +246,8 @@ void set_mtime(int fd, int64_t mtime_s) {
 // Streams the current member through the pipe (hashed, and written to out when it is valid);
 // with keep, also keeps its bytes in memory (moodle_backup.xml).
 void stream_member(MbzReader& rd, MemberPipe& pipe, size_t idx, UniqueFd out, const std::string& out_path,
-                   int64_t mtime_s, std::string* keep, const std::string& archive) {
-  pipe.begin(idx, std::move(out), out_path, mtime_s);
+                   int64_t mtime_s, bool sha1, std::string* keep, const std::string& archive) {
+  pipe.begin(idx, std::move(out), out_path, mtime_s, sha1);
   for (;;) {
     char* b = pipe.buffer();
     size_t n = 0;
@@ -326,7 +337,8 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
         out = UniqueFd(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
         if (!out) throw_errno("cannot create staged file", sp, errno);
       }
-      stream_member(rd, pipe, idx, std::move(out), sp, h.mtime, is_xml ? &xml : nullptr, mbz_path);
+      stream_member(rd, pipe, idx, std::move(out), sp, h.mtime, is_content_named(h.path), is_xml ? &xml : nullptr,
+                    mbz_path);
       if (hash_only) hash_only_members.emplace_back(idx, prev);
       else staged.emplace(idx, sp);
       if (is_xml) {
@@ -356,6 +368,28 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
                 "'" + mbz_path + "' is not a Moodle course backup: it has no moodle_backup.xml (" +
                     std::to_string(members.size()) + " members read)",
                 "give the .mbz file that Moodle's backup produced; nothing was published");
+  // Content-named members must hold that content, or the restore picks a wrong or no file.
+  {
+    size_t bad = 0;
+    std::string first;
+    for (size_t i = 0; i < members.size(); ++i) {
+      const Member& m = members[i];
+      if (m.h.dir || !is_content_named(m.h.path)) continue;
+      const std::string& sha1 = pipe.result(i).sha1_hex;
+      const std::string named = m.h.path.substr(9);
+      if (sha1 == named && m.h.path.compare(6, 2, named, 0, 2) == 0) continue;
+      if (bad++ == 0)
+        first = "member " + quote_path(m.h.path) + (sha1 == named ? " is in the wrong directory for its SHA-1"
+                                                                     : " has SHA-1 " + sha1 + ", not the one its name says");
+    }
+    if (bad > 0)
+      throw Error(Errc::corrupt,
+                  "course backup '" + mbz_path + "' is damaged: " + first +
+                      (bad > 1 ? " (and " + std::to_string(bad - 1) + " more such members)" : ""),
+                  "Moodle's restore finds each file by the SHA-1 in its name, so this backup would restore wrong "
+                  "or missing files; make the backup again in Moodle (and check the site's filedir); nothing was "
+                  "published");
+  }
   fault_point("course_after_read");
 
   // 2. The few members that looked unchanged but are not: read them again.

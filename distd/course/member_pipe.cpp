@@ -1,9 +1,13 @@
 #include "distd/course/member_pipe.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 
+#include <memory>
 #include <optional>
+
+#include "manifest/error.h"
 
 namespace distd::course {
 
@@ -38,8 +42,9 @@ void MemberPipe::push(Task t) {
   cv_.notify_all();
 }
 
-void MemberPipe::begin(size_t id, UniqueFd out, std::string out_path, int64_t mtime_s) {
+void MemberPipe::begin(size_t id, UniqueFd out, std::string out_path, int64_t mtime_s, bool sha1) {
   Task t(Task::begin);
+  t.sha1 = sha1;
   t.id = id;
   t.out = std::move(out);
   t.out_path = std::move(out_path);
@@ -90,6 +95,8 @@ void MemberPipe::run() {
   std::string out_path;
   int64_t mtime_s = 0;
   size_t id = 0;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha1(nullptr, &EVP_MD_CTX_free);
+  bool want_sha1 = false;
   for (;;) {
     Task t(Task::begin);
     bool failed = false;
@@ -113,9 +120,16 @@ void MemberPipe::run() {
             out = std::move(t.out);
             out_path = std::move(t.out_path);
             mtime_s = t.mtime_s;
+            want_sha1 = t.sha1;
+            if (want_sha1) {
+              if (!sha1) sha1.reset(EVP_MD_CTX_new());
+              if (!sha1 || EVP_DigestInit_ex(sha1.get(), EVP_sha1(), nullptr) != 1)
+                throw Error(Errc::internal, "cannot start a SHA-1 (OpenSSL)", "please report this");
+            }
             break;
           case Task::data:
             h->update(t.buf, t.n);
+            if (want_sha1) EVP_DigestUpdate(sha1.get(), t.buf, t.n);
             size += t.n;
             if (out) write_all(out.get(), std::string_view(t.buf, t.n), out_path);
             break;
@@ -123,6 +137,16 @@ void MemberPipe::run() {
             Result r;
             r.digest = h->finish();
             r.size = size;
+            if (want_sha1) {
+              unsigned char md[EVP_MAX_MD_SIZE];
+              unsigned int len = 0;
+              EVP_DigestFinal_ex(sha1.get(), md, &len);
+              static const char* hex = "0123456789abcdef";
+              for (unsigned i = 0; i < len; ++i) {
+                r.sha1_hex.push_back(hex[md[i] >> 4]);
+                r.sha1_hex.push_back(hex[md[i] & 15]);
+              }
+            }
             if (out) {
               // The archive's time, in the past: the stat cache can vouch for the file at once.
               struct timespec ts[2] = {{static_cast<time_t>(mtime_s), 0}, {static_cast<time_t>(mtime_s), 0}};

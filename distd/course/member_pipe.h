@@ -2,7 +2,7 @@
 // inflates the next bytes, so that decompression and hashing overlap on two cores.
 //
 // The caller, for each member: begin(); then buffer() + commit() per chunk it reads; then end().
-// After finish(), result(id) holds every member's digest and size. Memory is bounded: a few
+// After finish(), result(id) holds every member's digest and size (and SHA-1 on request). Memory is bounded: a few
 // fixed buffers circulate between the two threads (buffer() waits while all are in flight).
 #pragma once
 
@@ -26,6 +26,7 @@ class MemberPipe {
   struct Result {
     Digest digest{};
     uint64_t size = 0;
+    std::string sha1_hex;  // SHA-1 of the content, when begin() asked for it
   };
 
   MemberPipe();
@@ -35,8 +36,8 @@ class MemberPipe {
 
   // Starts member id. out: the file its bytes go to (invalid: hash only); when it is valid the
   // file's mtime is set to mtime_s (seconds, the archive member's) after the last byte, its
-  // write-back is started, and it is closed.
-  void begin(size_t id, UniqueFd out, std::string out_path, int64_t mtime_s);
+  // write-back is started, and it is closed. With sha1 the member's SHA-1 is computed too.
+  void begin(size_t id, UniqueFd out, std::string out_path, int64_t mtime_s, bool sha1 = false);
   // A free buffer of buffer_size() bytes. Throws what the worker threw (e.g. Error{no_space}).
   char* buffer();
   size_t buffer_size() const { return kBufSize; }
@@ -61,6 +62,7 @@ class MemberPipe {
     UniqueFd out;
     std::string out_path;
     int64_t mtime_s = 0;
+    bool sha1 = false;
   };
   void push(Task t);
   void run();

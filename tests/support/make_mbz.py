@@ -9,7 +9,11 @@ sections/section_N/, activities/<mod>_N/, plus the directory entries.
 
   make_mbz.py OUT [--format tgz|zip] [--shortname S] [--fullname F] [--course-id N]
               [--files N] [--file-size BYTES] [--seed S] [--version V] [--level L]
-              [--broken truncated|notgzip|nomoodlexml|badxml|traversal|absolute|symlink|hardlink|device]
+              [--broken truncated|notgzip|nomoodlexml|badxml|traversal|absolute|symlink|hardlink|device|
+                        badsha1|sha1dir]
+
+--broken badsha1: one files/ member's content no longer matches the SHA-1 in its name (one byte
+flipped); sha1dir: one files/ member sits under the wrong files/<xx>/ directory.
 
 --version V: version V changes the content of file 0 (a new SHA-1, so a new files/ member) and
 the backup date; every other file stays byte-identical across versions and (by --seed) courses.
@@ -179,8 +183,12 @@ def add_dirs(path):
 for path, text in xmls.items():
     add_dirs(path)
     entries.append((path, "f", text.encode()))
-for sha, b, _ in sorted(files):
+for k, (sha, b, _) in enumerate(sorted(files)):
     path = f"files/{sha[:2]}/{sha}"
+    if k == 0 and a.broken == "badsha1":
+        b = bytes([b[0] ^ 0x01]) + b[1:]
+    if k == 0 and a.broken == "sha1dir":
+        path = f"files/{'00' if sha[:2] != '00' else '01'}/{sha}"
     add_dirs(path)
     entries.append((path, "f", b))
 
