@@ -67,8 +67,9 @@ void drive(rs_job_t* job, const std::function<size_t(char*, size_t)>& read,
 void signature_params(uint64_t basis_size, size_t* block_len, size_t* strong_len) {
   // The wire cost of a delta is about signature + changed blocks: (size / B) * (4 + strong) + k * B
   // for k changed regions. B = sqrt(size * (4 + strong)) balances the two for one change (rsync
-  // and rs_sig_args use sqrt(size) with a longer strong sum, which makes the signature the larger
-  // part: 1.5x the bytes of this choice for a small edit in a 100 MiB file). The strong sum only
+  // and rs_sig_args use about sqrt(size) with a longer strong sum, which makes the signature the
+  // larger part: bench/bench_sync.sh, small edit in 100 MiB, 61 KB here vs 141 KB for rsync,
+  // manifest and HTTP included). The strong sum only
   // has to make a false block match unlikely (32-bit RabinKarp + 32-bit BLAKE2 prefix: about
   // 2^-64 per candidate); a false match cannot install anything, since the patched file must
   // match the signed digest or the whole object is fetched instead.

@@ -1,0 +1,94 @@
+// What crosses the link: the manifest comes as a delta once the center has one, small objects
+// come many per request (POST /objects) and a cut batch keeps what completed, the object batch
+// answer is the objects' bytes in the asked order (404 naming a missing one).
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "manifest/digest.h"
+#include "tests/support/sync_site.h"
+
+using namespace distd;
+using namespace distd::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+uint64_t small_files(const std::string& root, int n, int seed) {
+  uint64_t total = 0;
+  for (int i = 0; i < n; ++i) {
+    std::string data = random_bytes(1000 + (i * 37) % 9000, seed * 100000 + i);
+    write_file(root + "/d" + std::to_string(i % 7) + "/f" + std::to_string(i), data);
+    total += data.size();
+  }
+  return total;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(manifest_comes_as_a_small_delta_after_the_first_sync) {
+  SyncSite s;
+  small_files(s.src(), 2000, 1);
+  s.publish();
+  s.start_hq();
+  FlakyLink& link = s.start_link();
+  s.sync_ok();
+  s.check_converged(1);
+  write_file(s.src() + "/d3/f3", random_bytes(4321, 99));  // one file changes
+  uint64_t v = s.publish();
+  uint64_t manifest_size = fs::file_size(s.manifest_file(v));
+  int64_t before = link.stats().bytes_down;
+  auto r = s.sync_ok();
+  s.check_converged(v);
+  int64_t down = link.stats().bytes_down - before;
+  BOOST_TEST_MESSAGE("manifest " << manifest_size << " B; second sync " << down << " B down");
+  BOOST_TEST(r["full"].get<uint64_t>() == 1u);
+  BOOST_TEST(static_cast<uint64_t>(down) < manifest_size / 5);  // the whole list would not fit
+}
+
+BOOST_AUTO_TEST_CASE(a_cut_batch_keeps_what_completed_and_converges_in_one_run) {
+  SyncSite s;
+  uint64_t content = small_files(s.src(), 600, 2);
+  s.publish();
+  s.start_hq();
+  FlakyLink& link = s.start_link({.seed = 5, .cut_every = 400'000});
+  auto r = s.sync_ok();
+  s.check_converged(1);
+  FlakyStats st = link.stats();
+  BOOST_TEST_MESSAGE("content " << content << " B, through the link " << st.bytes_down << " B, " << st.cuts
+                                << " cuts, " << st.connections << " connections");
+  BOOST_TEST(st.cuts >= 5);
+  BOOST_TEST(r["full"].get<uint64_t>() == 600u);
+  // No batch starts over: the link carries the content plus a little.
+  BOOST_TEST(static_cast<uint64_t>(st.bytes_down) < content + content / 20 + 50'000);
+  // Far fewer requests than files.
+  BOOST_TEST(st.connections < 60);
+}
+
+BOOST_AUTO_TEST_CASE(post_objects_answers_the_bytes_in_order_or_404) {
+  SyncSite s;
+  write_file(s.src() + "/a", "alpha");
+  write_file(s.src() + "/b", "");
+  write_file(s.src() + "/c", random_bytes(300'000, 3));
+  s.publish();
+  s.start_hq();
+  auto raw = [](const std::string& bytes) {
+    Digest d = digest_bytes(bytes);
+    return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+  };
+  std::string c = random_bytes(300'000, 3);
+  write_file(s.tmp / "req", raw(c) + raw("") + raw("alpha") + raw(c));
+  RunResult r = run({"curl", "-s", "-f", "--data-binary", "@" + (s.tmp / "req"), "-o", s.tmp / "out",
+                     s.hq_url() + "/objects"});
+  BOOST_REQUIRE_EQUAL(r.status, 0);
+  BOOST_TEST((distd::test::read_file(s.tmp / "out") == c + "alpha" + c));
+
+  write_file(s.tmp / "req2", raw("alpha") + raw("not published"));
+  r = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + (s.tmp / "req2"),
+           s.hq_url() + "/objects"});
+  BOOST_TEST(r.out == "404");
+  write_file(s.tmp / "req3", "short");
+  r = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + (s.tmp / "req3"),
+           s.hq_url() + "/objects"});
+  BOOST_TEST(r.out == "400");
+}
