@@ -687,8 +687,22 @@ bool fetch_batch(Run& r, std::vector<PlanItem*>& group, uint64_t& done) {
     auto d = parse_digest_hex(it->digest);
     req.append(reinterpret_cast<const char*>(d->data()), d->size());
   }
-  std::vector<PlanItem*> ok_items;
+  std::vector<PlanItem*> ok_items;  // verified, not installed yet
   std::vector<Installer::Staged> ok_files;
+  size_t installed = 0;
+  auto ok_since = std::chrono::steady_clock::now();
+  // Installs what verified so far: every 2 s (or 256 files), so that a kill or a power cut during
+  // a long batch on a slow link loses at most that much, as with single downloads.
+  auto install_ok = [&] {
+    if (ok_items.empty()) return;
+    std::vector<PlanItem*> items = std::move(ok_items);
+    std::vector<Installer::Staged> files = std::move(ok_files);
+    ok_items.clear();
+    ok_files.clear();
+    install_group(r, items, files);  // (a failure here leaves them to the next run's checks)
+    r.res.full += items.size();
+    installed += items.size();
+  };
   size_t k = 0;      // object arriving
   uint64_t got = 0;  // of its bytes
   UniqueFd fd;
@@ -699,8 +713,11 @@ bool fetch_batch(Run& r, std::vector<PlanItem*>& group, uint64_t& done) {
     fd = UniqueFd();
     std::string hex = digest_hex(h.finish());
     if (hex == it->digest) {
+      if (ok_items.empty()) ok_since = std::chrono::steady_clock::now();
       ok_items.push_back(it);
       ok_files.push_back({sp, it->path, it->mode});
+      if (ok_items.size() >= 256 || std::chrono::steady_clock::now() - ok_since >= std::chrono::seconds(2))
+        install_ok();
       done += it->size;
       r.prog.bytes_done = done;
       r.progress();
@@ -770,7 +787,7 @@ bool fetch_batch(Run& r, std::vector<PlanItem*>& group, uint64_t& done) {
       failure = std::current_exception();
     }
   }
-  bool progressed = !ok_items.empty();
+  bool progressed = installed > 0 || !ok_items.empty();
   if (cut && k < todo.size() && got > 0 && fd) {
     // Keep the partial object for a Range GET: durable first, then the journal says so.
     if (::fsync(fd.get()) == 0) {
@@ -782,10 +799,7 @@ bool fetch_batch(Run& r, std::vector<PlanItem*>& group, uint64_t& done) {
     }
   }
   fd = UniqueFd();
-  if (!ok_items.empty()) {
-    install_group(r, ok_items, ok_files);
-    r.res.full += ok_items.size();
-  }
+  install_ok();
   if (failure) std::rethrow_exception(failure);
   return progressed;
 }
