@@ -136,10 +136,10 @@ bool move_into_place(const std::string& from, const std::string& to) {
   return false;
 }
 
-void fsync_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) throw_errno("cannot open", path, errno);
-  if (::fsync(fd.get()) != 0) throw_errno("cannot fsync", path, errno);
+void sync_fs_of(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) throw_errno("cannot open", dir, errno);
+  if (::syncfs(fd.get()) != 0) throw_errno("cannot sync the file system of", dir, errno);
 }
 
 int64_t now_ns() {
@@ -159,8 +159,8 @@ struct Placed {
 };
 
 // Tells the channel's stat cache what this run wrote, so that the publisher's scan does not hash
-// those files again: each was hashed as it streamed out of the archive, fsync'ed, renamed, and
-// given the member's mtime (in the past). Only a file that still is exactly that (same inode,
+// those files again: each was hashed as it streamed out of the archive, given the member's mtime
+// (in the past), made durable (syncfs) and renamed. Only a file that still is exactly that (same inode,
 // size and mtime) is recorded, with its stat as it is now; a later change of any kind changes
 // mtime or ctime and the scan hashes it again. A file changed before our stat has a recent mtime,
 // which the racy-clean rule (stat_cache.h) does not trust. Best effort: on any failure the scan
@@ -457,6 +457,13 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
   std::sort(tree_dirs.begin(), tree_dirs.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
   for (const auto& d : tree_dirs) ::rmdir((members_root + "/" + d).c_str());  // only empty ones go
   fault_point("course_before_members");
+  // Staged content and modes durable before any of it is renamed in: one syncfs(2) of the
+  // staging file system instead of an fsync (and journal commit) per member.
+  if (!staged.empty()) {
+    for (const auto& [i, path] : staged)
+      if (::chmod(path.c_str(), members[i].h.mode) != 0) throw_errno("cannot chmod", path, errno);
+    sync_fs_of(staging.dir);
+  }
   size_t moved = 0;
   for (size_t i = 0; i < members.size(); ++i) {
     const Member& m = members[i];
@@ -476,8 +483,6 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
     if (lstat_file(parent, &pst) && !S_ISDIR(pst.st_mode)) ::unlink(parent.c_str());
     make_dirs(parent, 0755);
     if (lstat_file(final_path, &st) && S_ISDIR(st.st_mode)) remove_tree(final_path);
-    fsync_file(s->second);  // staged 0600: readable whatever the member's mode
-    if (::chmod(s->second.c_str(), m.h.mode) != 0) throw_errno("cannot chmod", s->second, errno);
     struct stat sst {};
     if (!lstat_file(s->second, &sst)) throw_errno("cannot stat staged file", s->second, errno);
     if (move_into_place(s->second, final_path)) {

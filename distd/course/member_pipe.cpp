@@ -151,7 +151,7 @@ void MemberPipe::run() {
               // The archive's time, in the past: the stat cache can vouch for the file at once.
               struct timespec ts[2] = {{static_cast<time_t>(mtime_s), 0}, {static_cast<time_t>(mtime_s), 0}};
               ::futimens(out.get(), ts);
-              ::sync_file_range(out.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // fsync'ed later: start now
+              ::sync_file_range(out.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // synced later: start write-back now
               out = UniqueFd();
             }
             std::lock_guard<std::mutex> g(mu_);
