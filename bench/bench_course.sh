@@ -5,6 +5,8 @@
 # of it; goal within 2x.
 #   BUILD=build-xyz bench/bench_course.sh     (BENCH_BIG_FILES=N for the big backup's 1 MiB files)
 source "$(dirname "$0")/lib.sh"
+BUILD=$(cd "$BUILD" && pwd)  # BUILD=build-xyz works from the source root (the script cd's away)
+DISTCTL=$BUILD/distctl
 MAKE_MBZ="python3 $BENCH_ROOT/tests/support/make_mbz.py"
 DISTD=$BUILD/distd
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
