@@ -412,7 +412,7 @@ BOOST_AUTO_TEST_CASE(systemd_units_verify) {
   std::vector<std::string> units;
   for (auto& f : fs::directory_iterator(distd::test::source_path("systemd"))) {
     std::string ext = f.path().extension();
-    if (ext != ".service" && ext != ".timer" && ext != ".socket" && ext != ".path") continue;
+    if (ext != ".service" && ext != ".timer" && ext != ".socket" && ext != ".path" && ext != ".mount") continue;
     std::string text = slurp(f.path());
     text = std::regex_replace(text, std::regex("/usr/bin/distctl\\b"), distd::test::bin("distctl"));
     text = std::regex_replace(text, std::regex("/usr/bin/distd\\b"), distd::test::bin("distd"));
