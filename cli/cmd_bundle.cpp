@@ -1,6 +1,7 @@
 // distctl bundle request|export|import|auto-import: USB-stick sneakernet (docs/sneakernet.md).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -58,13 +59,20 @@ nlohmann::json import_json(const ImportResult& r) {
   return j;
 }
 
+// What the import did, per channel. Each refusal and channel error was logged once while the
+// import ran; here follows one "what to do" line for all of them.
 void print_import_summary(const ImportResult& r) {
+  std::vector<std::string> todo;
+  auto advise = [&todo](const std::string& hint) {
+    if (!hint.empty() && std::find(todo.begin(), todo.end(), hint) == todo.end()) todo.push_back(hint);
+  };
+  bool files_missing = !r.missing_volumes.empty() || !r.truncated_volumes.empty();
   for (auto& c : r.channels) {
     if (!c.ok) {
-      std::fprintf(stderr, "distctl: error: %s: %s\n", c.channel.c_str(), c.error.c_str());
-      if (!c.hint.empty()) std::fprintf(stderr, "  what to do: %s\n", c.hint.c_str());
+      advise(c.hint);
       continue;
     }
+    files_missing |= !c.missing.empty();
     if (c.up_to_date) {
       std::printf("%s: already at version %llu (nothing to install)\n", c.channel.c_str(),
                   static_cast<unsigned long long>(c.to_version));
@@ -85,10 +93,25 @@ void print_import_summary(const ImportResult& r) {
       std::printf("  missing %s (%s): %s\n", quote_path(m.path).c_str(), human_bytes(m.size).c_str(), m.why.c_str());
     }
   }
-  for (auto v : r.missing_volumes) std::fprintf(stderr, "distctl: volume %u is missing\n", v);
-  for (auto& p : r.problems) std::fprintf(stderr, "distctl: refused: %s\n", p.message.c_str());
-  if (!r.complete())
-    std::fprintf(stderr, "  what to do: what is missing comes with the next bundle or the next network sync\n");
+  if (!r.problems.empty())
+    advise("nothing refused was installed; export a new bundle at HQ if the stick was damaged or altered");
+  if (files_missing || !r.problems.empty())
+    advise("what is missing comes with the next bundle or the next network sync");
+  if (todo.empty()) return;
+  std::string line;
+  for (auto& t : todo) line += (line.empty() ? "" : "; ") + t;
+  std::fprintf(stderr, "  what to do: %s\n", line.c_str());
+}
+
+// The options import and auto-import share: the config, the stick's directory, --json.
+struct StickArgs {
+  std::string config = default_config_path(), from;
+  bool json = false;
+};
+void add_stick_options(CLI::App* cmd, StickArgs& a, const char* from_help, const char* json_help) {
+  cmd->add_option("-c,--config", a.config, "config file (regional)");
+  cmd->add_option("--from", a.from, from_help)->required();
+  cmd->add_flag("--json", a.json, json_help);
 }
 
 ImportResult run_import(const Config& cfg, const std::string& from, bool quiet_progress) {
@@ -257,15 +280,8 @@ void register_bundle(CLI::App& app, Action& chosen) {
         "Prints installed / skipped / missing. Exit status 0 when every channel is complete, 75 when\n"
         "files are missing (the next bundle or sync brings them), otherwise the error's status.\n\n"
         "Example:\n  distctl bundle import --from /media/distd");
-    struct Args {
-      std::string config, from;
-      bool json = false;
-    };
-    static Args a;
-    a.config = default_config_path();
-    cmd->add_option("-c,--config", a.config, "config file (regional)");
-    cmd->add_option("--from", a.from, "directory on the stick")->required();
-    cmd->add_flag("--json", a.json, "print the result as JSON");
+    static StickArgs a;
+    add_stick_options(cmd, a, "directory on the stick", "print the result as JSON");
     cmd->callback([&chosen] {
       chosen = [] {
         Config cfg = load_config(a.config);
@@ -285,15 +301,8 @@ void register_bundle(CLI::App& app, Action& chosen) {
     cmd->footer(
         "For the distd-stick-import.service: imports DIR's bundle (when there is one), writes\n"
         "DIR/distd-import-result.txt for the traveller and a fresh DIR/distd-request.txt for the next trip.");
-    struct Args {
-      std::string config, from;
-      bool json = false;
-    };
-    static Args a;
-    a.config = default_config_path();
-    cmd->add_option("-c,--config", a.config, "config file (regional)");
-    cmd->add_option("--from", a.from, "the stick's mount point")->required();
-    cmd->add_flag("--json", a.json, "print the import result as JSON");
+    static StickArgs a;
+    add_stick_options(cmd, a, "the stick's mount point", "print the import result as JSON");
     cmd->callback([&chosen] {
       chosen = [] {
         Config cfg = load_config(a.config);
@@ -310,8 +319,7 @@ void register_bundle(CLI::App& app, Action& chosen) {
             if (!a.json) print_import_summary(r);
           } catch (const Error& e) {
             status = exit_status(e.code());
-            text = "distd bundle import at site " + cfg.site + ", " + format_utc(std::time(nullptr)) +
-                   "\nresult: REFUSED\n" + e.what() + "\nwhat to do: " + e.hint() + "\n";
+            text = render_refusal_text(e, cfg.site);
             log_line(std::string("error: ") + e.what());
           }
         } else {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <map>
 #include <memory>
@@ -18,10 +19,10 @@
 
 #include "distd/bundle/format.h"
 #include "distd/bundle/request.h"
+#include "distd/regional/channel_install.h"
 #include "distd/regional/delta_client.h"
 #include "distd/regional/installer.h"
 #include "distd/regional/journal.h"
-#include "distd/regional/planner.h"
 #include "distd/regional/sync.h"
 #include "manifest/encoding.h"
 #include "manifest/fault.h"
@@ -66,7 +67,8 @@ void remove_tree_files(const std::string& dir) {
   for (auto& n : names) ::unlink((dir + "/" + n).c_str());
 }
 
-// Copies src to dst (fsynced), hashing; returns false when the bytes are not size/digest.
+// Copies src to dst, hashing; returns false when the bytes are not size/digest. Not fsynced:
+// Installer::install_many makes staged bytes durable before any rename.
 bool copy_verified(const std::string& src, const std::string& dst, uint64_t size, const Digest& digest) {
   UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!in) throw_errno("cannot open", src, errno);
@@ -84,9 +86,7 @@ bool copy_verified(const std::string& src, const std::string& dst, uint64_t size
     h.update(buf.data(), static_cast<size_t>(n));
     total += static_cast<uint64_t>(n);
   }
-  if (total != size || h.finish() != digest) return false;
-  if (::fsync(out.get()) != 0) throw_errno("cannot fsync", dst, errno);
-  return true;
+  return total == size && h.finish() == digest;
 }
 
 struct Rx {
@@ -95,15 +95,30 @@ struct Rx {
   std::string why;    // when broken
 };
 
+// Verified files of one channel waiting to be installed together (install_verified).
+struct Pending {
+  std::vector<PlanItem*> items;
+  std::vector<Installer::Staged> files;
+  std::vector<bool> by_delta;
+};
+
 struct Ctx {
   const ChannelConfig* ch = nullptr;
   ChannelImport res;
-  std::optional<SignedManifest> target;
-  std::string target_body;
+  uint64_t version = 0;      // of the target manifest
+  std::string digest;        // its body digest (hex)
+  std::string target_file;   // <state_dir>/manifests/<channel>/target.manifest
   std::unique_ptr<Installer> inst;
   std::vector<PlanItem> items;
+  std::vector<bool> queued;  // items[k] verified and waiting in `pending`
+  Pending pending;
   bool active = false;  // a plan is being carried out
 };
+
+// Verified files are installed in groups of about this many files or bytes (one syncfs pair and
+// one journal commit each), and always before the import ends.
+constexpr size_t kInstallBatchFiles = 1000;
+constexpr uint64_t kInstallBatchBytes = 128 << 20;
 
 struct ArchiveFree {
   void operator()(archive* a) const { archive_read_free(a); }
@@ -143,7 +158,9 @@ class Importer {
   void prepare_channel(Ctx& c, const ChannelSpan& span);
   void finish_channel(Ctx& c);
   bool needed(const Item& it) const;
-  void install_from(Ctx& c, PlanItem& p, const std::string& staged, bool by_delta);
+  void queue_install(Ctx& c, size_t idx, const std::string& staged, bool by_delta);
+  void install_pending();
+  void install_pending(Ctx& c);
 
   const Config& cfg_;
   std::string dir_;
@@ -163,6 +180,8 @@ class Importer {
   std::vector<std::unique_ptr<Ctx>> ctx_;
   std::unordered_map<std::string, std::vector<std::pair<Ctx*, size_t>>> needs_;  // digest hex
   bool prepared_ = false;
+  size_t pending_files_ = 0;
+  uint64_t pending_bytes_ = 0;
   Hasher whole_;  // running digest of the multi-piece item being received
   uint64_t total_bytes_ = 0, done_before_ = 0, cur_bytes_ = 0;
   uint32_t cur_volume_ = 0;
@@ -173,8 +192,7 @@ ImportResult Importer::run() {
   if (cfg_.role != "regional")
     throw Error(Errc::usage, "config " + cfg_.file + " has role \"" + cfg_.role + "\"; bundles are imported at a regional center",
                 "use the regional center's config (role = \"regional\")");
-  std::string key = cfg_.require_string("regional.hq_public_key");
-  hq_key_ = key.rfind("ed25519-public ", 0) == 0 ? parse_public_key(key, cfg_.file) : load_public_key(cfg_.resolve(key));
+  hq_key_ = regional_hq_key(cfg_);
   slack_ = cfg_.get_int("regional.expiry_slack_days", 30) * 86400;
   staging_ = cfg_.resolve(cfg_.get_string("regional.staging_dir", cfg_.state_dir + "/staging"));
   res_.dir = dir_;
@@ -183,7 +201,7 @@ ImportResult Importer::run() {
   if (!exists_path(index_path))
     throw Error(Errc::not_found, "no distd bundle in " + dir_ + " (" + kIndexFile + " is missing)",
                 "check the directory; a bundle is made at HQ with 'distctl bundle export'");
-  RegionalLock lock(cfg_.state_dir);
+  StateLock lock(cfg_.state_dir);
   ix_ = parse_index(read_file(index_path, kMaxIndexBytes, "bundle index"), hq_key_, index_path);
   res_.bundle_id = ix_.bundle_id;
   res_.site = ix_.site;
@@ -221,6 +239,7 @@ ImportResult Importer::run() {
   }
   progress(true);
   if (!prepared_) prepare();
+  install_pending();
   for (auto& c : ctx_) {
     if (c->active) {
       try {
@@ -230,7 +249,10 @@ ImportResult Importer::run() {
         c->res.code = e.code();
         c->res.error = e.what();
         c->res.hint = e.hint();
+        log("error: " + c->ch->name + ": " + e.what());
       }
+    } else if (c->res.ok && c->res.up_to_date) {
+      run_after_install(cfg_, *c->ch, [&](const std::string& s) { log(c->ch->name + ": " + s); });
     }
     res_.channels.push_back(c->res);
   }
@@ -246,7 +268,7 @@ bool Importer::needed(const Item& it) const {
   if (f == needs_.end()) return false;
   for (auto& [c, idx] : f->second) {
     const PlanItem& p = c->items[idx];
-    if (p.state == ItemState::installed) continue;
+    if (p.state == ItemState::installed || c->queued[idx]) continue;
     if (it.kind == ItemKind::object) return true;
     if (p.action == Action::delta && p.basis_digest == digest_hex(it.basis)) return true;
   }
@@ -286,6 +308,7 @@ void Importer::read_volume(uint32_t v) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) {
     res_.missing_volumes.push_back(v);
+    log("volume " + std::to_string(v) + " (" + name + ") cannot be read: " + std::strerror(errno));
     mark_rest("volume " + std::to_string(v) + " cannot be read");
     return;
   }
@@ -293,6 +316,7 @@ void Importer::read_volume(uint32_t v) {
   archive_read_support_format_tar(a.get());
   if (archive_read_open_fd(a.get(), fd.get(), 1 << 20) != ARCHIVE_OK) {
     res_.truncated_volumes.push_back(v);
+    log("volume " + std::to_string(v) + " (" + name + ") is not a readable tar file");
     mark_rest("volume " + std::to_string(v) + " is not a readable tar file");
     return;
   }
@@ -448,6 +472,9 @@ void Importer::take_member(archive* a, uint32_t v, const std::string& name, uint
                                 "' does not match its signed digest (damaged or altered): refused, nothing installed from it");
     return;
   }
+  // Start writing the verified bytes back now (asynchronously), so that the batch's syncfs finds
+  // little left to do: the disk works while the next members are read and hashed.
+  if (it.kind != ItemKind::manifest) ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   x.next = static_cast<uint32_t>(k + 1);
   if (x.next < it.pieces.size()) return;
   if (it.pieces.size() > 1 && whole_.finish() != it.digest) {
@@ -462,16 +489,37 @@ void Importer::take_member(archive* a, uint32_t v, const std::string& name, uint
   on_complete(i);
 }
 
-void Importer::install_from(Ctx& c, PlanItem& p, const std::string& staged, bool by_delta) {
-  // No separate 'verified' commit (one journal fsync per file less than sync): a crash between
-  // rename and 'installed' leaves the item planned, and the next import installs the same bytes.
-  fault_point("bundle_after_verify");
-  c.inst->install(staged, p.path, p.mode);
-  j_->set_state(c.ch->name, p.path, ItemState::installed);
-  p.state = ItemState::installed;
-  c.res.installed++;
-  c.res.installed_bytes += p.size;
-  if (by_delta) c.res.delta++;
+// The verified staged file for items[idx] waits for install_pending(), which runs every
+// kInstallBatch* and before the import ends.
+void Importer::queue_install(Ctx& c, size_t idx, const std::string& staged, bool by_delta) {
+  PlanItem& p = c.items[idx];
+  c.queued[idx] = true;
+  c.pending.items.push_back(&p);
+  c.pending.files.push_back({staged, p.path, p.mode});
+  c.pending.by_delta.push_back(by_delta);
+  ++pending_files_;
+  pending_bytes_ += p.size;
+  if (pending_files_ >= kInstallBatchFiles || pending_bytes_ >= kInstallBatchBytes) install_pending();
+}
+
+void Importer::install_pending() {
+  for (auto& c : ctx_) install_pending(*c);
+  pending_files_ = 0;
+  pending_bytes_ = 0;
+}
+
+// No separate 'verified' journal state: a crash before the batch commit leaves the items
+// planned (some perhaps already in place, verified), and the next import installs them again.
+void Importer::install_pending(Ctx& c) {
+  Pending batch = std::move(c.pending);
+  c.pending = Pending{};
+  if (batch.items.empty()) return;
+  install_verified(*c.inst, *j_, c.ch->name, batch.items, batch.files);
+  for (size_t k = 0; k < batch.items.size(); ++k) {
+    c.res.installed++;
+    c.res.installed_bytes += batch.items[k]->size;
+    if (batch.by_delta[k]) c.res.delta++;
+  }
 }
 
 void Importer::on_complete(size_t i) {
@@ -483,7 +531,7 @@ void Importer::on_complete(size_t i) {
   if (auto f = needs_.find(t); f != needs_.end())
     for (auto& n : f->second) {
       const PlanItem& p = n.first->items[n.second];
-      if (p.state == ItemState::installed) continue;
+      if (p.state == ItemState::installed || n.first->queued[n.second]) continue;
       if (it.kind == ItemKind::delta && (p.action != Action::delta || p.basis_digest != digest_hex(it.basis))) continue;
       todo.push_back(n);
     }
@@ -497,15 +545,15 @@ void Importer::on_complete(size_t i) {
                                       " bytes, the manifest signs " + std::to_string(p.size) + " for '" + p.path + "'");
           continue;
         }
-        std::string staged = c.inst->staged(p.digest + ".bundle");
+        std::string staged = c.inst->staged("b" + std::to_string(p.ord) + ".bundle");
         bool last = n + 1 == todo.size();
         if (last && ::rename(file.c_str(), staged.c_str()) == 0) {
         } else if (!copy_verified(file, staged, it.size, it.digest)) {
           throw Error(Errc::mismatch, "'" + p.path + "': the staged copy changed", "import the bundle again");
         }
-        install_from(c, p, staged, false);
+        queue_install(c, todo[n].second, staged, false);
       } else {
-        std::string out = c.inst->staged(p.digest + ".patched");
+        std::string out = c.inst->staged("b" + std::to_string(p.ord) + ".patched");
         UniqueFd ofd(::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
         if (!ofd) throw_errno("cannot create staged file", out, errno);
         uint64_t written = 0;
@@ -524,8 +572,7 @@ void Importer::on_complete(size_t i) {
                                                  "changed?): refused, the old file is untouched");
           continue;
         }
-        if (::fsync(ofd.get()) != 0) throw_errno("cannot fsync", out, errno);
-        install_from(c, p, out, true);
+        queue_install(c, todo[n].second, out, true);
       }
     } catch (const Error& e) {
       if (e.code() == Errc::no_space || e.code() == Errc::io) throw;
@@ -555,7 +602,7 @@ void Importer::prepare() {
       c->res.code = e.code();
       c->res.error = e.what();
       c->res.hint = e.hint();
-      log("channel '" + span.name + "': " + e.what());
+      log("error: " + span.name + ": " + e.what());
       try {
         j_->record_error(span.name, e.what());
       } catch (...) {
@@ -567,7 +614,7 @@ void Importer::prepare() {
 
 void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
   const std::string& ch = c.ch->name;
-  ChannelRecord rec = j_->channel_record(ch);
+  ChannelRecord rec = installed_record(cfg_, hq_key_, *j_, ch);
   c.res.from_version = rec.installed_version;
   if (span.to == span.from && span.to == rec.installed_version) {
     c.res.up_to_date = c.res.converged = true;
@@ -620,101 +667,35 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
   vo.expiry_slack_seconds = slack_;
   std::string tname = "bundle " + ix_.bundle_id + ": manifest " + ch + " version " + std::to_string(span.to);
   SignedManifest sm = verify_manifest(ms.back().second, hq_key_, vo, tname);
-  c.target_body = std::move(ms.back().second);
+  std::string body = std::move(ms.back().second);
   ms.clear();
-  const Manifest& m = sm.manifest;
-  std::string digest = digest_hex(sm.body_digest);
-  auto plan = j_->plan(ch);
-  if (m.version < rec.installed_version || (plan && !plan->done && m.version < plan->target_version))
-    throw Error(Errc::rollback,
-                "the bundle brings version " + std::to_string(m.version) + " of channel '" + ch + "', but version " +
-                    std::to_string(std::max(rec.installed_version, plan ? plan->target_version : 0)) + " is already " +
-                    (m.version < rec.installed_version ? "installed" : "being installed") + "; refusing to go back",
-                "nothing was changed; this bundle is older than what the center has");
-  if (m.version == rec.installed_version && !rec.installed_digest.empty() && digest != rec.installed_digest)
-    throw Error(Errc::rollback,
-                "the bundle brings a different manifest with the installed version " + std::to_string(m.version) +
-                    " of channel '" + ch + "'; refusing it",
-                "nothing was changed; HQ must publish a new, higher version");
-  if (m.version == rec.installed_version && digest == rec.installed_digest) {
+  j_->set_latest_known(ch, std::max(rec.latest_known_version, sm.manifest.version));
+  j_->record_attempt(ch);
+  c.inst = std::make_unique<Installer>(c.ch->path, staging_ + "/" + ch);
+  PlanOptions po;
+  po.offered_by = "the bundle brings";
+  po.rollback_hint = "nothing was changed; this bundle is older than what the center has";
+  po.trust_installed = true;
+  po.log = opts_.log;
+  ChannelPlan plan = prepare_channel_plan(cfg_, *c.ch, *j_, *c.inst, rec, sm, body, po);
+  if (plan.up_to_date) {
     c.res.up_to_date = c.res.converged = true;
-    c.res.skipped = m.entries.size();
-    log(ch + ": already at version " + std::to_string(m.version) + "; nothing to do");
+    c.res.skipped = plan.unchanged;
+    log(ch + ": already at version " + std::to_string(sm.manifest.version) + "; nothing to do");
     return;
   }
-  j_->set_latest_known(ch, std::max(rec.latest_known_version, m.version));
-  j_->record_attempt(ch);
-  std::string staging = staging_ + "/" + ch;
-  c.inst = std::make_unique<Installer>(c.ch->path, staging);
-  std::string target_file = installed_manifest_path(cfg_, ch);
-  target_file = dir_name(target_file) + "/target.manifest";
-  make_dirs(dir_name(target_file), 0750);
-  bool resumed = plan && plan->manifest_digest == digest && !plan->done;
-  if (resumed) {
-    c.items = j_->items(ch);
-    log(ch + ": continuing the plan for version " + std::to_string(m.version));
-  } else {
-    std::vector<Entry> local = scan_regional_tree(cfg_, *c.ch, opts_.log);
-    PlanInput in;
-    in.target = &m;
-    in.local = &local;
-    c.items = make_plan(in);
-    // Keep half-fetched network downloads of an unfinished older plan (as sync does).
-    std::unordered_map<std::string, uint64_t> partial;
-    if (plan && !plan->done)
-      for (auto& old : j_->items(ch))
-        if (old.action == Action::full && old.offset > 0 && old.state != ItemState::installed)
-          partial[old.digest] = old.offset;
-    std::vector<std::string> keep;
-    for (auto& it : c.items) {
-      if (it.action != Action::full && it.action != Action::delta) continue;
-      auto p = partial.find(it.digest);
-      if (p == partial.end()) continue;
-      it.action = Action::full;
-      it.basis_path.clear();
-      it.basis_digest.clear();
-      it.offset = p->second;
-      keep.push_back(it.digest + ".part");
-    }
-    c.inst->clean_staging(keep);
-    write_file_atomic(target_file, c.target_body, 0644);
-    j_->start_plan(RunPlan{ch, m.version, digest, now_s(), false}, c.items);
-  }
-  if (!exists_path(target_file)) write_file_atomic(target_file, c.target_body, 0644);
-  c.target = std::move(sm);
+  c.version = sm.manifest.version;
+  c.digest = digest_hex(sm.body_digest);
+  c.target_file = plan.target_file;
+  c.items = std::move(plan.items);
+  c.queued.assign(c.items.size(), false);
+  c.res.skipped = plan.unchanged;
   c.active = true;
+  for (auto& it : c.items)
+    if (it.state == ItemState::installed && it.action == Action::unchanged) c.res.skipped++;
 
   // Local copies (renames, files in two places) first, exactly as sync does them.
-  std::unordered_map<std::string, const PlanItem*> fetched;
-  for (auto& it : c.items)
-    if (it.action == Action::full || it.action == Action::delta) fetched.emplace(it.path, &it);
-  std::vector<PlanItem*> staged;
-  for (auto& it : c.items) {
-    if (it.state == ItemState::installed) {
-      if (it.action == Action::unchanged) c.res.skipped++;
-      continue;
-    }
-    if (it.action != Action::copy) continue;
-    auto f = fetched.find(it.basis_path);
-    if (it.basis_path != it.path && f != fetched.end() && f->second->digest == it.digest) continue;  // after fetch
-    std::string sp = c.inst->staged("c" + std::to_string(it.ord) + ".copy");
-    if (c.inst->stage_copy(it.basis_path, sp, it.digest, it.size)) {
-      j_->set_state(ch, it.path, ItemState::verified);
-      it.state = ItemState::verified;
-      staged.push_back(&it);
-    } else {
-      j_->fall_back_to_full(ch, it.path, "local copy source changed");
-      it.action = Action::full;
-      it.state = ItemState::planned;
-      it.offset = 0;
-    }
-  }
-  for (PlanItem* it : staged) {
-    c.inst->install(c.inst->staged("c" + std::to_string(it->ord) + ".copy"), it->path, it->mode);
-    j_->set_state(ch, it->path, ItemState::installed);
-    it->state = ItemState::installed;
-    c.res.copied++;
-  }
+  c.res.copied += install_local_copies(*c.inst, *j_, ch, c.items, opts_.log);
   for (size_t k = 0; k < c.items.size(); ++k) {
     auto& it = c.items[k];
     if ((it.action == Action::full || it.action == Action::delta) && it.state != ItemState::installed)
@@ -725,20 +706,21 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
 void Importer::finish_channel(Ctx& c) {
   const std::string& ch = c.ch->name;
   // Copies of content that came in the bundle (the same new file at several paths).
-  std::unordered_map<std::string, const PlanItem*> by_path;
+  std::unordered_map<std::string_view, const PlanItem*> by_path;
   for (auto& it : c.items) by_path.emplace(it.path, &it);
+  std::vector<PlanItem*> copies;
+  std::vector<Installer::Staged> files;
   for (auto& it : c.items) {
     if (it.state == ItemState::installed || it.action != Action::copy) continue;
     auto f = by_path.find(it.basis_path);
     if (f == by_path.end() || f->second->state != ItemState::installed) continue;
     std::string sp = c.inst->staged("c" + std::to_string(it.ord) + ".copy");
-    if (!c.inst->stage_copy(it.basis_path, sp, it.digest, it.size)) continue;
-    j_->set_state(ch, it.path, ItemState::verified);
-    c.inst->install(sp, it.path, it.mode);
-    j_->set_state(ch, it.path, ItemState::installed);
-    it.state = ItemState::installed;
-    c.res.copied++;
+    if (!c.inst->stage_copy(it.basis_path, sp, it.digest, it.size, /*sync=*/false)) continue;
+    copies.push_back(&it);
+    files.push_back({sp, it.path, it.mode});
   }
+  install_verified(*c.inst, *j_, ch, copies, files);
+  c.res.copied += copies.size();
   for (auto& it : c.items) {
     if (it.state == ItemState::installed) continue;
     MissingFile mf{it.path, it.size, "not in this bundle"};
@@ -755,39 +737,25 @@ void Importer::finish_channel(Ctx& c) {
   }
   if (!c.res.missing.empty()) {
     std::string msg = "bundle " + ix_.bundle_id + ": " + std::to_string(c.res.missing.size()) + " files of version " +
-                      std::to_string(c.target->manifest.version) + " still missing";
+                      std::to_string(c.version) + " still missing";
+    Journal::Batch b(*j_);
     j_->record_error(ch, msg);
     for (auto& mf : c.res.missing) j_->add_attempt(ch, mf.path, "bundle " + ix_.bundle_id + ": " + mf.why);
+    b.commit();
     log(ch + ": " + msg + "; the next bundle or the network brings them");
     return;
   }
-  // The whole version is here: deletions, then record it (the same steps as sync).
-  fault_point("bundle_before_deletions");
-  std::string installed = installed_manifest_path(cfg_, ch);
-  try {
-    std::string old = read_file(installed, kMaxManifestBytes, "installed manifest");
-    VerifyOptions vo;
-    vo.check_expiry = false;
-    SignedManifest om = verify_manifest(old, hq_key_, vo, installed);
-    for (const auto& e : om.manifest.entries)
-      if (!c.target->manifest.find(e.path)) {
-        c.inst->remove(e.path);
-        c.res.deleted++;
-      }
-  } catch (const Error& e) {
-    if (e.code() != Errc::not_found && e.code() != Errc::io) throw;
-  }
-  std::string target_file = dir_name(installed) + "/target.manifest";
-  if (::rename(target_file.c_str(), installed.c_str()) != 0) throw_errno("cannot record", installed, errno);
-  fsync_dir(dir_name(installed));
-  j_->set_installed(ch, c.target->manifest.version, digest_hex(c.target->body_digest));
-  j_->finish_plan(ch);
-  j_->record_success(ch);
-  c.inst->clean_staging({});
-  c.res.converged = true;
-  log(ch + ": installed version " + std::to_string(c.target->manifest.version) + " from the bundle (" +
-      std::to_string(c.res.installed) + " files, " + std::to_string(c.res.copied) + " local copies, " +
-      std::to_string(c.res.deleted) + " deleted)");
+  // The whole version is here: deletions, then record it, then the after-install steps (the
+  // course engine rebuilds arriving courses), exactly as sync does.
+  c.res.deleted = finish_channel_install(
+      cfg_, *c.ch, hq_key_, *j_, *c.inst, c.version, c.digest, c.target_file,
+      [&](uint64_t deleted) {
+        c.res.converged = true;
+        log(ch + ": installed version " + std::to_string(c.version) + " from the bundle (" +
+            std::to_string(c.res.installed) + " files, " + std::to_string(c.res.copied) + " local copies, " +
+            std::to_string(deleted) + " deleted)");
+      },
+      opts_.log);
 }
 
 }  // namespace
@@ -797,9 +765,18 @@ ImportResult import_bundle(const Config& cfg, const std::string& dir, const Impo
   return im.run();
 }
 
+namespace {
+std::string result_heading(const std::string& site) {
+  return "distd bundle import at site " + site + ", " + format_utc(now_s()) + "\n";
+}
+}  // namespace
+
+std::string render_refusal_text(const Error& e, const std::string& site) {
+  return result_heading(site) + "result: REFUSED\n" + e.what() + "\nwhat to do: " + e.hint() + "\n";
+}
+
 std::string render_result_text(const ImportResult& r, const std::string& site) {
-  std::string o;
-  o += "distd bundle import at site " + site + ", " + format_utc(now_s()) + "\n";
+  std::string o = result_heading(site);
   o += "bundle " + (r.bundle_id.empty() ? std::string("(none)") : r.bundle_id) + ", " + std::to_string(r.volumes) +
        " volumes\n";
   o += std::string("result: ") +

@@ -78,5 +78,7 @@ ImportResult import_bundle(const Config& cfg, const std::string& dir, const Impo
 
 // The short human-readable report left on the stick (distd-import-result.txt).
 std::string render_result_text(const ImportResult& r, const std::string& site);
+// The same for an import that was refused as a whole (import_bundle threw e).
+std::string render_refusal_text(const Error& e, const std::string& site);
 
 }  // namespace distd::bundle

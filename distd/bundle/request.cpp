@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "distd/regional/channel_install.h"
 #include "distd/regional/journal.h"
 #include "distd/regional/sync.h"
 #include "manifest/encoding.h"
@@ -17,42 +18,6 @@
 #include "manifest/scan.h"
 
 namespace distd::bundle {
-
-RegionalLock::RegionalLock(const std::string& state_dir) {
-  make_dirs(state_dir, 0750);
-  std::string p = state_dir + "/regional.lock";
-  fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw_errno("cannot open lock file", p, errno);
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd_);
-    fd_ = -1;
-    throw Error(Errc::usage, "a sync or another bundle command is running on " + state_dir + " (lock " + p + " is held)",
-                "wait for it to finish (see 'distctl status') and run the command again");
-  }
-}
-
-RegionalLock::~RegionalLock() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-std::vector<Entry> scan_regional_tree(const Config& cfg, const ChannelConfig& ch,
-                                      const std::function<void(const std::string&)>& log) {
-  ScanOptions so;
-  so.excludes = ch.excludes;
-  if (ch.preset == "moodledata")
-    so.excludes.insert(so.excludes.end(), moodledata_excludes().begin(), moodledata_excludes().end());
-  so.special = SpecialFiles::skip;
-  std::string cache_dir = cfg.state_dir + "/statcache";
-  make_dirs(cache_dir, 0750);
-  so.stat_cache_path = cache_dir + "/" + ch.name + ".sqlite";
-  so.threads = 1;
-  so.warn = [&](const std::string& w) {
-    if (log) log(ch.name + ": scan: " + w);
-  };
-  struct stat st {};
-  if (::stat(ch.path.c_str(), &st) != 0) return {};  // nothing installed yet
-  return scan_tree(ch.path, so);
-}
 
 SiteKeyPaths site_key_paths(const Config& cfg) {
   SiteKeyPaths p;
@@ -127,7 +92,7 @@ RequestResult write_request(const Config& cfg, const std::string& dir, const Req
   r.created = static_cast<int64_t>(std::time(nullptr));
   r.priority = opts.priority;
   {
-    RegionalLock lock(cfg.state_dir);
+    StateLock lock(cfg.state_dir);
     Journal j(journal_path(cfg));
     for (const auto& ch : cfg.channels) {
       RequestChannel rc;
@@ -135,7 +100,7 @@ RequestResult write_request(const Config& cfg, const std::string& dir, const Req
       ChannelRecord rec = j.channel_record(ch.name);
       rc.installed_version = rec.installed_version;
       rc.installed_digest = rec.installed_digest.empty() ? "-" : rec.installed_digest;
-      for (const auto& e : scan_regional_tree(cfg, ch, opts.log)) {
+      for (const auto& e : scan_channel_tree(cfg, ch, opts.log)) {
         std::array<uint8_t, kHeldPrefixBytes> h{};
         std::copy_n(e.digest.begin(), kHeldPrefixBytes, h.begin());
         rc.held.push_back(h);

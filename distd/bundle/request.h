@@ -44,21 +44,4 @@ RequestResult write_request(const Config& cfg, const std::string& dir, const Req
 // *digest_hex receives the digest of the whole request file.
 Request read_verified_request(const Config& hq_cfg, const std::string& path, std::string* digest_hex = nullptr);
 
-// The regional state lock (<state_dir>/regional.lock, the one `distctl sync` takes).
-class RegionalLock {
- public:
-  explicit RegionalLock(const std::string& state_dir);
-  ~RegionalLock();
-  RegionalLock(const RegionalLock&) = delete;
-  RegionalLock& operator=(const RegionalLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
-
-// Scans a regional channel's tree the way sync does (its excludes, the moodledata preset, the
-// stat cache under <state_dir>/statcache, special files skipped). REQUIRES: RegionalLock held.
-std::vector<Entry> scan_regional_tree(const Config& cfg, const ChannelConfig& ch,
-                                      const std::function<void(const std::string&)>& log);
-
 }  // namespace distd::bundle

@@ -68,7 +68,8 @@ void verify_landed(int fd, const std::string& tmp, const std::string& source, co
                 "nothing was published; run the publish again once nothing writes to the channel's tree");
 }
 
-// The names in a directory (no "." or ".."); empty when it does not exist.
+}  // namespace
+
 std::vector<std::string> list_dir(const std::string& dir) {
   std::vector<std::string> out;
   DIR* d = ::opendir(dir.c_str());
@@ -83,6 +84,8 @@ std::vector<std::string> list_dir(const std::string& dir) {
   ::closedir(d);
   return out;
 }
+
+namespace {
 
 bool is_temporary(const std::string& name) {
   return !name.empty() && name[0] == '.' && name.find(".tmp.") != std::string::npos;

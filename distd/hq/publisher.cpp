@@ -71,24 +71,9 @@ std::optional<SignedManifest> read_latest_manifest(const Layout& layout, const s
 
 namespace {
 
-std::vector<std::string> list_names(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) {
-    if (errno == ENOENT) return out;
-    throw_errno("cannot list directory", dir, errno);
-  }
-  while (auto* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.push_back(std::move(n));
-  }
-  ::closedir(d);
-  return out;
-}
-
 std::vector<uint64_t> manifest_versions(const Layout& layout, const std::string& channel) {
   std::vector<uint64_t> v;
-  for (const auto& n : list_names(layout.manifests_dir(channel)))
+  for (const auto& n : list_dir(layout.manifests_dir(channel)))
     if (auto ver = manifest_file_version(n)) v.push_back(*ver);
   std::sort(v.begin(), v.end());
   return v;
@@ -135,9 +120,9 @@ bool same_entries(const std::vector<Entry>& a, const std::vector<Entry>& b) {
 // The digests referenced by every manifest retained on disk, of every channel (sorted, unique).
 std::vector<Digest> referenced_digests(const Layout& layout) {
   std::vector<Digest> keep;
-  for (const auto& ch : list_names(layout.channels_dir())) {
+  for (const auto& ch : list_dir(layout.channels_dir())) {
     std::vector<std::string> files;
-    for (const auto& n : list_names(layout.manifests_dir(ch)))
+    for (const auto& n : list_dir(layout.manifests_dir(ch)))
       if (manifest_file_version(n)) files.push_back(layout.manifests_dir(ch) + "/" + n);
     struct stat st {};
     if (::stat(layout.latest_manifest(ch).c_str(), &st) == 0) files.push_back(layout.latest_manifest(ch));
@@ -231,7 +216,7 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
   // Temporaries of an interrupted manifest write (write_file_atomic's "<name>.tmp.<pid>.<n>").
   for (const std::string& dir : {layout.channel_dir(ch.name), layout.manifests_dir(ch.name)}) {
     bool removed = false;
-    for (const auto& n : list_names(dir))
+    for (const auto& n : list_dir(dir))
       if (n.find(".manifest.tmp.") != std::string::npos && ::unlink((dir + "/" + n).c_str()) == 0) removed = true;
     if (removed) fsync_dir(dir);
   }

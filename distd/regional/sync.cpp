@@ -19,6 +19,7 @@
 #include "distd/replica/file_check.h"
 #include "distd/replica/replica_config.h"
 #include "distd/net/http_client.h"
+#include "distd/regional/channel_install.h"
 #include "distd/regional/delta_client.h"
 #include "distd/regional/installer.h"
 #include "distd/regional/journal.h"
@@ -51,11 +52,7 @@ RegionalSettings RegionalSettings::from(const Config& cfg) {
   if (s.hq_url.rfind("http://", 0) != 0 && s.hq_url.rfind("https://", 0) != 0)
     throw Error(Errc::usage, where + "[regional] hq_url '" + s.hq_url + "' is not an http:// or https:// URL",
                 "write e.g. hq_url = \"http://hq.example.org:8080\"");
-  std::string key = cfg.require_string("regional.hq_public_key");
-  if (key.rfind("ed25519-public ", 0) == 0)
-    s.hq_key = parse_public_key(key, cfg.file);
-  else
-    s.hq_key = load_public_key(cfg.resolve(key));
+  s.hq_key = regional_hq_key(cfg);
   s.expiry_slack_days = cfg.get_int("regional.expiry_slack_days", 30);
   s.staging_dir = cfg.resolve(cfg.get_string("regional.staging_dir", cfg.state_dir + "/staging"));
   s.connect_timeout = cfg.get_int("regional.connect_timeout", 30);
@@ -163,23 +160,6 @@ bool exists_file(const std::string& p) {
 
 std::string object_path(const std::string& hex) { return "/objects/" + hex.substr(0, 2) + "/" + hex; }
 
-// An exclusive lock on the state directory for the length of a sync.
-class StateLock {
- public:
-  explicit StateLock(const std::string& state_dir) {
-    make_dirs(state_dir, 0750);
-    std::string p = state_dir + "/regional.lock";
-    fd_ = UniqueFd(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (!fd_) throw_errno("cannot open lock file", p, errno);
-    if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0)
-      throw Error(Errc::usage, "another sync is running on " + state_dir + " (lock " + p + " is held)",
-                  "wait for it to finish (see 'distctl status'); distd and the nightly timer take turns");
-  }
-
- private:
-  UniqueFd fd_;
-};
-
 bool sleep_unless_stopped(const std::atomic<bool>* stop, double seconds) {
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
   while (std::chrono::steady_clock::now() < until) {
@@ -266,20 +246,6 @@ std::string fetch_manifest(Run& r, bool whole = false) {
       sleep_unless_stopped(r.opts.stop, std::min(30.0, double(1 << attempt)));
     }
   }
-}
-
-std::vector<Entry> scan_destination(const Run& r) {
-  ScanOptions so;
-  so.excludes = r.ch.excludes;
-  if (r.ch.preset == "moodledata")
-    so.excludes.insert(so.excludes.end(), moodledata_excludes().begin(), moodledata_excludes().end());
-  so.special = SpecialFiles::skip;
-  std::string cache_dir = r.cfg.state_dir + "/statcache";
-  make_dirs(cache_dir, 0750);
-  so.stat_cache_path = cache_dir + "/" + r.ch.name + ".sqlite";
-  so.threads = 1;  // a Pi with an SD card: one reader is as fast as four and uses less memory
-  so.warn = [&](const std::string& w) { r.log("scan: " + w); };
-  return scan_tree(r.ch.path, so);
 }
 
 void fall_back(Run& r, PlanItem& it, const std::string& why) {
@@ -644,17 +610,10 @@ constexpr uint64_t kBatchObjectMax = 1 << 20;  // objects up to this size are fe
 constexpr size_t kBatchFiles = 1000;             // at most this many objects per batch ...
 constexpr uint64_t kBatchBytes = 16 << 20;       // ... and about this many bytes
 
-// Installs verified staged files together (Installer::install_many), then records them in one
-// journal transaction.
+// Installs verified staged files together and records them in one journal transaction.
 void install_group(Run& r, const std::vector<PlanItem*>& items, const std::vector<Installer::Staged>& files) {
-  if (items.empty()) return;
-  for (size_t k = 0; k < items.size(); ++k) fault_point("after_verify");
-  r.inst->install_many(files);
-  Journal::Batch b(r.j);
-  for (PlanItem* it : items) {
-    set_state(r, *it, ItemState::installed);
-    r.prog.files_done++;
-  }
+  install_verified(*r.inst, r.j, r.ch.name, items, files);
+  r.prog.files_done += items.size();
 }
 
 // Fetches small whole objects with one POST /objects (their bytes concatenated in order),
@@ -816,11 +775,7 @@ bool execute(Run& r, std::vector<PlanItem>& items) {
   for (auto& it : items)
     if ((it.action == Action::full || it.action == Action::delta) && copy_sources.count(it.path))
       fetched.emplace(it.path, &it);
-  auto from_plan = [&](const PlanItem& it) {
-    if (it.action != Action::copy || it.basis_path == it.path) return false;
-    auto f = fetched.find(it.basis_path);
-    return f != fetched.end() && f->second->digest == it.digest;
-  };
+  auto from_plan = [&](const PlanItem& it) { return copies_fetched_content(it, fetched); };
   auto deferred = [&](const PlanItem& it) {
     return !big_ok && !it.priority && it.size > r.rs.big_file_threshold;
   };
@@ -835,53 +790,17 @@ bool execute(Run& r, std::vector<PlanItem>& items) {
     }
   }
 
-  // 1. Copies from files here now: stage them all before anything is overwritten, then install
-  // them together (one syncfs before the journal hears of the staged copies, two for the renames).
-  std::vector<PlanItem*> staged_copies;
-  std::vector<PlanItem*> newly_staged;
-  for (auto& it : items) {
-    if (it.action != Action::copy || from_plan(it) || it.state == ItemState::installed) continue;
-    std::string sp = r.inst->staged("c" + std::to_string(it.ord) + ".copy");
-    if (it.state == ItemState::verified) {
-      if (exists_file(sp)) {
-        staged_copies.push_back(&it);
-        continue;
-      }
-      if (resume_verified(r, it)) {  // renamed into place before the journal heard of it
-        r.res.copied++;
-        continue;
-      }
+  // 1. Copies from files here now (renames, duplicates), before anything is overwritten.
+  std::vector<PlanItem*> fell_back;
+  uint64_t copied = install_local_copies(*r.inst, r.j, r.ch.name, items, r.opts.log, &fell_back);
+  r.res.copied += copied;
+  r.prog.files_done += copied;
+  for (PlanItem* it : fell_back) {
+    if (copy_sources.count(it->path)) fetched.emplace(it->path, it);
+    if (!deferred(*it)) {
+      r.prog.bytes_total += it->size;
+      r.res.content_bytes += it->size;
     }
-    if (r.inst->stage_copy(it.basis_path, sp, it.digest, it.size, /*sync=*/false)) {
-      newly_staged.push_back(&it);
-      staged_copies.push_back(&it);
-    } else {
-      r.log("'" + it.path + "': local copy source '" + it.basis_path + "' changed; fetching it instead");
-      r.j.fall_back_to_full(r.ch.name, it.path, "local copy source changed");
-      it.action = Action::full;
-      it.state = ItemState::planned;
-      it.offset = 0;
-      if (copy_sources.count(it.path)) fetched.emplace(it.path, &it);
-      if (!deferred(it)) {
-        r.prog.bytes_total += it.size;
-        r.res.content_bytes += it.size;
-      }
-    }
-  }
-  if (!newly_staged.empty()) {
-    r.inst->sync_staging();
-    Journal::Batch b(r.j);
-    for (PlanItem* it : newly_staged) set_state(r, *it, ItemState::verified);
-  }
-  {
-    std::vector<Installer::Staged> group;
-    for (PlanItem* it : staged_copies) {
-      std::string sp = r.inst->staged("c" + std::to_string(it->ord) + ".copy");
-      r.inst->verify(sp, it->digest, it->size, it->path);  // cheap insurance after a restart
-      group.push_back({sp, it->path, it->mode});
-    }
-    install_group(r, staged_copies, group);
-    r.res.copied += staged_copies.size();
   }
 
   // 2. Downloads, in plan order (priority, then small first).
@@ -968,35 +887,6 @@ bool execute(Run& r, std::vector<PlanItem>& items) {
   return all;
 }
 
-// Deletes what the previously installed version had and the new one does not.
-uint64_t delete_dropped(Run& r, const std::string& target_file) {
-  std::string old_path = installed_manifest_path(r.cfg, r.ch.name);
-  if (!exists_file(old_path)) return 0;  // first install: nothing is ours yet
-  // Verified when it was fetched, and ours since.
-  SignedManifest target_sm =
-      parse_manifest(read_file(target_file, kMaxManifestBytes, "target manifest"), target_file);
-  const Manifest& target = target_sm.manifest;
-  std::string bytes;
-  try {
-    bytes = read_file(old_path, kMaxManifestBytes, "installed manifest");
-  } catch (const Error& e) {
-    if (e.code() == Errc::not_found || e.code() == Errc::io) return 0;  // first install: nothing is ours yet
-    throw;
-  }
-  VerifyOptions vo;
-  vo.check_expiry = false;
-  SignedManifest old = verify_manifest(bytes, r.rs.hq_key, vo, old_path);
-  bytes.clear();
-  bytes.shrink_to_fit();
-  uint64_t n = 0;
-  for (const auto& e : old.manifest.entries) {
-    if (target.find(e.path)) continue;
-    r.inst->remove(e.path);
-    ++n;
-  }
-  return n;
-}
-
 ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const ChannelConfig& ch,
                           const SyncOptions& opts, Journal& j) {
   ChannelResult res;
@@ -1013,20 +903,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
   http.options().on_wire_bytes = [&](uint64_t) { r.progress(); };
 
   j.record_attempt(ch.name);
-  ChannelRecord rec = j.channel_record(ch.name);
-  if (rec.installed_version == 0) {
-    // A lost or new journal: the installed manifest file still says what is here.
-    std::string ip = installed_manifest_path(cfg, ch.name);
-    struct stat st {};
-    if (::stat(ip.c_str(), &st) == 0) {
-      VerifyOptions vo;
-      vo.check_expiry = false;
-      SignedManifest old = verify_manifest(read_file(ip, kMaxManifestBytes, "installed manifest"), rs.hq_key, vo, ip);
-      rec.installed_version = old.manifest.version;
-      rec.installed_digest = digest_hex(old.body_digest);
-      j.set_installed(ch.name, rec.installed_version, rec.installed_digest);
-    }
-  }
+  ChannelRecord rec = installed_record(cfg, rs.hq_key, j, ch.name);
   res.from_version = rec.installed_version;
 
   // 1. The manifest: signed by the pinned key, not expired beyond the slack, not older.
@@ -1062,93 +939,26 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
   std::string digest = digest_hex(sm.body_digest);
   res.to_version = m.version;
   j.set_latest_known(ch.name, m.version);
-  auto plan = j.plan(ch.name);
-  if (m.version < rec.installed_version || (plan && !plan->done && m.version < plan->target_version))
-    throw Error(Errc::rollback,
-                "HQ offered version " + std::to_string(m.version) + " of channel '" + ch.name + "', but version " +
-                    std::to_string(std::max(rec.installed_version, plan ? plan->target_version : 0)) +
-                    " is already " + (m.version < rec.installed_version ? "installed" : "being installed") +
-                    "; refusing to go back (a replayed or rolled-back manifest)",
-                "nothing was changed; if HQ really restored an older state, it must publish a new, higher version");
-  if (m.version == rec.installed_version && !rec.installed_digest.empty() && digest != rec.installed_digest)
-    throw Error(Errc::rollback,
-                "HQ offered a different manifest with the installed version " + std::to_string(m.version) +
-                    " of channel '" + ch.name + "'; refusing it",
-                "nothing was changed; HQ must publish a new, higher version");
-  std::string target_file = cfg.state_dir + "/manifests/" + ch.name + "/target.manifest";
-  make_dirs(dir_name(target_file), 0750);
-  // On disk now, so that the body's memory is free while the plan is made and executed.
-  bool resumed = plan && plan->manifest_digest == digest && !plan->done;
-  if (!resumed || !exists_file(target_file)) write_file_atomic(target_file, body, 0644);
-  std::string().swap(body);  // (assigning an empty string would keep the capacity)
-
   // 2. The plan: continue the journal's plan for this very manifest, or make a new one.
   r.inst = std::make_unique<Installer>(ch.path, rs.staging_dir + "/" + ch.name);
-  std::vector<PlanItem> items;
-  uint64_t unchanged = 0;  // not planned: counted only
-  if (resumed) {
-    items = j.items(ch.name);
-    r.log("resuming the plan for version " + std::to_string(m.version));
-  } else {
-    std::vector<Entry> local = scan_destination(r);
-    PlanInput in;
-    in.target = &m;
-    in.local = &local;
-    in.unchanged_out = &unchanged;
-    in.priority.insert(opts.priority.begin(), opts.priority.end());
-    for (auto& provider : priority_providers()) {
-      try {
-        for (auto& name : provider(cfg, ch)) in.priority.insert(std::move(name));
-      } catch (const std::exception& e) {
-        r.log(std::string("priority list skipped: ") + e.what());
-      }
-    }
-    items = make_plan(in);
-    local.clear();
-    local.shrink_to_fit();
-    bool nothing_to_do = std::all_of(items.begin(), items.end(),
-                                     [](const PlanItem& it) { return it.state == ItemState::installed; });
-    if (nothing_to_do && m.version == rec.installed_version) {
-      res.up_to_date = res.converged = true;
-      res.unchanged = items.size() + unchanged;
-      ::unlink(target_file.c_str());  // the installed manifest says the same
-      j.record_success(ch.name);
-      r.log("up to date (version " + std::to_string(m.version) + ")");
-      run_after_install(cfg, ch, [&r](const std::string& s) { r.log(s); });
-      return res;
-    }
-    // Carry the offsets of partial whole-object downloads of an unfinished older plan.
-    std::unordered_map<std::string, uint64_t> partial;
-    if (plan && !plan->done)
-      for (auto& old : j.items(ch.name))
-        if (old.action == Action::full && old.offset > 0 && old.state != ItemState::installed)
-          partial[old.digest] = old.offset;
-    std::vector<std::string> keep;
-    for (auto& it : items) {
-      if (it.action != Action::full && it.action != Action::delta) continue;
-      auto p = partial.find(it.digest);
-      if (p == partial.end()) continue;
-      it.action = Action::full;  // finishing a half-fetched object beats a new delta
-      it.basis_path.clear();
-      it.basis_digest.clear();
-      it.offset = p->second;
-      keep.push_back(it.digest + ".part");
-    }
-    r.inst->clean_staging(keep);
-    j.start_plan(RunPlan{ch.name, m.version, digest, now_s(), false}, items);
-    size_t counts[4] = {static_cast<size_t>(unchanged), 0, 0, 0};
-    uint64_t fetch_bytes = 0;
-    for (auto& it : items) {
-      counts[static_cast<int>(it.action)]++;
-      if (it.action == Action::full || it.action == Action::delta) fetch_bytes += it.size;
-    }
-    r.log((rec.installed_version ? "version " + std::to_string(rec.installed_version) : std::string("nothing installed")) +
-          " -> version " + std::to_string(m.version) + ": " +
-          std::to_string(counts[0]) + " unchanged, " + std::to_string(counts[1]) + " local copies, " +
-          std::to_string(counts[2]) + " deltas, " + std::to_string(counts[3]) + " downloads (" +
-          human_bytes(fetch_bytes) + ")");
-    fault_point("after_plan");
+  PlanOptions po;
+  po.rollback_hint =
+      "nothing was changed (a replayed or rolled-back manifest?); if HQ really restored an older state, it must "
+      "publish a new, higher version";
+  po.priority = opts.priority;
+  po.log = opts.log;
+  ChannelPlan cp = prepare_channel_plan(cfg, ch, j, *r.inst, rec, sm, body, po);
+  if (cp.up_to_date) {
+    res.up_to_date = res.converged = true;
+    res.unchanged = cp.unchanged;
+    j.record_success(ch.name);
+    r.log("up to date (version " + std::to_string(m.version) + ")");
+    run_after_install(cfg, ch, [&r](const std::string& s) { r.log(s); });
+    return res;
   }
+  std::vector<PlanItem> items = std::move(cp.items);
+  uint64_t unchanged = cp.unchanged;  // not planned: counted only
+  const std::string target_file = cp.target_file;
   r.wire_base = http.bytes_received();
 
   // 3. Fetch, verify, install. The manifest's entries are not needed meanwhile (the deletions
@@ -1178,21 +988,15 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
   }
 
   // 4. Deletions, only now that the whole new version is in place; then record it.
-  fault_point("before_deletions");
-  res.deleted = delete_dropped(r, target_file);
-  std::string installed = installed_manifest_path(cfg, ch.name);
-  if (::rename(target_file.c_str(), installed.c_str()) != 0) throw_errno("cannot record", installed, errno);
-  fsync_dir(dir_name(installed));
-  fault_point("after_record_manifest");
-  j.set_installed(ch.name, m.version, digest);
-  j.finish_plan(ch.name);
-  j.record_success(ch.name);
-  r.inst->clean_staging({});
-  res.converged = true;
-  r.log("installed version " + std::to_string(m.version) + " (" + std::to_string(res.copied) + " copied, " +
-        std::to_string(res.delta) + " by delta, " + std::to_string(res.full) + " whole, " +
-        std::to_string(res.deleted) + " deleted; " + human_bytes(res.bytes_received) + " received)");
-  run_after_install(cfg, ch, [&r](const std::string& s) { r.log(s); });
+  res.deleted = finish_channel_install(
+      cfg, ch, rs.hq_key, j, *r.inst, m.version, digest, target_file,
+      [&](uint64_t deleted) {
+        res.converged = true;
+        r.log("installed version " + std::to_string(m.version) + " (" + std::to_string(res.copied) + " copied, " +
+              std::to_string(res.delta) + " by delta, " + std::to_string(res.full) + " whole, " +
+              std::to_string(deleted) + " deleted; " + human_bytes(res.bytes_received) + " received)");
+      },
+      opts.log);
   return res;
 }
 
