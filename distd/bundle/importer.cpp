@@ -183,6 +183,7 @@ class Importer {
   size_t pending_files_ = 0;
   uint64_t pending_bytes_ = 0;
   Hasher whole_;  // running digest of the multi-piece item being received
+  std::vector<char> buf_ = std::vector<char>(1 << 20);
   uint64_t total_bytes_ = 0, done_before_ = 0, cur_bytes_ = 0;
   uint32_t cur_volume_ = 0;
   std::chrono::steady_clock::time_point last_progress_{};
@@ -438,7 +439,7 @@ void Importer::take_member(archive* a, uint32_t v, const std::string& name, uint
   if (k == 0 && it.pieces.size() > 1) whole_ = Hasher();
   x.s = Rx::receiving;
   Hasher h;
-  std::vector<char> buf(1 << 20);
+  std::vector<char>& buf = buf_;  // one buffer for all members (a fresh 1 MiB each costs a memset)
   uint64_t got = 0;
   for (;;) {
     la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
@@ -535,6 +536,7 @@ void Importer::on_complete(size_t i) {
       if (it.kind == ItemKind::delta && (p.action != Action::delta || p.basis_digest != digest_hex(it.basis))) continue;
       todo.push_back(n);
     }
+  bool moved = false;  // the received file became the last consumer's staged file
   for (size_t n = 0; n < todo.size(); ++n) {
     Ctx& c = *todo[n].first;
     PlanItem& p = c.items[todo[n].second];
@@ -548,6 +550,7 @@ void Importer::on_complete(size_t i) {
         std::string staged = c.inst->staged("b" + std::to_string(p.ord) + ".bundle");
         bool last = n + 1 == todo.size();
         if (last && ::rename(file.c_str(), staged.c_str()) == 0) {
+          moved = true;
         } else if (!copy_verified(file, staged, it.size, it.digest)) {
           throw Error(Errc::mismatch, "'" + p.path + "': the staged copy changed", "import the bundle again");
         }
@@ -579,7 +582,7 @@ void Importer::on_complete(size_t i) {
       problem(e.code(), std::string(c.ch->name) + ": '" + p.path + "': " + e.what());
     }
   }
-  ::unlink(file.c_str());
+  if (!moved) ::unlink(file.c_str());
 }
 
 void Importer::prepare() {

@@ -57,6 +57,13 @@ void TarVolumeWriter::write(const void* data, size_t len) {
     if (n <= 0) fail("cannot write");
     p += n;
     len -= static_cast<size_t>(n);
+    unsynced_ += static_cast<uint64_t>(n);
+  }
+  if (unsynced_ >= kWritebackEvery) {
+    // Start writing what is in the page cache to the stick now (asynchronously): the device
+    // works while the next members are read and hashed, and close()'s fsync has little left.
+    ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+    unsynced_ = 0;
   }
 }
 

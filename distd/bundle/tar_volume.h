@@ -35,6 +35,8 @@ class TarVolumeWriter {
   int fd_ = -1;
   int64_t mtime_;
   struct archive* a_ = nullptr;
+  static constexpr uint64_t kWritebackEvery = 8 << 20;
+  uint64_t unsynced_ = 0;  // bytes written since writeback was last started
 };
 
 }  // namespace distd::bundle
