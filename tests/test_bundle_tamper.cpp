@@ -275,3 +275,33 @@ BOOST_AUTO_TEST_CASE(stick_pulled_during_export) {
   BOOST_TEST(r.status == 0, r.err);
   s.check_converged(1);
 }
+
+// Files are installed in groups; a symbolic link planted in the center's tree (where the new
+// version has a directory) refuses the files below it, once each, and every other file of the
+// group still installs. Nothing is written through the link.
+BOOST_AUTO_TEST_CASE(symlink_planted_in_the_tree_refuses_only_the_files_below_it) {
+  BundleSite s;
+  make_tree(s.src());
+  s.publish();
+  s.export_ok({});
+  fs::create_directories(s.dst() + "/filedir");
+  fs::create_directories(s.tmp / "elsewhere");
+  fs::create_directory_symlink(s.tmp / "elsewhere", s.dst() + "/filedir/2");
+  RunResult r = s.import_();
+  BOOST_TEST(r.status != 0);
+  auto j = BundleSite::js(r);
+  BOOST_TEST(has_problem(j, "symbolic link"), r.err);
+  auto c = j["channels"][0];
+  BOOST_TEST(!c["converged"].get<bool>());
+  BOOST_TEST(c["missing"].size() == 6u);  // filedir/2/f2, f6, ..., f22
+  BOOST_TEST(c["installed"].get<uint64_t>() == total_entries(s, 1) - 6);
+  BOOST_TEST(fs::is_empty(s.tmp / "elsewhere"));
+  size_t refusals = 0;
+  for (size_t at = 0; (at = r.err.find("refused: ", at)) != std::string::npos; ++at) ++refusals;
+  BOOST_TEST(refusals == 6u, r.err);
+  // Once the link is gone, the same stick finishes the job.
+  fs::remove(s.dst() + "/filedir/2");
+  RunResult again = s.import_();
+  BOOST_TEST(again.status == 0, again.err);
+  s.check_converged(1);
+}

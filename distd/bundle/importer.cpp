@@ -500,7 +500,6 @@ void Importer::queue_install(Ctx& c, size_t idx, const std::string& staged, bool
   c.pending.by_delta.push_back(by_delta);
   ++pending_files_;
   pending_bytes_ += p.size;
-  if (pending_files_ >= kInstallBatchFiles || pending_bytes_ >= kInstallBatchBytes) install_pending();
 }
 
 void Importer::install_pending() {
@@ -515,8 +514,30 @@ void Importer::install_pending(Ctx& c) {
   Pending batch = std::move(c.pending);
   c.pending = Pending{};
   if (batch.items.empty()) return;
-  install_verified(*c.inst, *j_, c.ch->name, batch.items, batch.files);
+  try {
+    install_verified(*c.inst, *j_, c.ch->name, batch.items, batch.files);
+  } catch (const Error& e) {
+    if (e.code() == Errc::no_space) throw;
+    // One file could not be put in place (a symbolic link or a file where the new version has a
+    // directory, ...): the others one by one, each refusal reported for its own path.
+    for (size_t k = 0; k < batch.items.size(); ++k) {
+      PlanItem& p = *batch.items[k];
+      try {
+        struct stat st {};
+        if (::lstat(batch.files[k].staged.c_str(), &st) != 0 && c.inst->final_matches(p.path, p.digest, p.size)) {
+          j_->set_state(c.ch->name, p.path, ItemState::installed);  // renamed before the group failed
+          p.state = ItemState::installed;
+        } else {
+          install_verified(*c.inst, *j_, c.ch->name, {&p}, {batch.files[k]});
+        }
+      } catch (const Error& e1) {
+        if (e1.code() == Errc::no_space) throw;
+        problem(e1.code(), c.ch->name + ": '" + p.path + "': " + e1.what());
+      }
+    }
+  }
   for (size_t k = 0; k < batch.items.size(); ++k) {
+    if (batch.items[k]->state != ItemState::installed) continue;
     c.res.installed++;
     c.res.installed_bytes += batch.items[k]->size;
     if (batch.by_delta[k]) c.res.delta++;
@@ -583,6 +604,7 @@ void Importer::on_complete(size_t i) {
     }
   }
   if (!moved) ::unlink(file.c_str());
+  if (pending_files_ >= kInstallBatchFiles || pending_bytes_ >= kInstallBatchBytes) install_pending();
 }
 
 void Importer::prepare() {
@@ -724,10 +746,13 @@ void Importer::finish_channel(Ctx& c) {
   }
   install_verified(*c.inst, *j_, ch, copies, files);
   c.res.copied += copies.size();
-  for (auto& it : c.items) {
+  for (size_t k = 0; k < c.items.size(); ++k) {
+    const PlanItem& it = c.items[k];
     if (it.state == ItemState::installed) continue;
     MissingFile mf{it.path, it.size, "not in this bundle"};
-    if (omitted_.count(it.digest)) {
+    if (c.queued[k]) {
+      mf.why = "it verified but could not be put in place (see the refusal)";
+    } else if (omitted_.count(it.digest)) {
       mf.why = "did not fit on the stick (--max-size)";
     } else if (auto f = content_item_.find(it.digest); f != content_item_.end()) {
       const Rx& x = rx_[f->second];
