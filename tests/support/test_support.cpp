@@ -60,6 +60,23 @@ std::string bin(const std::string& name) {
 
 std::string source_path(const std::string& rel) { return std::string(DISTD_SOURCE_DIR) + "/" + rel; }
 
+// In a forked child: wires stdin/stdout/stderr, adds env ("K=V"), and execs prog with argv
+// (argv[0] replaced by prog). Never returns.
+[[noreturn]] static void exec_child(const std::string& prog, const std::vector<std::string>& argv,
+                                    const std::vector<std::string>& env, int in, int out, int err) {
+  ::dup2(in, 0);
+  ::dup2(out, 1);
+  ::dup2(err, 2);
+  for (auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args[0] = const_cast<char*>(prog.c_str());
+  args.push_back(nullptr);
+  ::execvp(prog.c_str(), args.data());
+  std::fprintf(stderr, "exec %s: %s\n", prog.c_str(), std::strerror(errno));
+  ::_exit(127);
+}
+
 static void drain(int fd, std::string& into) {
   char buf[65536];
   ssize_t n = ::read(fd, buf, sizeof buf);
@@ -75,17 +92,7 @@ RunResult run(const std::vector<std::string>& argv, const std::string& stdin_dat
   if (prog.find('/') == std::string::npos) prog = bin(prog);
   pid_t pid = ::fork();
   if (pid == 0) {
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
-    for (auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args[0] = const_cast<char*>(prog.c_str());
-    args.push_back(nullptr);
-    ::execvp(prog.c_str(), args.data());
-    std::fprintf(stderr, "exec %s: %s\n", prog.c_str(), std::strerror(errno));
-    ::_exit(127);
+    exec_child(prog, argv, env, in[0], out[1], err[1]);
   }
   ::close(in[0]);
   ::close(out[1]);
@@ -203,17 +210,7 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_pa
     ::setpgid(0, 0);
     int fd = ::open(log_path.empty() ? "/dev/null" : log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     int nul = ::open("/dev/null", O_RDONLY);
-    ::dup2(nul, 0);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    for (auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args[0] = const_cast<char*>(prog.c_str());
-    args.push_back(nullptr);
-    ::execvp(prog.c_str(), args.data());
-    std::fprintf(stderr, "exec %s: %s\n", prog.c_str(), std::strerror(errno));
-    ::_exit(127);
+    exec_child(prog, argv, env, nul, fd, fd);
   }
 }
 
