@@ -23,6 +23,7 @@
 #include "distd/regional/delta_client.h"
 #include "distd/regional/installer.h"
 #include "distd/regional/journal.h"
+#include "distd/regional/member_pipe.h"
 #include "distd/regional/sync.h"
 #include "manifest/encoding.h"
 #include "manifest/fault.h"
@@ -153,6 +154,8 @@ class Importer {
   std::string rx_file(size_t i) const { return bdir_ + "/" + std::to_string(i); }
   void read_volume(uint32_t v);
   void take_member(archive* a, uint32_t v, const std::string& name, uint64_t size, bool* fatal);
+  void take_pieces(archive* a, uint32_t v, const std::string& name, uint64_t size, bool* fatal);
+  void settle();
   void on_complete(size_t i);
   void prepare();
   void prepare_channel(Ctx& c, const ChannelSpan& span);
@@ -183,6 +186,18 @@ class Importer {
   size_t pending_files_ = 0;
   uint64_t pending_bytes_ = 0;
   Hasher whole_;  // running digest of the multi-piece item being received
+  // Single-piece members are read here while a second thread hashes and writes them (pipe_).
+  // The member last read is checked (and installed) once the next one has been read: `flight_`.
+  struct Flight {
+    size_t item = 0;
+    uint32_t volume = 0;
+    std::string name;
+    uint64_t size = 0, got = 0;
+    enum End : uint8_t { whole, damaged, too_long } end = whole;
+    std::string target;  // digest hex of what it brings
+  };
+  std::unique_ptr<MemberPipe> pipe_;
+  std::optional<Flight> flight_;
   std::vector<char> buf_ = std::vector<char>(1 << 20);
   uint64_t total_bytes_ = 0, done_before_ = 0, cur_bytes_ = 0;
   uint32_t cur_volume_ = 0;
@@ -322,6 +337,7 @@ void Importer::read_volume(uint32_t v) {
     return;
   }
   auto damaged = [&](const std::string& after) {
+    settle();
     res_.truncated_volumes.push_back(v);
     std::string msg = "volume " + std::to_string(v) + " (" + name + ") ends early or is damaged after " + after +
                       " (" + (archive_error_string(a.get()) ? archive_error_string(a.get()) : "?") + ")";
@@ -412,10 +428,110 @@ void Importer::read_volume(uint32_t v) {
     take_member(a.get(), v, mname, size, &fatal);
     if (fatal) return damaged("the start of member '" + mname + "'");
   }
+  settle();
   mark_rest("volume " + std::to_string(v) + " lacks it");
 }
 
+// The member read before is checked against its signed digest once its hashing and writing
+// are done (on the second thread), and passed on as the serial code did it.
+void Importer::settle() {
+  if (!flight_) return;
+  Flight f = std::move(*flight_);
+  flight_.reset();
+  MemberPipe::Result r = pipe_->take(f.item);
+  const Item& it = ix_.items[f.item];
+  Rx& x = rx_[f.item];
+  std::string file = rx_file(f.item);
+  if (f.end == Flight::damaged || f.end == Flight::too_long) {
+    ::unlink(file.c_str());
+    x.s = Rx::broken;
+    x.why = f.end == Flight::damaged ? "volume " + std::to_string(f.volume) + " is truncated or damaged"
+                                     : "a member is longer than signed";
+    return;
+  }
+  res_.bytes_read += f.got;
+  if (f.got != f.size || r.size != f.size || r.digest != it.pieces[0].digest) {
+    ::unlink(file.c_str());
+    x.s = Rx::broken;
+    x.why = "it did not match its signed digest";
+    problem(Errc::mismatch, "volume " + std::to_string(f.volume) + ": entry '" + f.name +
+                                "' does not match its signed digest (damaged or altered): refused, nothing installed from it");
+    return;
+  }
+  x.next = 1;
+  x.s = Rx::complete;
+  on_complete(f.item);
+}
+
 void Importer::take_member(archive* a, uint32_t v, const std::string& name, uint64_t size, bool* fatal) {
+  auto [i, k] = member_.at(name);
+  const Item& it = ix_.items[i];
+  if (it.pieces.size() > 1) {
+    settle();
+    return take_pieces(a, v, name, size, fatal);
+  }
+  Rx& x = rx_[i];
+  if (x.s == Rx::broken || x.s == Rx::unneeded || x.s == Rx::complete) return;  // skipped by next_header
+  if (it.kind != ItemKind::manifest && !prepared_) {
+    settle();
+    prepare();
+  }
+  std::string target = it.kind == ItemKind::manifest ? std::string()
+                                                     : digest_hex(it.kind == ItemKind::object ? it.digest : it.target);
+  if (flight_ && !target.empty() && flight_->target == target) settle();  // it may make this one unneeded
+  if (x.s == Rx::pending && !needed(it)) {
+    x.s = Rx::unneeded;
+    res_.unneeded_items++;
+    return;
+  }
+  if (x.next != k) {  // an earlier piece never came
+    x.s = Rx::broken;
+    x.why = "an earlier part of it is missing";
+    ::unlink(rx_file(i).c_str());
+    return;
+  }
+  x.s = Rx::receiving;
+  if (!pipe_) pipe_ = std::make_unique<MemberPipe>();
+  // Created, hashed and written on the second thread (write-back started there too, so that the
+  // batch's syncfs finds little left to do); nothing reaches a final path before settle()
+  // verified it.
+  pipe_->begin_new_file(i, rx_file(i));
+  Flight f;
+  f.item = i;
+  f.volume = v;
+  f.name = name;
+  f.size = size;
+  f.target = std::move(target);
+  for (;;) {
+    char* b = pipe_->buffer();
+    la_ssize_t n = archive_read_data(a, b, pipe_->buffer_size());
+    if (n < 0) {
+      pipe_->commit(0);
+      f.end = Flight::damaged;
+      *fatal = true;
+      break;
+    }
+    if (n == 0) {
+      pipe_->commit(0);
+      break;
+    }
+    if (f.got + static_cast<uint64_t>(n) > size) {  // libarchive keeps to the header's size; belt and braces
+      pipe_->commit(0);
+      f.end = Flight::too_long;
+      break;
+    }
+    pipe_->commit(static_cast<size_t>(n));
+    f.got += static_cast<uint64_t>(n);
+    cur_bytes_ = static_cast<uint64_t>(archive_filter_bytes(a, -1));
+    progress();
+  }
+  pipe_->end();
+  settle();  // the member before this one: its bytes are hashed and written by now, or nearly
+  flight_ = std::move(f);
+  if (*fatal) settle();
+}
+
+void Importer::take_pieces(archive* a, uint32_t v, const std::string& name, uint64_t size, bool* fatal) {
   auto [i, k] = member_.at(name);
   const Item& it = ix_.items[i];
   const Piece& p = it.pieces[k];

@@ -14,7 +14,7 @@
 #include <unordered_set>
 
 #include "distd/course/course_priority.h"
-#include "distd/course/member_pipe.h"
+#include "distd/regional/member_pipe.h"
 #include "distd/hq/layout.h"
 #include "manifest/digest.h"
 #include "manifest/error.h"

@@ -1,4 +1,4 @@
-#include "distd/course/member_pipe.h"
+#include "distd/regional/member_pipe.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -9,7 +9,7 @@
 
 #include "manifest/error.h"
 
-namespace distd::course {
+namespace distd {
 
 MemberPipe::MemberPipe() {
   storage_.resize(kBuffers);
@@ -52,6 +52,15 @@ void MemberPipe::begin(size_t id, UniqueFd out, std::string out_path, int64_t mt
   push(std::move(t));
 }
 
+void MemberPipe::begin_new_file(size_t id, std::string path) {
+  Task t(Task::begin);
+  t.id = id;
+  t.out_path = std::move(path);
+  t.mtime_s = -1;
+  t.create = true;
+  push(std::move(t));
+}
+
 char* MemberPipe::buffer() {
   std::unique_lock<std::mutex> lk(mu_);
   cv_.wait(lk, [&] { return !free_.empty() || error_; });
@@ -88,6 +97,16 @@ void MemberPipe::finish() {
   rethrow_locked();
 }
 
+MemberPipe::Result MemberPipe::take(size_t id) {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [&] { return results_.count(id) || error_; });
+  rethrow_locked();
+  auto f = results_.find(id);
+  Result r = std::move(f->second);
+  results_.erase(f);
+  return r;
+}
+
 void MemberPipe::run() {
   std::optional<Hasher> h;
   uint64_t size = 0;
@@ -119,6 +138,10 @@ void MemberPipe::run() {
             size = 0;
             out = std::move(t.out);
             out_path = std::move(t.out_path);
+            if (t.create) {
+              out = UniqueFd(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+              if (!out) throw_errno("cannot create staged file", out_path, errno);
+            }
             mtime_s = t.mtime_s;
             want_sha1 = t.sha1;
             if (want_sha1) {
@@ -149,8 +172,10 @@ void MemberPipe::run() {
             }
             if (out) {
               // The archive's time, in the past: the stat cache can vouch for the file at once.
-              struct timespec ts[2] = {{static_cast<time_t>(mtime_s), 0}, {static_cast<time_t>(mtime_s), 0}};
-              ::futimens(out.get(), ts);
+              if (mtime_s >= 0) {
+                struct timespec ts[2] = {{static_cast<time_t>(mtime_s), 0}, {static_cast<time_t>(mtime_s), 0}};
+                ::futimens(out.get(), ts);
+              }
               ::sync_file_range(out.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // synced later: start write-back now
               out = UniqueFd();
             }
@@ -174,4 +199,4 @@ void MemberPipe::run() {
   }
 }
 
-}  // namespace distd::course
+}  // namespace distd

@@ -1,9 +1,11 @@
 // Hashing (BLAKE2b-256) and writing archive members on a second thread while the caller
-// inflates the next bytes, so that decompression and hashing overlap on two cores.
+// inflates or reads the next bytes, so that reading and hashing+writing overlap on two cores.
+// Used by the course engine (.mbz members) and the bundle importer (tar members).
 //
 // The caller, for each member: begin(); then buffer() + commit() per chunk it reads; then end().
-// After finish(), result(id) holds every member's digest and size (and SHA-1 on request). Memory is bounded: a few
-// fixed buffers circulate between the two threads (buffer() waits while all are in flight).
+// After finish(), result(id) holds every member's digest and size (and SHA-1 on request); or
+// take(id) waits for one member only. Memory is bounded: a few fixed buffers circulate between
+// the two threads (buffer() waits while all are in flight).
 #pragma once
 
 #include <condition_variable>
@@ -19,7 +21,7 @@
 #include "manifest/digest.h"
 #include "manifest/fs.h"
 
-namespace distd::course {
+namespace distd {
 
 class MemberPipe {
  public:
@@ -35,9 +37,13 @@ class MemberPipe {
   MemberPipe& operator=(const MemberPipe&) = delete;
 
   // Starts member id. out: the file its bytes go to (invalid: hash only); when it is valid the
-  // file's mtime is set to mtime_s (seconds, the archive member's) after the last byte, its
-  // write-back is started, and it is closed. With sha1 the member's SHA-1 is computed too.
+  // file's mtime is set to mtime_s (seconds, the archive member's; negative: left as is) after
+  // the last byte, its write-back is started, and it is closed. With sha1 the member's SHA-1 is computed too.
   void begin(size_t id, UniqueFd out, std::string out_path, int64_t mtime_s, bool sha1 = false);
+  // Starts member id whose bytes go to a new file at path (0600, truncated), created on the
+  // second thread too (creating inodes costs as much as writing small files); its time is left
+  // as is. A failure to create it is thrown like a write error: "cannot create staged file".
+  void begin_new_file(size_t id, std::string path);
   // A free buffer of buffer_size() bytes. Throws what the worker threw (e.g. Error{no_space}).
   char* buffer();
   size_t buffer_size() const { return kBufSize; }
@@ -48,6 +54,9 @@ class MemberPipe {
   void finish();
   // REQUIRES: finish() returned and member id was begun and ended.
   const Result& result(size_t id) const { return results_.at(id); }
+  // Waits until member id (begun and ended) is done, its file closed, and hands its result over
+  // (result(id) no longer has it). Throws what the worker threw.
+  Result take(size_t id);
 
  private:
   static constexpr size_t kBufSize = 256 * 1024;
@@ -63,6 +72,7 @@ class MemberPipe {
     std::string out_path;
     int64_t mtime_s = 0;
     bool sha1 = false;
+    bool create = false;
   };
   void push(Task t);
   void run();
@@ -81,4 +91,4 @@ class MemberPipe {
   std::thread worker_;
 };
 
-}  // namespace distd::course
+}  // namespace distd
