@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "distd/bundle/format.h"
@@ -128,6 +129,9 @@ struct ArchiveFree {
 class Importer {
  public:
   Importer(const Config& cfg, const std::string& dir, const ImportOptions& opts) : cfg_(cfg), dir_(dir), opts_(opts) {}
+  ~Importer() {
+    if (placing_ && placing_->th.joinable()) placing_->th.join();
+  }
 
   ImportResult run();
 
@@ -163,7 +167,8 @@ class Importer {
   bool needed(const Item& it) const;
   void queue_install(Ctx& c, size_t idx, const std::string& staged, bool by_delta);
   void install_pending();
-  void install_pending(Ctx& c);
+  void finish_placing();
+  void finish_batch(Ctx& c, Pending& batch, std::exception_ptr err);
 
   const Config& cfg_;
   std::string dir_;
@@ -198,6 +203,14 @@ class Importer {
   };
   std::unique_ptr<MemberPipe> pipe_;
   std::optional<Flight> flight_;
+  // Verified groups being put in place (place_verified: renames, directories, syncfs) on a third
+  // thread while the next members are read; recorded in the journal by finish_placing().
+  struct Placing {
+    std::vector<std::pair<Ctx*, Pending>> batches;
+    std::vector<std::exception_ptr> errs;
+    std::thread th;
+  };
+  std::unique_ptr<Placing> placing_;
   std::vector<char> buf_ = std::vector<char>(1 << 20);
   uint64_t total_bytes_ = 0, done_before_ = 0, cur_bytes_ = 0;
   uint32_t cur_volume_ = 0;
@@ -256,6 +269,7 @@ ImportResult Importer::run() {
   progress(true);
   if (!prepared_) prepare();
   install_pending();
+  finish_placing();
   for (auto& c : ctx_) {
     if (c->active) {
       try {
@@ -619,19 +633,48 @@ void Importer::queue_install(Ctx& c, size_t idx, const std::string& staged, bool
 }
 
 void Importer::install_pending() {
-  for (auto& c : ctx_) install_pending(*c);
+  finish_placing();
+  auto pl = std::make_unique<Placing>();
+  for (auto& c : ctx_) {
+    if (c->pending.items.empty()) continue;
+    pl->batches.emplace_back(c.get(), std::move(c->pending));
+    c->pending = Pending{};
+  }
   pending_files_ = 0;
   pending_bytes_ = 0;
+  if (pl->batches.empty()) return;
+  pl->errs.resize(pl->batches.size());
+  Placing* p = pl.get();
+  pl->th = std::thread([p] {
+    for (size_t k = 0; k < p->batches.size(); ++k) {
+      try {
+        place_verified(*p->batches[k].first->inst, p->batches[k].second.files);
+      } catch (const Error& e) {
+        p->errs[k] = std::current_exception();
+        if (e.code() == Errc::no_space) break;
+      } catch (...) {
+        p->errs[k] = std::current_exception();
+        break;
+      }
+    }
+  });
+  placing_ = std::move(pl);
+}
+
+void Importer::finish_placing() {
+  if (!placing_) return;
+  std::unique_ptr<Placing> pl = std::move(placing_);
+  pl->th.join();
+  for (size_t k = 0; k < pl->batches.size(); ++k) finish_batch(*pl->batches[k].first, pl->batches[k].second, pl->errs[k]);
 }
 
 // No separate 'verified' journal state: a crash before the batch commit leaves the items
 // planned (some perhaps already in place, verified), and the next import installs them again.
-void Importer::install_pending(Ctx& c) {
-  Pending batch = std::move(c.pending);
-  c.pending = Pending{};
+void Importer::finish_batch(Ctx& c, Pending& batch, std::exception_ptr err) {
   if (batch.items.empty()) return;
   try {
-    install_verified(*c.inst, *j_, c.ch->name, batch.items, batch.files);
+    if (err) std::rethrow_exception(err);
+    record_installed(*j_, c.ch->name, batch.items);
   } catch (const Error& e) {
     if (e.code() == Errc::no_space) throw;
     // One file could not be put in place (a symbolic link or a file where the new version has a

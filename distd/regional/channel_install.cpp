@@ -189,8 +189,18 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
 void install_verified(Installer& inst, Journal& j, const std::string& channel, const std::vector<PlanItem*>& items,
                       const std::vector<Installer::Staged>& files) {
   if (items.empty()) return;
-  for (size_t k = 0; k < items.size(); ++k) fault_point("after_verify");
+  place_verified(inst, files);
+  record_installed(j, channel, items);
+}
+
+void place_verified(const Installer& inst, const std::vector<Installer::Staged>& files) {
+  if (files.empty()) return;
+  for (size_t k = 0; k < files.size(); ++k) fault_point("after_verify");
   inst.install_many(files);
+}
+
+void record_installed(Journal& j, const std::string& channel, const std::vector<PlanItem*>& items) {
+  if (items.empty()) return;
   fault_point("before_batch_commit");
   Journal::Batch b(j);
   for (PlanItem* it : items) {

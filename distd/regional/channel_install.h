@@ -84,6 +84,11 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
 // REQUIRES: items[k] belongs to files[k], each staged file verified.
 void install_verified(Installer& inst, Journal& j, const std::string& channel, const std::vector<PlanItem*>& items,
                       const std::vector<Installer::Staged>& files);
+// The two halves of install_verified(), for a caller that puts files in place on another
+// thread: place_verified() touches only the file system (no journal, no PlanItem), then
+// record_installed() on the journal's thread.
+void place_verified(const Installer& inst, const std::vector<Installer::Staged>& files);
+void record_installed(Journal& j, const std::string& channel, const std::vector<PlanItem*>& items);
 
 // Step 2 of every plan: copies from files that are here now (renames, a file in two places)
 // are all staged before anything is overwritten, then installed together. Copies whose content
