@@ -19,11 +19,12 @@ ROUNDS=${ROUNDS:-5}
 # "NAME BEST" lines (fastest wall time in seconds).
 interleaved() {
   python3 - "$@" <<'PY'
-import subprocess, sys, time
+import os, subprocess, sys, time
 n = int(sys.argv[1]); cmds = [a.split("=", 1) for a in sys.argv[2:]]
 best = {}
 for _ in range(n):
     for name, cmd in cmds:
+        os.sync()  # untimed: no run pays for the previous run's write-back
         t = time.perf_counter()
         subprocess.run(["sh", "-c", cmd], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         d = time.perf_counter() - t
