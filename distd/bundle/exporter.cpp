@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <ctime>
 #include <map>
 #include <set>
@@ -17,6 +18,7 @@
 #include "distd/hq/object_store.h"
 #include "distd/hq/publisher.h"
 #include "distd/regional/delta_client.h"
+#include "distd/regional/member_pipe.h"
 #include "distd/regional/planner.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
@@ -453,12 +455,36 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
   write_file_atomic(dir + "/" + kIndexFile, index_text, 0644);
   uint64_t done = index_text.size();
   if (opts.progress) opts.progress(done, res.bytes);
-  std::vector<char> buf(1 << 20);
+  // The main thread reads each chunk and writes it to the volume; a second thread hashes the
+  // same chunk (MemberPipe, hash only). A few pieces may be in flight; all are checked before a
+  // volume is closed, so a complete volume only ever holds verified members.
+  MemberPipe pipe;
+  struct Pending {
+    size_t id;
+    const Digest* digest;
+    const std::string* source;
+  };
+  std::deque<Pending> pending;
+  size_t next_id = 0;
+  constexpr size_t kMaxPending = 4;
+  auto check_oldest = [&] {
+    Pending pd = pending.front();
+    pending.pop_front();
+    if (pipe.take(pd.id).digest != *pd.digest)
+      throw Error(Errc::mismatch,
+                  "'" + *pd.source + "' in HQ's store does not match its digest (damaged on disk); the bundle is incomplete",
+                  "republish the channel to repair the store, then export again");
+    fault_point("bundle_after_piece");
+  };
+  auto check_all = [&] {
+    while (!pending.empty()) check_oldest();
+  };
   std::unique_ptr<TarVolumeWriter> vol;
   uint32_t cur = 0;
   auto open_volume = [&](uint32_t v) {
     while (cur < v) {
       if (vol) {
+        check_all();
         vol->close();
         fault_point("bundle_after_volume");
       }
@@ -475,26 +501,30 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
     for (const Piece& p : it.pieces) {
       open_volume(p.volume);
       vol->begin(p.member, p.size);
-      Hasher h;
+      size_t id = next_id++;
+      pipe.begin(id, UniqueFd(), std::string(), -1);
       uint64_t left = p.size, off = p.offset;
       while (left) {
-        ssize_t n = ::pread(fd.get(), buf.data(), std::min<uint64_t>(left, buf.size()), static_cast<off_t>(off));
-        if (n < 0 && errno == EINTR) continue;
+        char* buf = pipe.buffer();
+        ssize_t n = ::pread(fd.get(), buf, std::min<uint64_t>(left, pipe.buffer_size()), static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) {
+          pipe.commit(0);
+          continue;
+        }
         if (n <= 0) throw Error(Errc::mismatch, "'" + source + "' became shorter during the export", "export again");
-        h.update(buf.data(), static_cast<size_t>(n));
-        vol->write(buf.data(), static_cast<size_t>(n));
+        vol->write(buf, static_cast<size_t>(n));
+        pipe.commit(static_cast<size_t>(n));
         left -= static_cast<uint64_t>(n);
         off += static_cast<uint64_t>(n);
         done += static_cast<uint64_t>(n);
         if (opts.progress) opts.progress(done, res.bytes);
       }
-      if (h.finish() != p.digest)
-        throw Error(Errc::mismatch,
-                    "'" + source + "' in HQ's store does not match its digest (damaged on disk); the bundle is incomplete",
-                    "republish the channel to repair the store, then export again");
-      fault_point("bundle_after_piece");
+      pipe.end();
+      pending.push_back(Pending{id, &p.digest, &source});
+      if (pending.size() > kMaxPending) check_oldest();
     }
   }
+  check_all();
   open_volume(static_cast<uint32_t>(ix.volume_bytes.size()));
   vol->close();
   fsync_dir(dir);
