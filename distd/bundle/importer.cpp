@@ -165,6 +165,9 @@ class Importer {
   void prepare_channel(Ctx& c, const ChannelSpan& span);
   void finish_channel(Ctx& c);
   bool needed(const Item& it) const;
+  // Before piece k of item i is read: false (and the item marked) when the center no longer needs
+  // it, or when an earlier piece never came.
+  bool should_receive(size_t i, size_t k);
   void queue_install(Ctx& c, size_t idx, const std::string& staged, bool by_delta);
   void install_pending();
   void finish_placing();
@@ -289,6 +292,22 @@ ImportResult Importer::run() {
   remove_tree_files(bdir_);
   ::rmdir(bdir_.c_str());
   return res_;
+}
+
+bool Importer::should_receive(size_t i, size_t k) {
+  Rx& x = rx_[i];
+  if (x.s == Rx::pending && !needed(ix_.items[i])) {
+    x.s = Rx::unneeded;
+    res_.unneeded_items++;
+    return false;
+  }
+  if (x.next != k) {  // an earlier piece never came
+    x.s = Rx::broken;
+    x.why = "an earlier part of it is missing";
+    ::unlink(rx_file(i).c_str());
+    return false;
+  }
+  return true;
 }
 
 bool Importer::needed(const Item& it) const {
@@ -493,17 +512,7 @@ void Importer::take_member(archive* a, uint32_t v, const std::string& name, uint
   std::string target = it.kind == ItemKind::manifest ? std::string()
                                                      : digest_hex(it.kind == ItemKind::object ? it.digest : it.target);
   if (flight_ && !target.empty() && flight_->target == target) settle();  // it may make this one unneeded
-  if (x.s == Rx::pending && !needed(it)) {
-    x.s = Rx::unneeded;
-    res_.unneeded_items++;
-    return;
-  }
-  if (x.next != k) {  // an earlier piece never came
-    x.s = Rx::broken;
-    x.why = "an earlier part of it is missing";
-    ::unlink(rx_file(i).c_str());
-    return;
-  }
+  if (!should_receive(i, k)) return;
   x.s = Rx::receiving;
   if (!pipe_) pipe_ = std::make_unique<MemberPipe>();
   // Created, hashed and written on the second thread (write-back started there too, so that the
@@ -552,17 +561,7 @@ void Importer::take_pieces(archive* a, uint32_t v, const std::string& name, uint
   Rx& x = rx_[i];
   if (x.s == Rx::broken || x.s == Rx::unneeded || x.s == Rx::complete) return;  // skipped by next_header
   if (it.kind != ItemKind::manifest && !prepared_) prepare();
-  if (x.s == Rx::pending && !needed(it)) {
-    x.s = Rx::unneeded;
-    res_.unneeded_items++;
-    return;
-  }
-  if (x.next != k) {  // an earlier piece never came
-    x.s = Rx::broken;
-    x.why = "an earlier part of it is missing";
-    ::unlink(rx_file(i).c_str());
-    return;
-  }
+  if (!should_receive(i, k)) return;
   std::string file = rx_file(i);
   UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (k == 0 ? O_TRUNC : O_APPEND), 0600));
   if (!fd) throw_errno("cannot create staged file", file, errno);

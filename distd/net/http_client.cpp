@@ -289,12 +289,8 @@ long HttpClient::head(const std::string& path) {
   return perform(t, path);
 }
 
-HttpAnswer HttpClient::post(const std::string& path, const std::string& body, uint64_t max_answer, bool accept_gzip) {
-  Transfer t;
-  t.max_bytes = max_answer;
-  setup(t, path);
+HttpAnswer HttpClient::send_post(Transfer& t, const std::string& path, const std::string& body) {
   CURL* c = static_cast<CURL*>(curl_);
-  if (accept_gzip) curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "gzip");
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
   headers = curl_slist_append(headers, "Expect:");
@@ -313,29 +309,21 @@ HttpAnswer HttpClient::post(const std::string& path, const std::string& body, ui
   return {t.status, std::move(t.body)};
 }
 
+HttpAnswer HttpClient::post(const std::string& path, const std::string& body, uint64_t max_answer, bool accept_gzip) {
+  Transfer t;
+  t.max_bytes = max_answer;
+  setup(t, path);
+  if (accept_gzip) curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_ACCEPT_ENCODING, "gzip");
+  return send_post(t, path, body);
+}
+
 HttpAnswer HttpClient::post_stream(const std::string& path, const std::string& body,
                                    const std::function<void(const char*, size_t)>& sink) {
   Transfer t;
   t.sink = &sink;
   setup(t, path);
-  CURL* c = static_cast<CURL*>(curl_);
-  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, kRecvBuffer);
-  curl_slist* headers = nullptr;
-  headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
-  headers = curl_slist_append(headers, "Expect:");
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_POST, 1L);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  try {
-    perform(t, path);
-  } catch (...) {
-    curl_slist_free_all(headers);
-    throw;
-  }
-  curl_slist_free_all(headers);
-  sent_total_ += body.size();
-  return {t.status, std::move(t.body)};
+  curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_BUFFERSIZE, kRecvBuffer);
+  return send_post(t, path, body);
 }
 
 DownloadResult HttpClient::download_to_fd(const std::string& path, int fd, const std::string& file_for_errors,

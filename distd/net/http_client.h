@@ -89,6 +89,8 @@ class HttpClient {
  private:
   void setup(Transfer& t, const std::string& path);
   long perform(Transfer& t, const std::string& what);
+  // POSTs body (application/octet-stream, no "Expect: 100-continue") with t already set up.
+  HttpAnswer send_post(Transfer& t, const std::string& path, const std::string& body);
 
   std::string base_;
   HttpOptions opts_;
