@@ -8,6 +8,7 @@
 #include "distd/config/config.h"
 #include "distd/replica/file_check.h"
 #include "distd/replica/health.h"
+#include "distd/replica/moodle_site.h"
 #include "distd/replica/profile.h"
 #include "manifest/error.h"
 
@@ -21,6 +22,8 @@ struct ReplicaOpts {
   bool print = false, apply = false, check = false;
   std::string moodle_db, moodle_user, moodle_host, flavor = "auto";
   std::string db_user, db_password_file;
+  // moodle-config, purge-caches
+  bool force = false, dry_run = false;
   // check-files
   bool verify = false;
   size_t limit = 50;
@@ -139,6 +142,53 @@ int run_check_files(const ReplicaOpts& o) {
   return r.clean() ? 0 : 1;
 }
 
+int run_moodle_config(const ReplicaOpts& o) {
+  if (!o.check) {
+    if (o.json) {
+      nlohmann::json a = nlohmann::json::array();
+      for (auto& m : replica::center_moodle_settings())
+        a.push_back({{"name", m.name}, {"value", m.value}, {"why", m.why}});
+      std::cout << nlohmann::json{{"settings", a}, {"snippet", replica::moodle_config_snippet()}}.dump(2) << "\n";
+    } else {
+      std::cout << replica::moodle_config_snippet();
+    }
+    return 0;
+  }
+  Config cfg = load_config(o.config);
+  auto rc = replica::load_replica_config(cfg, true);
+  auto f = replica::check_moodle_config(rc);
+  if (o.json) {
+    std::cout << nlohmann::json{{"ok", f.empty()}, {"config_php", rc.moodle_dir + "/config.php"},
+                                {"findings", findings_json(f)}}.dump(2) << "\n";
+  } else if (f.empty()) {
+    std::printf("moodle config: %s/config.php has every setting a center on a replica needs\n", rc.moodle_dir.c_str());
+  } else {
+    std::printf("moodle config: %zu finding(s)\n", f.size());
+    for (auto& x : f) std::printf("  [%s] %s\n      fix: %s\n", x.severity.c_str(), x.message.c_str(), x.fix.c_str());
+  }
+  return f.empty() ? 0 : 1;
+}
+
+int run_purge_caches(const ReplicaOpts& o) {
+  Config cfg = load_config(o.config);
+  auto rc = replica::load_replica_config(cfg, true);
+  auto r = replica::purge_caches_if_changed(cfg, rc, o.force, o.dry_run);
+  std::string cmd;
+  for (auto& a : r.command) cmd += (cmd.empty() ? "" : " ") + a;
+  if (o.json) {
+    std::cout << nlohmann::json{{"changed", r.changed}, {"purged", r.purged}, {"command", r.command},
+                                {"fingerprint", r.fingerprint}, {"output", r.output}}.dump(2) << "\n";
+  } else if (r.purged) {
+    std::printf("purged the center's Moodle caches (%s)%s\n", cmd.c_str(),
+                r.changed ? ": HQ's settings changed since the last purge" : "");
+  } else if (r.changed) {
+    std::printf("HQ's settings changed since the last purge; would run: %s\n", cmd.c_str());
+  } else {
+    std::printf("HQ's settings are unchanged since the last purge; nothing to do (--force purges anyway)\n");
+  }
+  return 0;
+}
+
 void register_replica(CLI::App& app, Action& chosen) {
   auto opts = std::make_shared<ReplicaOpts>();
   auto* rep = app.add_subcommand("replica", "The local MySQL/MariaDB replica of HQ's Moodle database (docs/replica.md)");
@@ -171,6 +221,30 @@ void register_replica(CLI::App& app, Action& chosen) {
   st->add_option("--config", opts->config, "config file")->capture_default_str();
   st->add_flag("--json", opts->json, "machine-readable output");
   st->callback([opts, &chosen] { chosen = [opts] { return run_status(*opts); }; });
+
+  auto* mc = rep->add_subcommand(
+      "moodle-config",
+      "The lines the center's Moodle config.php needs on a replica, each with the write it avoids.\n"
+      "With --check, reads <replica.moodle_dir>/config.php and reports what is missing (exit 1).\n"
+      "Examples:\n  distctl replica moodle-config >> /tmp/snippet.php   (paste before require_once lib/setup.php)\n"
+      "  distctl replica moodle-config --check");
+  mc->add_option("--config", opts->config, "config file")->capture_default_str();
+  mc->add_flag("--check", opts->check, "check the center's config.php instead of printing");
+  mc->add_flag("--json", opts->json, "machine-readable output");
+  mc->callback([opts, &chosen] { chosen = [opts] { return run_moodle_config(*opts); }; });
+
+  auto* pc = rep->add_subcommand(
+      "purge-caches",
+      "Purge the center's Moodle cache store when HQ's replicated settings, roles or capabilities changed\n"
+      "since the last purge (the daemon does this every replica.cache_watch_seconds). Runs\n"
+      "replica.moodle_purge_command, by default: php <moodle_dir>/admin/cli/purge_caches.php --muc,\n"
+      "which writes nothing to the database.\n"
+      "Examples:\n  distctl replica purge-caches\n  distctl replica purge-caches --force --json");
+  pc->add_option("--config", opts->config, "config file")->capture_default_str();
+  pc->add_flag("--force", opts->force, "purge even when nothing changed");
+  pc->add_flag("--dry-run", opts->dry_run, "only say whether HQ's settings changed");
+  pc->add_flag("--json", opts->json, "machine-readable output");
+  pc->callback([opts, &chosen] { chosen = [opts] { return run_purge_caches(*opts); }; });
 
   auto* cf = rep->add_subcommand(
       "check-files",

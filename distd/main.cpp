@@ -1,7 +1,8 @@
 // distd: the daemon. Reads its config and runs the role named there:
 //   hq        serves public/ over HTTP (docs/formats/http.md) until SIGTERM/SIGINT, and publishes
 //             every channel each [hq] publish_interval seconds when that is set;
-//   regional  runs run_regional_daemon() (distd/regional/daemon.h).
+//   regional  runs run_regional_daemon() (distd/regional/daemon.h) and, with [replica] moodle_dir,
+//             the Moodle cache watch (distd/replica/moodle_site.h) beside it.
 // With --once, HQ publishes every channel once and exits; a regional center runs one pass.
 // Under systemd (Type=notify) it reports READY=1, STATUS= lines and WATCHDOG=1 pings.
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include "distd/hq/http_server.h"
 #include "distd/hq/publisher.h"
 #include "distd/regional/daemon.h"
+#include "distd/replica/moodle_site.h"
 #include "manifest/error.h"
 
 namespace distd {
@@ -190,6 +192,16 @@ int run_regional(const Config& cfg, bool once) {
     }
     done = true;
   });
+  // The center's Moodle caches follow HQ's replicated settings (distd/replica/moodle_site.h).
+  std::thread cache_watch;
+  if (!once)
+    cache_watch = std::thread([&] {
+      try {
+        replica::watch_moodle_caches(cfg, stop, log_line);
+      } catch (const std::exception& e) {
+        log_line(std::string("warning: Moodle cache watch stopped: ") + e.what());
+      }
+    });
   notify.ready("regional center " + cfg.site + " started");
   while (!done) {
     if (wait_for_stop_signal(notify.tick())) {
@@ -201,6 +213,8 @@ int run_regional(const Config& cfg, bool once) {
     notify.ping();
   }
   worker.join();
+  stop = true;
+  if (cache_watch.joinable()) cache_watch.join();
   if (failure) std::rethrow_exception(failure);
   return rc;
 }

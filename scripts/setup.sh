@@ -10,7 +10,10 @@ packages=(
   librsync-dev libarchive-dev libsodium-dev libsqlitecpp-dev libsqlite3-dev libboost-test-dev
   libcurl4-openssl-dev libmariadb-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
   libsystemd-dev libpugixml-dev libcpp-httplib-dev libssl-dev
-  mariadb-server mariadb-client nginx-light rsync curl systemd sqlite3 python3
+  mariadb-server mariadb-client nginx-light rsync curl systemd sqlite3 python3 xz-utils
+  # a real Moodle 4.5 for the Moodle suites (tests/support/moodle_fixture.py) and a browser
+  php8.2-cli php8.2-fpm php8.2-mysql php8.2-xml php8.2-mbstring php8.2-curl php8.2-zip php8.2-gd
+  php8.2-intl php8.2-soap chromium chromium-driver python3-selenium
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -22,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The packages' own services are not ours: distd's tests start private instances.
-  for svc in mariadb nginx; do $sudo service "$svc" stop >/dev/null 2>&1 || true; done
+  for svc in mariadb nginx php8.2-fpm; do $sudo service "$svc" stop >/dev/null 2>&1 || true; done
 fi
 
 echo "==> building in $build/"

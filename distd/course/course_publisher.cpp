@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "distd/course/course_priority.h"
+#include "distd/io/run_command.h"
 #include "distd/regional/member_pipe.h"
 #include "distd/hq/layout.h"
 #include "manifest/digest.h"
@@ -556,16 +557,6 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
 
 // ---------------------------------------------------------------------------------------------
 
-namespace {
-
-std::string tail_lines(const std::string& text, int n) {
-  size_t pos = text.size();
-  while (pos > 0 && (text[pos - 1] == '\n')) --pos;
-  for (int i = 0; i < n && pos != std::string::npos && pos > 0; ++i) pos = text.rfind('\n', pos - 1);
-  return pos == std::string::npos ? text : text.substr(pos + 1);
-}
-
-}  // namespace
 
 CoursePublishResult publish_course_from_moodle(const Config& cfg, const MoodleBackupRequest& req,
                                                const CoursePublishOptions& opts) {
@@ -592,40 +583,16 @@ CoursePublishResult publish_course_from_moodle(const Config& cfg, const MoodleBa
                                    req.course_id ? "--courseid=" + std::to_string(req.course_id)
                                                  : "--courseshortname=" + req.shortname,
                                    "--destination=" + dest};
-  const std::string out_path = dest + "/.backup-output.log";
   log_to(opts, "running " + php + " " + script + " " + args[2] + " --destination=" + dest);
-  pid_t pid = ::fork();
-  if (pid < 0) throw_errno("cannot fork", php, errno);
-  if (pid == 0) {
-    int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::close(fd);
-    }
-    if (::chdir(req.moodle_dir.c_str()) != 0) _exit(126);
-    std::vector<char*> av;
-    for (auto& s : args) av.push_back(s.data());
-    av.push_back(nullptr);
-    ::execvp(av[0], av.data());
-    _exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  std::string output;
-  try {
-    output = read_file(out_path, 16 << 20, "backup output");
-  } catch (const Error&) {
-  }
-  ::unlink(out_path.c_str());
+  CommandResult cr = run_command(args, req.moodle_dir, dest + "/.backup-output.log", 16 << 20);
+  const std::string& output = cr.output;
   if (opts.log)
     for (size_t a = 0, b; a < output.size(); a = b + 1) {
       b = output.find('\n', a);
       if (b == std::string::npos) b = output.size();
       if (b > a) opts.log("backup.php: " + output.substr(a, b - a));
     }
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  int code = cr.status;
   if (code != 0)
     throw Error(Errc::io,
                 "Moodle's backup (" + php + " " + script + ") failed with exit status " + std::to_string(code) +

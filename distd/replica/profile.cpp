@@ -13,14 +13,35 @@ namespace distd::replica {
 const char* flavor_name(Flavor f) { return f == Flavor::mariadb ? "mariadb" : "mysql"; }
 
 const std::vector<LocalTable>& core_local_tables() {
+  // Every table a real Moodle 4.5 wrote while a person used the center (tests/moodle/), with the
+  // code that writes it. Each is excluded from replication, so the center's rows never meet HQ's.
   static const std::vector<LocalTable> t = {
       {"sessions",
        "every request with a session (also anonymous and guest) inserts and updates its row "
-       "(lib/classes/session/manager.php)"},
+       "(\\core\\session\\manager, lib/classes/session/manager.php)"},
       {"user_lastaccess",
        "course page views insert/update the per-course access time (user_accesstime_log() in lib/datalib.php)"},
       {"logstore_standard_log",
        "every logged event inserts a row (admin/tool/log/store/standard/classes/log/store.php)"},
+      {"user_preferences",
+       "every successful login deletes the login_lockout preference (login_attempt_valid() -> "
+       "login_unlock_account() in lib/authlib.php); failed logins count in it; page drawers and "
+       "settings save preferences (set_user_preference() in lib/moodlelib.php)"},
+      {"cache_flags",
+       "preference changes and logins mark the user's caches dirty (mark_user_preferences_changed() -> "
+       "set_cache_flag() in lib/moodlelib.php)"},
+      {"task_adhoc",
+       "a login queues the new-login notification (complete_user_login() -> "
+       "\\core\\task\\manager::queue_adhoc_task() in lib/moodlelib.php); the center runs no cron, so "
+       "HQ's queue must not arrive there either"},
+      {"block_recentlyaccesseditems",
+       "every activity view records the item for the Recently accessed items block "
+       "(blocks/recentlyaccesseditems/classes/observer.php, store())"},
+      {"forum_read",
+       "viewing a discussion with read tracking on marks its posts read (forum_tp_add_read_record() "
+       "in mod/forum/lib.php, from mod/forum/discuss.php)"},
+      {"chat_users",
+       "logout removes the user from chat rooms (chat_user_logout() in mod/chat/lib.php)"},
   };
   return t;
 }
@@ -139,11 +160,28 @@ std::vector<std::string> split_csv(const std::string& s) {
   return out;
 }
 
-// Union of the live ignore list and the profile's, keeping the live order first.
+// Entries of a live ignore list that name a table of Moodle's database the profile does not make
+// local (left over from an older profile or a removed extra_local_tables entry).
+std::vector<std::string> stale_ignore(const std::string& live, const ProfileSpec& s) {
+  std::vector<std::string> out;
+  const std::string ours = s.database + ".";
+  for (auto& e : split_csv(live)) {
+    if (e.compare(0, ours.size(), ours) != 0) continue;
+    if (std::find(s.local_tables.begin(), s.local_tables.end(), e.substr(ours.size())) == s.local_tables.end())
+      out.push_back(e);
+  }
+  return out;
+}
+
+// The ignore list the profile wants: the live entries for other databases first (in their order),
+// then the profile's local-only tables. Stale entries for Moodle's database are dropped.
 std::vector<std::string> merged_ignore(const std::string& live, const ProfileSpec& s) {
-  auto out = split_csv(live);
+  std::vector<std::string> out;
+  const std::string ours = s.database + ".";
+  for (auto& e : split_csv(live))
+    if (e.compare(0, ours.size(), ours) != 0) out.push_back(e);
   for (auto& t : s.local_tables) {
-    std::string full = s.database + "." + t;
+    std::string full = ours + t;
     if (std::find(out.begin(), out.end(), full) == out.end()) out.push_back(full);
   }
   return out;
@@ -392,6 +430,13 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
         s.flavor == Flavor::mariadb ? mariadb_ignore_fix(s, join(merged, ",")) : mysql_ignore_fix(merged));
   }
 
+  auto stale = stale_ignore(live_ignore, s);
+  if (!stale.empty())
+    add("ignore-table-stale", "warning",
+        "replication ignores " + join(stale, ", ") +
+            ", which the profile does not make local: HQ's changes to it never reach the center",
+        "distctl replica profile --apply (drops the entry), then reload the table from HQ: mariadb-dump "
+        "--single-transaction " + s.database + " <table> at HQ, loaded at the center");
   if (!st) {
     add("replication-not-configured", "error", "this server is not a replica (SHOW SLAVE STATUS is empty)",
         s.flavor == Flavor::mariadb
@@ -504,6 +549,10 @@ ApplyReport apply_profile(SqlConnection& db, const ProfileSpec& s) {
     live_ignore = db.scalar("SELECT @@GLOBAL.replicate_ignore_table").value_or("");
   }
   auto merged = merged_ignore(live_ignore, s);
+  for (auto& t : stale_ignore(live_ignore, s))
+    rep.notes.push_back("replication no longer ignores " + t +
+                        ": the center's copy may differ from HQ's; reload it from HQ (mariadb-dump --single-transaction "
+                        "at HQ, loaded at the center) before HQ changes it");
   bool io_was = st && st->str({"Slave_IO_Running", "Replica_IO_Running"}) != "No";
   bool sql_was = st && st->str({"Slave_SQL_Running", "Replica_SQL_Running"}) == "Yes";
   if (s.flavor == Flavor::mariadb) {

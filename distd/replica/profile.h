@@ -1,7 +1,7 @@
 // The replica profile: "read-only where it matters" for a Moodle running on a one-way replica.
 //
 // Moodle's database account may read everything, may write only the local-only tables (sessions,
-// per-course access times, the standard log, and configured extras) and the access-time and
+// access times, the log, preferences and the others in core_local_tables(), and configured extras) and the access-time and
 // password columns of the user table, and nothing else. The local-only tables are excluded from
 // replication so HQ's rows never collide with the center's own. The replica uses GTID and
 // reconnect settings for a link that drops for days. See docs/replica.md for every grant's source.
@@ -23,7 +23,9 @@ struct LocalTable {
   std::string name;
   std::string why;
 };
-// The built-in local-only tables: sessions, user_lastaccess, logstore_standard_log.
+// The built-in local-only tables: what a real Moodle 4.5 writes while people use the center
+// (sessions, access times, the log, preferences, cache flags, adhoc tasks, recent items, read
+// tracking, chat presence), each with the Moodle code that writes it.
 const std::vector<LocalTable>& core_local_tables();
 // Columns of the user table Moodle updates on login and page views: firstaccess, lastaccess,
 // lastlogin, currentlogin, lastip, password (rehash at login).

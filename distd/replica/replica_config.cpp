@@ -57,13 +57,27 @@ ReplicaConfig load_replica_config(const Config& cfg, bool required) {
   rc.filedir = fd.empty() ? "" : cfg.resolve(fd);
   rc.lag_warn_seconds = cfg.get_int("replica.lag_warn_seconds", 600);
   rc.gtid_domain_id = cfg.get_int("replica.gtid_domain_id", 100);
-  if (auto arr = (*section)["extra_local_tables"].as_array()) {
+  auto strings = [&](const char* key, std::vector<std::string>& out) {
+    auto* node = section->get(key);
+    if (!node) return;
+    auto* arr = node->as_array();
+    if (!arr) throw Error(Errc::usage, "config " + cfg.file + ": replica." + key + " must be a list of strings");
+    out.clear();
     for (auto& e : *arr) {
       auto s = e.value<std::string>();
-      if (!s) throw Error(Errc::usage, "config " + cfg.file + ": replica.extra_local_tables must be strings");
-      rc.extra_local_tables.push_back(*s);
+      if (!s) throw Error(Errc::usage, "config " + cfg.file + ": replica." + key + " must be a list of strings");
+      out.push_back(*s);
     }
-  }
+  };
+  strings("extra_local_tables", rc.extra_local_tables);
+  strings("moodle_purge_command", rc.moodle_purge_command);
+  strings("cache_watch_tables", rc.cache_watch_tables);
+  std::string md = cfg.get_string("replica.moodle_dir");
+  rc.moodle_dir = md.empty() ? "" : cfg.resolve(md);
+  rc.php = cfg.get_string("replica.php", "php");
+  rc.cache_watch_seconds = cfg.get_int("replica.cache_watch_seconds", 30);
+  if (rc.cache_watch_seconds < 1 || rc.cache_watch_seconds > 86400)
+    throw Error(Errc::usage, "config " + cfg.file + ": replica.cache_watch_seconds must be 1..86400");
   if (rc.conn.port <= 0 || rc.conn.port > 65535)
     throw Error(Errc::usage, "config " + cfg.file + ": replica.port must be 1..65535");
   auto ident_ok = [](const std::string& s) {
@@ -77,6 +91,10 @@ ReplicaConfig load_replica_config(const Config& cfg, bool required) {
                 "use letters, digits and _ only");
   if (!rc.prefix.empty() && !ident_ok(rc.prefix))
     throw Error(Errc::usage, "config " + cfg.file + ": replica.prefix '" + rc.prefix + "' is not a plain name");
+  for (auto& t : rc.cache_watch_tables)
+    if (!ident_ok(t))
+      throw Error(Errc::usage, "config " + cfg.file + ": replica.cache_watch_tables entry '" + t + "' is not a plain name",
+                  "give table names without the prefix, e.g. \"config\"");
   for (auto& t : rc.extra_local_tables)
     if (!ident_ok(t))
       throw Error(Errc::usage, "config " + cfg.file + ": replica.extra_local_tables entry '" + t + "' is not a plain name",

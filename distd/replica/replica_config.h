@@ -15,6 +15,11 @@
 //   extra_local_tables = []     # more local-only tables, without prefix (docs/replica.md)
 //   lag_warn_seconds = 600      # replication lag above this is a warning
 //   gtid_domain_id = 100        # MariaDB: GTID domain for the replica's own (local) writes
+//   moodle_dir = "/var/www/moodle"   # the center's Moodle code (config.php checks, cache purge)
+//   php = "php"                 # PHP CLI for the cache purge
+//   cache_watch_seconds = 30    # how often distd looks for HQ's setting changes
+//   moodle_purge_command = []   # instead of: php <moodle_dir>/admin/cli/purge_caches.php --muc
+//   cache_watch_tables = ["config", "config_plugins", "role", "role_capabilities", "capabilities"]
 #pragma once
 
 #include <string>
@@ -37,6 +42,14 @@ struct ReplicaConfig {
   std::vector<std::string> extra_local_tables;
   int64_t lag_warn_seconds = 600;
   int64_t gtid_domain_id = 100;
+  std::string moodle_dir;                         // empty: not configured
+  std::string php = "php";
+  int64_t cache_watch_seconds = 30;               // how often the daemon compares the fingerprint
+  std::vector<std::string> moodle_purge_command;  // empty: php <moodle_dir>/admin/cli/purge_caches.php --muc
+  // Replicated tables whose rows Moodle keeps in its cache store (without prefix): site and
+  // plugin settings (core/config), role definitions (core/roledefs), capabilities.
+  std::vector<std::string> cache_watch_tables = {"config", "config_plugins", "role", "role_capabilities",
+                                                 "capabilities"};
 };
 
 // Parses [replica] from the config and reads the password file.
