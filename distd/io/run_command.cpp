@@ -51,10 +51,14 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
 }
 
 std::string tail_lines(const std::string& text, int n) {
-  size_t pos = text.size();
-  while (pos > 0 && (text[pos - 1] == '\n')) --pos;
-  for (int i = 0; i < n && pos != std::string::npos && pos > 0; ++i) pos = text.rfind('\n', pos - 1);
-  return pos == std::string::npos ? text : text.substr(pos + 1);
+  size_t end = text.size();
+  while (end > 0 && text[end - 1] == '\n') --end;
+  size_t start = end;
+  for (int lines = 0; start > 0;) {
+    if (text[start - 1] == '\n' && ++lines == n) break;
+    --start;
+  }
+  return text.substr(start, end - start);
 }
 
 }  // namespace distd

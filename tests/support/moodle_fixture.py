@@ -86,6 +86,12 @@ def wait_port(host, port, timeout=30, proc=None, what="server"):
     raise FixtureError(f"{what} did not listen on {host}:{port} within {timeout} s")
 
 
+def popen_logged(argv, log_path):
+    """Starts a server with stdout+stderr appended to log_path (the child keeps the file open)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT)
+
+
 def distd_bin(name):
     base = Path(os.environ.get("DISTD_BIN", REPO / "build"))
     return str(base / name)
@@ -184,7 +190,7 @@ class MariaDb:
                 "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--performance-schema=OFF",
                 "--max-connections=100", "--character-set-server=utf8mb4",
                 "--collation-server=utf8mb4_unicode_ci", *self.args, *extra]
-        self.proc = subprocess.Popen(argv, stdout=open(self.home / "stdout.log", "ab"), stderr=subprocess.STDOUT)
+        self.proc = popen_logged(argv, self.home / "stdout.log")
         deadline = time.time() + 60
         while True:
             r = subprocess.run(["mariadb", f"--socket={self.socket}", "-uroot", "-e", "SELECT 1"],
@@ -506,8 +512,8 @@ error_log = {run_dir}/php-fpm.log
 daemonize = no
 {pools}""")
         fpm = shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
-        self.fpm = subprocess.Popen([fpm, "--nodaemonize", "-R", "--fpm-config", run_dir / "php-fpm.conf"],
-                                    stdout=open(run_dir / "php-fpm.out", "ab"), stderr=subprocess.STDOUT)
+        self.fpm = popen_logged([fpm, "--nodaemonize", "-R", "--fpm-config", run_dir / "php-fpm.conf"],
+                                run_dir / "php-fpm.out")
         servers = ""
         for s in (self.hq, self.center):
             servers += f"""
@@ -544,8 +550,7 @@ http {{
   {servers}
 }}
 """)
-        self.nginx = subprocess.Popen(["nginx", "-c", run_dir / "nginx.conf", "-p", run_dir],
-                                      stdout=open(run_dir / "nginx.out", "ab"), stderr=subprocess.STDOUT)
+        self.nginx = popen_logged(["nginx", "-c", run_dir / "nginx.conf", "-p", run_dir], run_dir / "nginx.out")
         for s in (self.hq, self.center):
             wait_port(s.host, s.port, 30, self.nginx, "nginx")
         deadline = time.time() + 30
