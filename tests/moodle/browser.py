@@ -115,6 +115,11 @@ class Browser:
     def login(self, base, username, password, label=None, expect=(), allow_problems=False):
         self.driver.get(base + "/login/index.php")
         self.wait_idle()
+        if not self.driver.find_elements(By.ID, "username"):
+            # Still logged in as someone else: log out first, as a person would.
+            self.logout(base)
+            self.driver.get(base + "/login/index.php")
+            self.wait_idle()
         for field, value in (("username", username), ("password", password)):
             el = self.driver.find_element(By.ID, field)
             el.clear()  # Moodle may remember the last username

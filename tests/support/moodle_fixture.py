@@ -170,6 +170,7 @@ class MariaDb:
 
     def __init__(self, home, datadir, args, name):
         self.home, self.datadir, self.name = Path(home), Path(datadir), name
+        self.defaults_file = None  # a my.cnf to read instead of --no-defaults
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "tmp").mkdir(exist_ok=True)
         self.socket = str(self.home / "sock")
@@ -183,7 +184,8 @@ class MariaDb:
              "--skip-test-db", "--user=root"], timeout=120)
 
     def start(self, extra=()):
-        argv = ["mariadbd", "--no-defaults", f"--datadir={self.datadir}", f"--tmpdir={self.home}/tmp",
+        first = f"--defaults-file={self.defaults_file}" if self.defaults_file else "--no-defaults"
+        argv = ["mariadbd", first, f"--datadir={self.datadir}", f"--tmpdir={self.home}/tmp",
                 f"--port={self.port}", f"--socket={self.socket}", f"--pid-file={self.home}/pid",
                 f"--log-error={self.home}/error.log", "--bind-address=127.0.0.1", "--skip-name-resolve",
                 "--user=root", "--innodb-buffer-pool-size=128M", "--innodb-log-file-size=48M",
