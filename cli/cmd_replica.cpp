@@ -10,6 +10,7 @@
 #include "distd/replica/health.h"
 #include "distd/replica/moodle_site.h"
 #include "distd/replica/profile.h"
+#include "distd/replica/schema_drift.h"
 #include "manifest/error.h"
 
 namespace distd::cli {
@@ -43,6 +44,26 @@ replica::ReplicaConfig load_rc(const ReplicaOpts& o, const Config& cfg) {
   }
   if (!o.db_password_file.empty()) rc.conn.password = replica::read_password_file(o.db_password_file);
   return rc;
+}
+
+// The local-only tables against Moodle's own definitions (after an HQ upgrade); with repair, rebuilds
+// the drifted ones. Needs replica.moodle_dir; without it nothing is compared.
+std::vector<replica::Finding> drift_findings(const Config& cfg, const replica::ReplicaConfig& rc, replica::SqlConnection& db,
+                                             const replica::ProfileSpec& spec, std::vector<std::string>* repaired) {
+  replica::DriftReport d;
+  try {
+    d = replica::check_local_table_drift(cfg, rc, db, spec);
+    if (repaired && !d.drifted.empty()) {
+      *repaired = replica::repair_local_table_drift(db, spec, d);
+      d = replica::check_local_table_drift(cfg, rc, db, spec);
+    }
+  } catch (const Error& e) {
+    if (e.code() != Errc::database) throw;
+    return {{"drift-unchecked", "warning",
+             std::string("could not compare the local-only tables with Moodle's definitions: ") + e.what(),
+             "run it as an administrator (--db-user root) or GRANT ALL ON distd_scratch.* TO distd's account"}};
+  }
+  return d.findings;
 }
 
 void print_findings(const std::vector<replica::Finding>& f) {
@@ -101,7 +122,10 @@ int run_profile(const ReplicaOpts& o) {
   auto spec = replica::make_profile_spec(rc, fl);
   if (o.apply) {
     auto rep = replica::apply_profile(db, spec);
+    std::vector<std::string> repaired;
     auto findings = replica::check_profile(db, spec);
+    for (auto& f : drift_findings(cfg, rc, db, spec, &repaired)) findings.push_back(f);
+    rep.executed.insert(rep.executed.end(), repaired.begin(), repaired.end());
     if (o.json) {
       std::cout << nlohmann::json{{"executed", rep.executed}, {"notes", rep.notes}, {"findings", findings_json(findings)}}.dump(2)
                 << "\n";
@@ -115,6 +139,7 @@ int run_profile(const ReplicaOpts& o) {
     return findings.empty() ? 0 : 1;
   }
   auto findings = replica::check_profile(db, spec);
+  for (auto& f : drift_findings(cfg, rc, db, spec, nullptr)) findings.push_back(f);
   if (o.json)
     std::cout << nlohmann::json{{"ok", findings.empty()}, {"findings", findings_json(findings)}}.dump(2) << "\n";
   else

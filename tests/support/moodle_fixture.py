@@ -450,7 +450,9 @@ class World:
             f"CREATE USER '{DISTD_DB_USER}'@'localhost' IDENTIFIED BY '{DISTD_DB_PASS}';"
             f"GRANT SELECT ON mysql.* TO '{DISTD_DB_USER}'@'localhost';"
             f"GRANT SELECT ON {DB_NAME}.* TO '{DISTD_DB_USER}'@'localhost';"
-            f"GRANT SLAVE MONITOR ON *.* TO '{DISTD_DB_USER}'@'localhost';")
+            f"GRANT SLAVE MONITOR ON *.* TO '{DISTD_DB_USER}'@'localhost';"
+            # profile --check compares the local-only tables with Moodle's definitions there
+            f"GRANT ALL ON distd_scratch.* TO '{DISTD_DB_USER}'@'localhost';")
         cfg = d / "distd.toml"
         cfg.write_text(f"""# distd at the center (test fixture)
 role = "regional"
