@@ -108,8 +108,9 @@ def _version_of(tree):
     return m.group(1) if m else None
 
 
-def find_moodle_source():
-    """Returns (path, description). Raises FixtureError with what to do when none is found."""
+def find_moodle_source(shared=None, download_url=DOWNLOAD_URL, cache_dir=None):
+    """Returns (path, description). Raises FixtureError with what to do when none is found.
+    The arguments replace the shared copy, the release URL and the download cache (for tests)."""
     tried = []
     env = os.environ.get("DISTD_MOODLE_SRC")
     if env:
@@ -119,20 +120,22 @@ def find_moodle_source():
         if p.is_file():
             return p, f"$DISTD_MOODLE_SRC (tarball {p})"
         tried.append(f"$DISTD_MOODLE_SRC={env} (neither a Moodle tree nor a file)")
-    shared = REPO.parent / "shared" / "moodle" / f"moodle-{MOODLE_RELEASE}.tar.xz"
+    shared = Path(shared) if shared else REPO.parent / "shared" / "moodle" / f"moodle-{MOODLE_RELEASE}.tar.xz"
     if shared.is_file():
         return shared, f"the shared copy {shared}"
     tried.append(str(shared) + " (absent)")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "distd" / f"moodle-{MOODLE_RELEASE}.tgz"
+    cache = Path(cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "distd")
+    cache = cache / f"moodle-{MOODLE_RELEASE}.tgz"
     if cache.is_file():
         return cache, f"the downloaded release {cache}"
     cache.parent.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["curl", "-fsSL", "--max-time", "600", "-o", str(cache) + ".part", DOWNLOAD_URL],
-                       capture_output=True, text=True)
+    r = subprocess.run(["curl", "-fsSL", "--connect-timeout", "20", "--max-time", "900", "-o", str(cache) + ".part",
+                        download_url], capture_output=True, text=True)
     if r.returncode == 0:
         os.replace(str(cache) + ".part", cache)
-        return cache, f"the release downloaded from {DOWNLOAD_URL}"
-    tried.append(f"{DOWNLOAD_URL} (curl: {r.stderr.strip() or r.returncode})")
+        return cache, f"the release downloaded from {download_url} (checked by its version.php when unpacked)"
+    Path(str(cache) + ".part").unlink(missing_ok=True)
+    tried.append(f"{download_url} (curl: {r.stderr.strip() or r.returncode})")
     raise FixtureError(
         "No Moodle 4.5 source for the Moodle tests. Tried:\n  " + "\n  ".join(tried) +
         f"\nGet Moodle {MOODLE_RELEASE} (moodle-{MOODLE_RELEASE}.tgz from download.moodle.org, "
