@@ -115,6 +115,13 @@ $gen->get_plugin_generator('mod_forum')->create_post(['discussion' => {d['id']},
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         r = self.w.distctl("replica", "purge-caches", "--dry-run", "--config", self.w.distd_config)
         self.assertIn("unchanged since the last purge", r.stdout)
+        # A purge command that fails: exit 3, what failed and what to do; the next run tries again.
+        bad = self.w.distd_config.parent / "bad-purge.toml"
+        bad.write_text(self.w.distd_config.read_text().replace("[replica]", '[replica]\nmoodle_purge_command = ["false"]'))
+        r = self.w.distctl("replica", "purge-caches", "--force", "--config", bad)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("purging the center's Moodle caches failed: 'false' exited 1", r.stderr)
+        self.assertIn("what to do", r.stderr)
         self.assert_replication_flowing()
 
 
