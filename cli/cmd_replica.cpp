@@ -66,12 +66,13 @@ std::vector<replica::Finding> drift_findings(const Config& cfg, const replica::R
   return d.findings;
 }
 
-void print_findings(const std::vector<replica::Finding>& f) {
+void print_findings(const std::vector<replica::Finding>& f, const char* what = "replica profile",
+                    const std::string& clean = "no findings; Moodle's account is read-only where it matters") {
   if (f.empty()) {
-    std::printf("replica profile: no findings; Moodle's account is read-only where it matters\n");
+    std::printf("%s: %s\n", what, clean.c_str());
     return;
   }
-  std::printf("replica profile: %zu finding(s)\n", f.size());
+  std::printf("%s: %zu finding(s)\n", what, f.size());
   for (auto& x : f) std::printf("  [%s] %s\n      fix: %s\n", x.severity.c_str(), x.message.c_str(), x.fix.c_str());
 }
 
@@ -185,11 +186,8 @@ int run_moodle_config(const ReplicaOpts& o) {
   if (o.json) {
     std::cout << nlohmann::json{{"ok", f.empty()}, {"config_php", rc.moodle_dir + "/config.php"},
                                 {"findings", findings_json(f)}}.dump(2) << "\n";
-  } else if (f.empty()) {
-    std::printf("moodle config: %s/config.php has every setting a center on a replica needs\n", rc.moodle_dir.c_str());
   } else {
-    std::printf("moodle config: %zu finding(s)\n", f.size());
-    for (auto& x : f) std::printf("  [%s] %s\n      fix: %s\n", x.severity.c_str(), x.message.c_str(), x.fix.c_str());
+    print_findings(f, "moodle config", rc.moodle_dir + "/config.php has every setting a center on a replica needs");
   }
   return f.empty() ? 0 : 1;
 }
@@ -216,6 +214,11 @@ int run_purge_caches(const ReplicaOpts& o) {
 
 void register_replica(CLI::App& app, Action& chosen) {
   auto opts = std::make_shared<ReplicaOpts>();
+  // Every replica subcommand reads the config and can answer in JSON.
+  auto common = [&](CLI::App* sub, const char* json_help) {
+    sub->add_option("--config", opts->config, "config file")->capture_default_str();
+    sub->add_flag("--json", opts->json, json_help);
+  };
   auto* rep = app.add_subcommand("replica", "The local MySQL/MariaDB replica of HQ's Moodle database (docs/replica.md)");
   rep->require_subcommand(1);
 
@@ -225,7 +228,7 @@ void register_replica(CLI::App& app, Action& chosen) {
       "local-only tables; those are excluded from replication; GTID and reconnect settings for a flaky link.\n"
       "Examples:\n  distctl replica profile --print\n  distctl replica profile --apply\n"
       "  distctl replica profile --check --json   (exit 1 when there are findings)");
-  prof->add_option("--config", opts->config, "config file")->capture_default_str();
+  common(prof, "machine-readable output");
   prof->add_option("--moodle-db", opts->moodle_db, "Moodle's database name (default: replica.database)");
   prof->add_option("--moodle-user", opts->moodle_user, "Moodle's database account (default: replica.moodle_user)");
   prof->add_option("--moodle-host", opts->moodle_host, "host part of that account (default: replica.moodle_host)");
@@ -237,14 +240,12 @@ void register_replica(CLI::App& app, Action& chosen) {
   g->add_flag("--apply", opts->apply, "run the SQL on the replica (needs an admin account)");
   g->add_flag("--check", opts->check, "report every deviation as a finding with its fix");
   g->require_option(1);
-  prof->add_flag("--json", opts->json, "machine-readable output");
   prof->callback([opts, &chosen] { chosen = [opts] { return run_profile(*opts); }; });
 
   auto* st = rep->add_subcommand("status",
                                  "Replication health: IO/SQL threads, seconds behind, last errors, GTID position and the\n"
                                  "profile's findings. Exit 1 when anything is a warning.");
-  st->add_option("--config", opts->config, "config file")->capture_default_str();
-  st->add_flag("--json", opts->json, "machine-readable output");
+  common(st, "machine-readable output");
   st->callback([opts, &chosen] { chosen = [opts] { return run_status(*opts); }; });
 
   auto* mc = rep->add_subcommand(
@@ -253,9 +254,8 @@ void register_replica(CLI::App& app, Action& chosen) {
       "With --check, reads <replica.moodle_dir>/config.php and reports what is missing (exit 1).\n"
       "Examples:\n  distctl replica moodle-config >> /tmp/snippet.php   (paste before require_once lib/setup.php)\n"
       "  distctl replica moodle-config --check");
-  mc->add_option("--config", opts->config, "config file")->capture_default_str();
+  common(mc, "machine-readable output");
   mc->add_flag("--check", opts->check, "check the center's config.php instead of printing");
-  mc->add_flag("--json", opts->json, "machine-readable output");
   mc->callback([opts, &chosen] { chosen = [opts] { return run_moodle_config(*opts); }; });
 
   auto* pc = rep->add_subcommand(
@@ -265,17 +265,15 @@ void register_replica(CLI::App& app, Action& chosen) {
       "replica.moodle_purge_command, by default: php <moodle_dir>/admin/cli/purge_caches.php --muc,\n"
       "which writes nothing to the database.\n"
       "Examples:\n  distctl replica purge-caches\n  distctl replica purge-caches --force --json");
-  pc->add_option("--config", opts->config, "config file")->capture_default_str();
+  common(pc, "machine-readable output");
   pc->add_flag("--force", opts->force, "purge even when nothing changed");
   pc->add_flag("--dry-run", opts->dry_run, "only say whether HQ's settings changed");
-  pc->add_flag("--json", opts->json, "machine-readable output");
   pc->callback([opts, &chosen] { chosen = [opts] { return run_purge_caches(*opts); }; });
 
   auto* cf = rep->add_subcommand(
       "check-files",
       "List content the replica's mdl_files references that is missing from the local filedir (exit 1 if any).");
-  cf->add_option("--config", opts->config, "config file")->capture_default_str();
-  cf->add_flag("--json", opts->json, "machine-readable output (lists every missing hash)");
+  common(cf, "machine-readable output (lists every missing hash)");
   cf->add_flag("--verify", opts->verify, "also check the SHA-1 of every present blob (reads all of filedir)");
   cf->add_option("--limit", opts->limit, "list at most this many missing files in text output")->capture_default_str();
   cf->callback([opts, &chosen] { chosen = [opts] { return run_check_files(*opts); }; });

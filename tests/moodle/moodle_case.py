@@ -29,6 +29,8 @@ class WorldCase(unittest.TestCase):
         cls.browsers = []
         if cls.profile:
             cls.w.apply_center_profile()
+        cls.url = cls.w.center.url
+        cls.b = cls.browser("center")  # a person at the center
 
     @classmethod
     def tearDownClass(cls):

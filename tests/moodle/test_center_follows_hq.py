@@ -16,8 +16,6 @@ class CenterFollowsHq(WorldCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.b = cls.browser("center")
-        cls.url = cls.w.center.url
         cls.daemon = None
 
     @classmethod

@@ -10,12 +10,6 @@ from moodle_case import WorldCase, mf
 
 
 class CenterPages(WorldCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.b = cls.browser("center")
-        cls.url = cls.w.center.url
-
     def test_00_profile_and_config_check_clean(self):
         r = self.w.distctl("replica", "profile", "--check", "--config", self.w.distd_config)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

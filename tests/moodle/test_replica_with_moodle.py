@@ -17,7 +17,7 @@ class ReplicaWithMoodle(WorldCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.center_b = cls.browser("center")
+        cls.center_b = cls.b
         cls.hq_b = cls.browser("hq")
 
     def replica(self, *args):

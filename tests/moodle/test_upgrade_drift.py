@@ -39,7 +39,7 @@ class UpgradeDrift(WorldCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_02_hq_upgrade_alters_a_local_table(self):
-        b = self.browser("center")
+        b = self.b
         b.login(self.w.center.url, "student1", self.f["password"], "login before the upgrade", expect=["Dashboard"])
         b.logout(self.w.center.url)
         rows = self.center_sql("SELECT COUNT(*) FROM mdl_user_preferences")[0][0]
