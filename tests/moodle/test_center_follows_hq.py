@@ -122,6 +122,25 @@ $gen->get_plugin_generator('mod_forum')->create_post(['discussion' => {d['id']},
         self.assertIn("what to do", r.stderr)
         self.assert_replication_flowing()
 
+    def test_05_daemon_warns_once_about_a_failing_purge(self):
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.terminate()
+            self.daemon.wait(20)
+        d = self.w.distd_config.parent
+        cfg = d / "daemon-bad.toml"
+        cfg.write_text((d / "daemon.toml").read_text().replace(
+            "cache_watch_seconds = 5", 'cache_watch_seconds = 1\nmoodle_purge_command = ["false"]'))
+        (self.w.tmp / "center/distd/state/replica/moodle-cache.fingerprint").unlink(missing_ok=True)
+        log = self.w.artifacts / "distd-center-bad-purge.log"
+        with open(log, "wb") as out:
+            p = subprocess.Popen([mf.distd_bin("distd"), "--config", cfg], stdout=out, stderr=subprocess.STDOUT)
+        time.sleep(5)  # about five looks
+        p.terminate()
+        p.wait(20)
+        text = log.read_text()
+        self.assertEqual(text.count("warning: Moodle cache watch: purging the center's Moodle caches failed"), 1, text)
+        self.assertIn("what to do:", text)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

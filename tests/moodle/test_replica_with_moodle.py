@@ -152,6 +152,23 @@ class ReplicaWithMoodle(WorldCase):
         self.center_b.login(self.w.center.url, "student2", self.f["password"], "login after the replica came back",
                             expect=["Dashboard"])
 
+    def test_08_moodle_config_check(self):
+        cfg = self.w.center.www / "config.php"
+        good = cfg.read_text()
+        try:
+            for text, want in ((good.replace("$CFG->forcedefaultmymoodle = 1;", "// $CFG->forcedefaultmymoodle = 1;"),
+                                "does not set $CFG->forcedefaultmymoodle"),
+                               (good.replace("$CFG->forcedefaultmymoodle = 1;", "$CFG->forcedefaultmymoodle = 0;"),
+                                "sets $CFG->forcedefaultmymoodle = 0 (needs 1)")):
+                cfg.write_text(text)
+                r = self.replica("moodle-config", "--check")
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertIn(want, r.stdout)
+                self.assertIn("fix: add to", r.stdout)
+        finally:
+            cfg.write_text(good)
+        self.assertEqual(self.replica("moodle-config", "--check").returncode, 0)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
