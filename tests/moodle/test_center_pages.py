@@ -33,6 +33,15 @@ class CenterPages(WorldCase):
         self.b.visit(self.url + "/my/", "first dashboard visit", expect=["Dashboard"])
         # forcedefaultmymoodle (distctl replica moodle-config): no private copy of the page.
         self.assertEqual(self.center_sql("SELECT COUNT(*) FROM mdl_my_pages")[0][0], before)
+        # Moodle's user tour greets a first visit; a person clicks "Got it" (an AJAX call that
+        # saves a preference at the center) and it does not come back.
+        from selenium.webdriver.common.by import By
+        buttons = [e for e in self.b.driver.find_elements(By.CSS_SELECTOR, "[data-role='end']") if e.is_displayed()]
+        self.assertTrue(buttons, "expected Moodle's first-visit user tour")
+        buttons[0].click()
+        self.b.check("user tour dismissed")
+        body = self.b.visit(self.url + "/my/", "dashboard again", expect=["Dashboard"])
+        self.assertNotIn("Expand to explore", body)
 
     def test_04_course_page(self):
         c = self.f["course"]
