@@ -25,12 +25,17 @@ class WorldCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.w = mf.World(BUILD, cls.__name__)
-        cls.f = cls.w.facts
         cls.browsers = []
-        if cls.profile:
-            cls.w.apply_center_profile()
-        cls.url = cls.w.center.url
-        cls.b = cls.browser("center")  # a person at the center
+        try:
+            cls.f = cls.w.facts
+            if cls.profile:
+                cls.w.apply_center_profile()
+            cls.url = cls.w.center.url
+            cls.b = cls.browser("center")  # a person at the center
+        except BaseException:
+            # unittest skips tearDownClass when setUpClass fails: stop the servers here.
+            cls.tearDownClass()
+            raise
 
     @classmethod
     def tearDownClass(cls):

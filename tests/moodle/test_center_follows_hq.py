@@ -13,10 +13,7 @@ MENU = "Regional library"
 
 
 class CenterFollowsHq(WorldCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.daemon = None
+    daemon = None  # distd at the center, once started
 
     @classmethod
     def tearDownClass(cls):

@@ -608,15 +608,16 @@ def main(argv):
             template(argv[2])
             return 0
         w = World(argv[2], "up")
-        w.apply_center_profile()
-        print(json.dumps({"hq": w.hq.url, "center": w.center.url, "tmp": str(w.tmp)}), flush=True)
-        signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
+            w.apply_center_profile()
+            print(json.dumps({"hq": w.hq.url, "center": w.center.url, "tmp": str(w.tmp)}), flush=True)
+            signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
-        w.stop()
+        finally:
+            w.stop()
         return 0
     except FixtureError as e:
         print(f"moodle fixture: {e}", file=sys.stderr)
