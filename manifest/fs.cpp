@@ -74,6 +74,25 @@ void fsync_dir(const std::string& dir) {
   if (::fsync(fd.get()) != 0 && errno != EINVAL) throw_errno("cannot fsync directory", dir, errno);
 }
 
+void sync_file(int fd, std::string_view path, std::string_view what) {
+  if (::fsync(fd) != 0) throw_errno(what, path, errno);
+}
+
+void sync_filesystem(int fd, std::string_view path, std::string_view what) {
+  if (::syncfs(fd) != 0) throw_errno(what, path, errno);
+}
+
+void rename_file(const std::string& from, const std::string& to, std::string_view what,
+                 std::string_view path_for_errors) {
+  if (::rename(from.c_str(), to.c_str()) != 0) throw_errno(what, path_for_errors, errno);
+}
+
+int try_rename(const std::string& from, const std::string& to) {
+  return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+}
+
+int try_sync_file(int fd) { return ::fsync(fd) == 0 ? 0 : errno; }
+
 void write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rng() % 1000000);
@@ -82,10 +101,10 @@ void write_file_atomic(const std::string& path, std::string_view data, unsigned 
   try {
     write_all(fd.get(), data, tmp);
     if (::fchmod(fd.get(), mode) != 0) throw_errno("cannot chmod", tmp, errno);
-    if (::fsync(fd.get()) != 0) throw_errno("cannot fsync", tmp, errno);
+    sync_file(fd.get(), tmp);
     fd = UniqueFd();
     fault_point("before_rename");
-    if (::rename(tmp.c_str(), path.c_str()) != 0) throw_errno("cannot rename into", path, errno);
+    rename_file(tmp, path, "cannot rename into", path);
   } catch (...) {
     ::unlink(tmp.c_str());
     throw;

@@ -40,6 +40,22 @@ void write_all(int fd, std::string_view data, std::string_view path_for_errors);
 // fsync(2) a directory so that renames and creations in it survive a power cut.
 void fsync_dir(const std::string& dir);
 
+// The raw durable-write calls, in one place (.ci/check-file-seam keeps every other file from
+// making them), so that a test can one day swap in a file system that forgets unsynced writes.
+// Each throws Error{io or no_space} "<what> '<path>': <strerror>" on failure.
+//
+// fsync(2) of an open file; path names it in the error.
+void sync_file(int fd, std::string_view path, std::string_view what = "cannot fsync");
+// syncfs(2): every dirty page of the file system that holds fd (one flush for many files).
+void sync_filesystem(int fd, std::string_view path, std::string_view what = "cannot sync the file system of");
+// rename(2) from -> to; the error is "<what> '<path_for_errors>': <strerror>".
+void rename_file(const std::string& from, const std::string& to, std::string_view what,
+                 std::string_view path_for_errors);
+// rename(2) without throwing: 0 on success, else the errno (for callers that fall back).
+[[nodiscard]] int try_rename(const std::string& from, const std::string& to);
+// fsync(2) without throwing: 0 on success, else the errno.
+[[nodiscard]] int try_sync_file(int fd);
+
 // mkdir -p with the given mode for directories it creates.
 void make_dirs(const std::string& path, unsigned mode = 0755);
 

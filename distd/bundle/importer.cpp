@@ -728,7 +728,7 @@ void Importer::on_complete(size_t i) {
         }
         std::string staged = c.inst->staged("b" + std::to_string(p.ord) + ".bundle");
         bool last = n + 1 == todo.size();
-        if (last && ::rename(file.c_str(), staged.c_str()) == 0) {
+        if (last && try_rename(file, staged) == 0) {
           moved = true;
         } else if (!copy_verified(file, staged, it.size, it.digest)) {
           throw Error(Errc::mismatch, "'" + p.path + "': the staged copy changed", "import the bundle again");

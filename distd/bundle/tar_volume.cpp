@@ -7,6 +7,7 @@
 
 #include <cerrno>
 
+#include "manifest/fs.h"
 #include "manifest/error.h"
 
 namespace distd::bundle {
@@ -71,7 +72,7 @@ void TarVolumeWriter::close() {
   if (archive_write_close(a_) != ARCHIVE_OK) fail("cannot finish");
   archive_write_free(a_);
   a_ = nullptr;
-  if (::fsync(fd_) != 0) throw_errno("cannot fsync bundle volume", path_, errno);
+  sync_file(fd_, path_, "cannot fsync bundle volume");
   int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) throw_errno("cannot close bundle volume", path_, errno);

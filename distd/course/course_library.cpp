@@ -150,7 +150,7 @@ bool build_archive(const std::string& root, const LocalCourse& c, const std::str
     return false;
   }
   fault_point("course_before_archive_rename");
-  if (::rename(tmp.c_str(), dst.c_str()) != 0) throw_errno("cannot rename", tmp, errno);
+  rename_file(tmp, dst, "cannot rename", tmp);
   fsync_dir(out_dir);
   return true;
 }

@@ -116,8 +116,9 @@ void walk(const std::string& root, const std::string& rel, std::vector<std::stri
 // rename(2) (returns true), or a copy + fsync + rename when staging lies on another file
 // system (returns false: the file at `to` is a new one with the time of the copy).
 bool move_into_place(const std::string& from, const std::string& to) {
-  if (::rename(from.c_str(), to.c_str()) == 0) return true;
-  if (errno != EXDEV) throw_errno("cannot move into the course tree", to, errno);
+  int err = try_rename(from, to);
+  if (err == 0) return true;
+  if (err != EXDEV) throw_errno("cannot move into the course tree", to, err);
   std::string tmp = to + ".distd-tmp";
   UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) throw_errno("cannot open", from, errno);
@@ -130,9 +131,9 @@ bool move_into_place(const std::string& from, const std::string& to) {
     if (n == 0) break;
     write_all(out.get(), std::string_view(buf.data(), static_cast<size_t>(n)), tmp);
   }
-  if (::fsync(out.get()) != 0) throw_errno("cannot fsync", tmp, errno);
+  sync_file(out.get(), tmp);
   out = UniqueFd();
-  if (::rename(tmp.c_str(), to.c_str()) != 0) throw_errno("cannot rename", tmp, errno);
+  rename_file(tmp, to, "cannot rename", tmp);
   ::unlink(from.c_str());
   return false;
 }
@@ -140,7 +141,7 @@ bool move_into_place(const std::string& from, const std::string& to) {
 void sync_fs_of(const std::string& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) throw_errno("cannot open", dir, errno);
-  if (::syncfs(fd.get()) != 0) throw_errno("cannot sync the file system of", dir, errno);
+  sync_filesystem(fd.get(), dir);
 }
 
 int64_t now_ns() {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <unordered_set>
 
+#include "manifest/fs.h"
 #include "manifest/error.h"
 #include "manifest/path.h"
 
@@ -200,7 +201,7 @@ void MbzWriter::write(const void* data, size_t n) {
 
 void MbzWriter::finish() {
   if (archive_write_close(a_) != ARCHIVE_OK) fail("cannot finish the archive");
-  if (::fsync(fd_) != 0) throw_errno("cannot fsync", path_, errno);
+  sync_file(fd_, path_);
   if (::close(fd_) != 0) {
     fd_ = -1;
     throw_errno("cannot close", path_, errno);

@@ -241,12 +241,12 @@ DeltaInfo DeltaService::compute(const Digest& target, std::string_view signature
     }
     if (read_total != target_size)
       throw Error(Errc::io, "object '" + obj + "' changed size while a delta was computed", "post the request again");
-    if (::fsync(out.get()) != 0) throw_errno("cannot fsync", tmp, errno);
+    sync_file(out.get(), tmp);
     out = UniqueFd();
     // The record first: a delta on disk always says which target it belongs to.
     write_file_atomic(layout_.delta_target(id), digest_hex(target) + " " + std::to_string(target_size) + "\n", 0644);
     fault_point("delta_before_rename");
-    if (::rename(tmp.c_str(), layout_.delta(id).c_str()) != 0) throw_errno("cannot rename into", layout_.delta(id), errno);
+    rename_file(tmp, layout_.delta(id), "cannot rename into", layout_.delta(id));
   } catch (...) {
     ::unlink(tmp.c_str());
     throw;

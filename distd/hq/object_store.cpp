@@ -132,7 +132,7 @@ ObjectStore::Added ObjectStore::add(const std::string& source, const Digest& dig
       if (!out) throw_errno("cannot open", tmp, errno);
       verified_at = now_ns();
       verify_landed(out.get(), tmp, source, digest, size);
-      if (::fsync(out.get()) != 0) throw_errno("cannot fsync", tmp, errno);
+      sync_file(out.get(), tmp);
     } else {
       // EXDEV (another file system or mount), EPERM (fs.protected_hardlinks), ... : copy.
       UniqueFd in(::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
@@ -153,13 +153,13 @@ ObjectStore::Added ObjectStore::add(const std::string& source, const Digest& dig
         if (total > size) break;  // grew during publish: verify_landed reports it
       }
       if (bytes_copied) *bytes_copied += total;
-      if (::fsync(out.get()) != 0) throw_errno("cannot fsync", tmp, errno);
+      sync_file(out.get(), tmp);
       // Hash what the store holds now (read back), not what we meant to write.
       verify_landed(out.get(), tmp, source, digest, size);
     }
     out = UniqueFd();
     fault_point("object_before_rename");
-    if (::rename(tmp.c_str(), final_path.c_str()) != 0) throw_errno("cannot rename into", final_path, errno);
+    rename_file(tmp, final_path, "cannot rename into", final_path);
   } catch (...) {
     ::unlink(tmp.c_str());
     throw;

@@ -79,7 +79,7 @@ struct HttpClient::Transfer {
 
   void commit() {
     if (pos == durable) return;
-    if (::fsync(fd) != 0) throw_errno("cannot fsync", file, errno);
+    sync_file(fd, file);
     fault_point("chunk_written");
     if (on_durable && *on_durable) (*on_durable)(pos);
     durable = pos;
@@ -145,7 +145,7 @@ size_t write_cb(char* data, size_t size, size_t n, void* ud) {
       } else if (t->pos > 0) {  // 200 to a Range request: the server sends everything again
         if (::ftruncate(t->fd, 0) != 0) throw_errno("cannot truncate", t->file, errno);
         if (::lseek(t->fd, 0, SEEK_SET) != 0) throw_errno("cannot seek", t->file, errno);
-        if (::fsync(t->fd) != 0) throw_errno("cannot fsync", t->file, errno);
+        sync_file(t->fd, t->file);
         t->pos = t->durable = t->written_back = 0;
         t->restarted = true;
         if (t->on_durable && *t->on_durable) (*t->on_durable)(0);

@@ -296,7 +296,7 @@ uint64_t finish_channel_install(const Config& cfg, const ChannelConfig& ch, cons
       ++deleted;
     }
   }
-  if (::rename(target_file.c_str(), installed.c_str()) != 0) throw_errno("cannot record", installed, errno);
+  rename_file(target_file, installed, "cannot record", installed);
   fsync_dir(dir_name(installed));
   fault_point("after_record_manifest");
   j.set_installed(ch.name, version, digest);

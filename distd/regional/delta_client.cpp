@@ -225,7 +225,7 @@ Digest apply_delta(const std::string& basis_path, const std::string& delta_path,
         n_out += n;
       },
       "patching " + out_path);
-  if (::fsync(out_fd) != 0) throw_errno("cannot fsync", out_path, errno);
+  sync_file(out_fd, out_path);
   *written = n_out;
   return h.finish();
 }

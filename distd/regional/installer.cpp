@@ -94,12 +94,12 @@ void Installer::install(const std::string& staged_path, const std::string& rel, 
     UniqueFd fd(::open(staged_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) throw_errno("cannot open staged file", staged_path, errno);
     if (::fchmod(fd.get(), mode & 07777) != 0) throw_errno("cannot chmod", staged_path, errno);
-    if (::fsync(fd.get()) != 0) throw_errno("cannot fsync", staged_path, errno);
+    sync_file(fd.get(), staged_path);
   }
   make_parents(root_, rel);
   std::string dst = final_path(rel);
   fault_point("before_install_rename");
-  if (::rename(staged_path.c_str(), dst.c_str()) != 0) throw_errno("cannot rename into place", dst, errno);
+  rename_file(staged_path, dst, "cannot rename into place", dst);
   fsync_dir(dir_name(dst));
   fsync_dir(staging_);
   fault_point("after_install_rename");
@@ -108,7 +108,7 @@ void Installer::install(const std::string& staged_path, const std::string& rel, 
 void Installer::sync_staging() const {
   UniqueFd fd(::open(staging_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) throw_errno("cannot open", staging_, errno);
-  if (::syncfs(fd.get()) != 0) throw_errno("cannot sync the file system of", staging_, errno);
+  sync_filesystem(fd.get(), staging_);
 }
 
 void Installer::install_many(const std::vector<Staged>& files) const {
@@ -120,7 +120,7 @@ void Installer::install_many(const std::vector<Staged>& files) const {
     make_parents(root_, f.rel, false);
     std::string dst = final_path(f.rel);
     fault_point("before_install_rename");
-    if (::rename(f.staged.c_str(), dst.c_str()) != 0) throw_errno("cannot rename into place", dst, errno);
+    rename_file(f.staged, dst, "cannot rename into place", dst);
     fault_point("after_install_rename");
   }
   sync_staging();  // same file system as the tree: every new directory and rename durable
@@ -155,7 +155,7 @@ bool Installer::stage_copy(const std::string& src_rel, const std::string& staged
     total += static_cast<uint64_t>(n);
   }
   if (ok && total == size && distd::digest_hex(h.finish()) == digest_hex) {
-    if (sync && ::fsync(out.get()) != 0) throw_errno("cannot fsync", staged_path, errno);
+    if (sync) sync_file(out.get(), staged_path);
     return true;
   }
   ::unlink(staged_path.c_str());

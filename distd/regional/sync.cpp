@@ -749,7 +749,7 @@ bool fetch_batch(Run& r, std::vector<PlanItem*>& group, uint64_t& done) {
   bool progressed = installed > 0 || !ok_items.empty();
   if (cut && k < todo.size() && got > 0 && fd) {
     // Keep the partial object for a Range GET: durable first, then the journal says so.
-    if (::fsync(fd.get()) == 0) {
+    if (try_sync_file(fd.get()) == 0) {
       PlanItem* it = todo[k];
       set_state(r, *it, ItemState::fetching);
       r.j.set_offset(r.ch.name, it->path, got);
