@@ -105,7 +105,9 @@ std::vector<std::string> course_priority_hashes(const Config& cfg) {
       }
     }
     out.assign(all.begin(), all.end());
-  } catch (...) {
+  } catch (const Error&) {
+    // A courses channel that cannot be read gives no priorities; the sync goes on in size order.
+    // Anything else (out of memory, a bug) is not ours to hide.
   }
   return out;
 }

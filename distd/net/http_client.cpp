@@ -247,12 +247,17 @@ long HttpClient::perform(Transfer& t, const std::string& what) {
     }
   }
   if (t.error) std::rethrow_exception(t.error);
-  if (t.over_cap)
+  if (t.over_cap && t.to_file)  // a download has a signed size: more is not the signed object
     throw Error(Errc::mismatch,
                 "HQ sent more than the " + std::to_string(t.max_bytes) + " bytes allowed for " + what + " (" +
                     url(what) + ")",
                 "the server's copy does not match the signed size; it is refetched on the next run, and "
                 "if this persists republish at HQ");
+  if (t.over_cap)  // an answer read into memory has only distd's own limit
+    throw Error(Errc::corrupt,
+                "HQ's answer for " + url(what) + " is larger than " + std::to_string(t.max_bytes) +
+                    " bytes, the most distd accepts for it (the transfer was stopped there)",
+                "check what HQ serves at that address; the next run tries again");
   if (t.bad_range)
     throw Error(Errc::network,
                 "HQ answered a resume request for " + url(what) + " with the wrong byte range",
@@ -277,8 +282,6 @@ HttpAnswer HttpClient::get(const std::string& path, uint64_t max_bytes) {
   t.max_bytes = max_bytes;
   setup(t, path);
   perform(t, path);
-  if (t.over_cap)  // unreachable: perform throws; kept for clarity
-    throw Error(Errc::corrupt, url(path) + " is larger than " + std::to_string(max_bytes) + " bytes");
   return {t.status, std::move(t.body)};
 }
 

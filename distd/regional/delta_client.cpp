@@ -157,15 +157,18 @@ std::string patch_bytes(std::string_view basis, std::string_view delta, uint64_t
 }
 
 std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& signature,
-                                         const std::string& target_hex, uint64_t target_size, std::string* why) {
+                                         const std::string& target_hex, uint64_t target_size, DeltaDeclined* declined) {
+  auto no = [&](NoDelta reason, std::string why) {
+    *declined = {reason, std::move(why)};
+    return std::nullopt;
+  };
   HttpAnswer a = http.post("/deltas?target=" + target_hex, signature, 64 * 1024);
   if (a.status == 404 || a.status == 405 || a.status == 501) {
-    *why = "HQ does not compute deltas here (HTTP " + std::to_string(a.status) + ", a plain web server?)";
-    return std::nullopt;
+    return no(NoDelta::unsupported,
+              "HQ does not compute deltas here (HTTP " + std::to_string(a.status) + ", a plain web server?)");
   }
   if (a.status != 200) {
-    *why = "HQ refused the delta request (HTTP " + std::to_string(a.status) + ")";
-    return std::nullopt;
+    return no(NoDelta::refused, "HQ refused the delta request (HTTP " + std::to_string(a.status) + ")");
   }
   DeltaTicket t;
   try {
@@ -176,29 +179,29 @@ std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& si
     if (j.contains("target_size") && j.at("target_size").get<uint64_t>() != target_size)
       throw std::runtime_error("target_size");
   } catch (const std::exception& e) {
-    *why = std::string("HQ's delta answer is malformed (") + e.what() + ")";
-    return std::nullopt;
+    return no(NoDelta::malformed, std::string("HQ's delta answer is malformed (") + e.what() + ")");
   }
   if (!parse_digest_hex(t.id)) {
-    *why = "HQ's delta id is not a digest";
-    return std::nullopt;
+    return no(NoDelta::malformed, "HQ's delta id is not a digest");
   }
   if (t.size > delta_size_cap(target_size)) {
-    *why = "the delta is larger than the file";
-    return std::nullopt;
+    return no(NoDelta::not_smaller, "the delta is larger than the file");
   }
   // Only worth it when clearly smaller than the whole object (the signature went up, too).
   if ((t.size + signature.size()) * 10 > target_size * 9) {
-    *why = "the delta is not clearly smaller than the file";
-    return std::nullopt;
+    return no(NoDelta::not_smaller, "the delta is not clearly smaller than the file");
   }
   return t;
 }
 
 Digest apply_delta(const std::string& basis_path, const std::string& delta_path, int out_fd,
                    const std::string& out_path, uint64_t target_size, uint64_t* written) {
-  FILE* basis = std::fopen(basis_path.c_str(), "rb");
+  // The same rule as make_signature(): the basis is never read through a link.
+  UniqueFd basis_fd(::open(basis_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!basis_fd) throw_errno("cannot open the delta basis", basis_path, errno);
+  FILE* basis = ::fdopen(basis_fd.get(), "rb");
   if (!basis) throw_errno("cannot open the delta basis", basis_path, errno);
+  basis_fd.release();  // fclose closes it now
   std::unique_ptr<FILE, int (*)(FILE*)> basis_guard(basis, std::fclose);
   UniqueFd delta(::open(delta_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!delta) throw_errno("cannot open the delta", delta_path, errno);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <mutex>
@@ -169,7 +170,14 @@ bool sleep_unless_stopped(const std::atomic<bool>* stop, double seconds) {
   return !(stop && stop->load());
 }
 
+// The pause before retry number n (1, 2, 4 ... s, at most 30 s). n may be any count: no shift
+// that overflows once max_attempts reaches 32.
+double retry_pause(int64_t n) { return n >= 5 ? 30.0 : std::min(30.0, std::ldexp(1.0, static_cast<int>(std::max<int64_t>(n, 0)))); }
+
 struct Run {
+  Run(const Config& c, const RegionalSettings& s, const ChannelConfig& chan, const SyncOptions& o, Journal& journal,
+      HttpClient& h, ChannelResult& result)
+      : cfg(c), rs(s), ch(chan), opts(o), j(journal), http(h), res(result) {}
   const Config& cfg;
   const RegionalSettings& rs;
   const ChannelConfig& ch;
@@ -243,7 +251,7 @@ std::string fetch_manifest(Run& r, bool whole = false) {
     } catch (const Error& e) {
       if (e.code() != Errc::network || attempt >= r.rs.max_attempts || r.stopped()) throw;
       r.log(std::string("link problem, retrying: ") + e.what());
-      sleep_unless_stopped(r.opts.stop, std::min(30.0, double(1 << attempt)));
+      sleep_unless_stopped(r.opts.stop, retry_pause(attempt));
     }
   }
 }
@@ -414,11 +422,11 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
       fall_back(r, it, std::string("the old version cannot be read: ") + e.what());
       return false;
     }
-    std::string why;
-    auto ticket = request_delta(r.http, sig, it.digest, it.size, &why);
+    DeltaDeclined declined;
+    auto ticket = request_delta(r.http, sig, it.digest, it.size, &declined);
     if (!ticket) {
-      if (why.find("does not compute") != std::string::npos) r.deltas_unsupported = true;
-      fall_back(r, it, why);
+      if (declined.reason == NoDelta::unsupported) r.deltas_unsupported = true;
+      fall_back(r, it, declined.why);
       return false;
     }
     r.j.set_delta(r.ch.name, it.path, ticket->id, ticket->size);
@@ -586,7 +594,7 @@ void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
                             human_bytes(it.action == Action::delta ? it.delta_size : it.size) + " kept): " + e.what(),
                         e.hint());
           r.log(std::string("link problem, retrying: ") + e.what());
-          sleep_unless_stopped(r.opts.stop, std::min(30.0, double(1 << stalls)));
+          sleep_unless_stopped(r.opts.stop, retry_pause(stalls));
           continue;
         }
         case Errc::no_space:
@@ -898,7 +906,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
   ho.max_recv_speed = rs.bandwidth_limit;
   ho.stop = opts.stop;
   HttpClient http(rs.hq_url, ho);
-  Run r{cfg, rs, ch, opts, j, http, res, nullptr};
+  Run r(cfg, rs, ch, opts, j, http, res);
   r.prog.channel = ch.name;
   http.options().on_wire_bytes = [&](uint64_t) { r.progress(); };
 

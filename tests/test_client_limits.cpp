@@ -1,0 +1,56 @@
+// Unit-level checks of the center's HTTP client and delta client, each for a bug fixed:
+// an answer read into memory past its cap is Error{corrupt} in distd's own words (not a
+// "signed size" mismatch a manifest does not have), and a delta is never applied to a basis that
+// is a symbolic link (the same rule make_signature follows).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+
+#include "distd/net/http_client.h"
+#include "distd/regional/delta_client.h"
+#include "manifest/error.h"
+#include "tests/support/nginx_server.h"
+#include "tests/support/test_support.h"
+
+using namespace distd;
+using namespace distd::test;
+
+BOOST_AUTO_TEST_CASE(memory_answer_over_its_cap_is_corrupt_not_a_signed_size) {
+  TempDir root("www");
+  write_file(root / "channels/c/latest.manifest", std::string(10'000, 'x'));
+  NginxServer web(root.path());
+  HttpClient http(web.url(), HttpOptions{});
+  auto ok = http.get("/channels/c/latest.manifest", 20'000);
+  BOOST_TEST(ok.status == 200);
+  BOOST_TEST(ok.body.size() == 10'000u);
+  try {
+    http.get("/channels/c/latest.manifest", 1'000);
+    BOOST_FAIL("expected an error past the cap");
+  } catch (const Error& e) {
+    BOOST_TEST(static_cast<int>(e.code()) == static_cast<int>(Errc::corrupt));
+    std::string m = e.what();
+    BOOST_TEST(m.find("is larger than 1000 bytes, the most distd accepts for it") != std::string::npos, m);
+    BOOST_TEST(m.find("signed size") == std::string::npos, m);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(delta_basis_behind_a_link_is_refused) {
+  TempDir d("delta");
+  write_file(d / "real", random_bytes(50'000, 1));
+  std::filesystem::create_symlink(d / "real", d / "basis");
+  write_file(d / "delta", "not even a delta");
+  int out = ::open((d / "out").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  BOOST_REQUIRE(out >= 0);
+  uint64_t written = 0;
+  try {
+    apply_delta(d / "basis", d / "delta", out, d / "out", 50'000, &written);
+    BOOST_FAIL("expected the link to be refused");
+  } catch (const Error& e) {
+    std::string m = e.what();
+    BOOST_TEST(m.find("cannot open the delta basis") != std::string::npos, m);
+  }
+  ::close(out);
+  BOOST_CHECK_THROW(make_signature(d / "basis"), Error);  // the rule it now shares
+}
