@@ -17,8 +17,6 @@
 namespace distd::cli {
 namespace {
 
-std::string when(int64_t t) { return t ? format_utc(t) : "never"; }
-
 void register_status(CLI::App& app, Action& chosen) {
   auto* cmd = app.add_subcommand("status", "Show what this center has installed and what is pending");
   cmd->footer(

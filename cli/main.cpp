@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "distd/plugins.h"
 #include "manifest/error.h"
 
 namespace distd::cli {
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   app.footer("Exit status: 0 success; 2 usage; 3 I/O; 4 not found; 5 corrupt input; 6 bad signature;\n"
              "7 expired; 8 rollback; 9 unsafe path; 10 content mismatch; 11 disk full; 12 network;\n"
              "13 database; 14 unsupported; 70 internal error. See docs/cli.md.");
+  register_plugins();
   cli::Action chosen;
   auto& reg = cli::registry();
   std::sort(reg.begin(), reg.end(), [](auto& a, auto& b) { return a.first < b.first; });

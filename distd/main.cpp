@@ -21,6 +21,7 @@
 #include "distd/config/config.h"
 #include "distd/hq/http_server.h"
 #include "distd/hq/publisher.h"
+#include "distd/plugins.h"
 #include "distd/regional/daemon.h"
 #include "distd/replica/moodle_site.h"
 #include "manifest/error.h"
@@ -242,6 +243,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  register_plugins();
   try {
     Config cfg = load_config(config);
     return cfg.role == "hq" ? run_hq(cfg, once) : run_regional(cfg, once);

@@ -4,7 +4,7 @@
 //   [regional] courses_dir = "/srv/courses"   # default <state_dir>/courses: <key>.mbz per course
 //   [regional] course_hook = "/usr/local/bin/restore-course"   # run as: hook MBZ SHORTNAME
 //
-// after_install() is registered with the sync engine (distd/regional/sync.h) and runs after each
+// after_install() is plugged into the sync engine by register_plugins() (distd/plugins.h) and runs after each
 // sync (or bundle import) of the courses channel. The state (which version of each course was
 // built, which version the hook ran for, with what result) is <state_dir>/course-state.json.
 #pragma once

@@ -8,8 +8,6 @@
 #include "distd/net/http_client.h"
 #include "distd/regional/journal.h"
 #include "distd/regional/sync.h"
-#include "distd/replica/health.h"
-#include "distd/replica/replica_config.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
 
@@ -33,24 +31,30 @@ std::string human_seconds(double s) {
 }
 
 
-// A broken or writable replica is a warning in the journal: said when the set of warnings
-// changes (not every probe), and once more when it is healthy again.
-void report_replica_health(const Config& cfg, const std::function<void(const std::string&)>& say,
-                           std::vector<std::string>& last) {
+// Every health check's warnings go to the journal with its warning priority: said when the set
+// changes (not every probe), and once more when all are clear again.
+void report_health(const Config& cfg, const std::function<void(const std::string&)>& say,
+                   std::vector<std::string>& last) {
   std::vector<std::string> now;
-  try {
-    if (!replica::load_replica_config(cfg, false).present) return;
-    now = replica::replica_health(cfg).warnings;
-  } catch (const Error& e) {
-    now = {std::string("cannot check the replica: ") + e.what()};
+  for (auto& check : health_checks()) {
+    try {
+      for (auto& w : check(cfg)) now.push_back(w);
+    } catch (const std::exception& e) {
+      now.push_back(std::string("a health check failed: ") + e.what());
+    }
   }
   if (now == last) return;
-  for (auto& w : now) say("warning: replica: " + w);
-  if (now.empty() && !last.empty()) say("replica healthy again");
+  for (auto& w : now) say("warning: " + w);
+  if (now.empty() && !last.empty()) say(last.front().substr(0, last.front().find(':')) + " healthy again");
   last = std::move(now);
 }
 
 }  // namespace
+
+std::vector<HealthCheckFn>& health_checks() {
+  static std::vector<HealthCheckFn> checks;  // filled by the mains (distd/plugins.h)
+  return checks;
+}
 
 int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, const DaemonStatusFn& status) {
   // Called with stop already set (distd --once): one probe-and-sync pass, then return its status.
@@ -69,7 +73,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
   std::mt19937_64 rng{std::random_device{}()};
   double backoff = static_cast<double>(rs.probe_min_seconds);
   const std::string probe_path = "/channels/" + cfg.channels.front().name + "/latest.manifest";
-  std::vector<std::string> last_replica_warnings;
+  std::vector<std::string> last_health_warnings;
 
   while (!stop.load()) {
     // Probe: a HEAD of the first channel's latest manifest works against distd and plain nginx.
@@ -137,7 +141,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
     } else {
       once_status = exit_status(Errc::network);
     }
-    report_replica_health(cfg, say, last_replica_warnings);
+    report_health(cfg, say, last_health_warnings);
     if (once) return once_status;
     if (stop.load()) break;
     double next;

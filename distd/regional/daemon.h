@@ -4,6 +4,7 @@
 #include <atomic>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "distd/config/config.h"
 
@@ -21,5 +22,13 @@ using DaemonStatusFn = std::function<void(const std::string&)>;
 // converged (else the status distctl sync would give). Throws Error{usage} for a bad config.
 // REQUIRES: cfg.role == "regional".
 int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop, const DaemonStatusFn& status = {});
+
+// Extension point: checks the daemon runs after every probe (the database replica's health, say;
+// composed by register_plugins() in distd/plugins.h). Each returns its warnings, one line each,
+// named after what it checks ("replica: the SQL thread stopped ..."); an exception counts as one
+// warning. The daemon says them when the set changes, and once more when all are clear.
+// REQUIRES: filled before the daemon starts, from one thread.
+using HealthCheckFn = std::function<std::vector<std::string>(const Config&)>;
+std::vector<HealthCheckFn>& health_checks();
 
 }  // namespace distd

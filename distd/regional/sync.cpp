@@ -15,10 +15,6 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "distd/course/course_library.h"
-#include "distd/course/course_priority.h"
-#include "distd/replica/file_check.h"
-#include "distd/replica/replica_config.h"
 #include "distd/net/http_client.h"
 #include "distd/regional/channel_install.h"
 #include "distd/regional/delta_client.h"
@@ -105,30 +101,12 @@ bool SyncResult::converged() const {
 }
 
 std::vector<AfterInstallFn>& after_install_hooks() {
-  static std::vector<AfterInstallFn> hooks = {course::after_install};
+  static std::vector<AfterInstallFn> hooks;  // filled by the mains (distd/plugins.h)
   return hooks;
 }
 
-// Files the local database replica already references but the disk lacks come first: each is a
-// broken download for a student until it arrives. A replica that cannot be asked costs only the
-// ordering, never the sync.
-static std::vector<std::string> replica_referenced_missing(const Config& cfg, const ChannelConfig& ch) {
-  std::vector<std::string> out;
-  if (ch.preset != "moodledata") return out;
-  try {
-    if (!replica::load_replica_config(cfg, false).present) return out;
-    for (auto& f : replica::referenced_missing_files(cfg)) out.push_back(f.sha1);
-  } catch (const Error&) {
-  }
-  return out;
-}
-
 std::vector<PriorityFn>& priority_providers() {
-  static std::vector<PriorityFn> providers = {
-      replica_referenced_missing,
-      [](const Config& cfg, const ChannelConfig& ch) {
-        return ch.preset == "moodledata" ? course::course_priority_hashes(cfg) : std::vector<std::string>{};
-      }};
+  static std::vector<PriorityFn> providers;  // filled by the mains (distd/plugins.h)
   return providers;
 }
 

@@ -89,14 +89,15 @@ ChannelResult sync_channel(const Config& cfg, const std::string& channel, const 
 // network error the remaining channels are not tried (the link is down).
 SyncResult sync_all(const Config& cfg, const SyncOptions& opts);
 
-// Extension points. Both run inside the sync's state lock; a bundle import calls them the same way.
+// Extension points: the engines above the center's sync plug in here, and the mains compose them
+// (register_plugins() in distd/plugins.h); this engine names none of them. Both run inside the
+// sync's state lock; a bundle import calls them the same way.
 //  - after_install_hooks(): run by run_after_install() once a channel converged (a new version
-//    installed, or already up to date). The course engine rebuilds course archives here
-//    (distd/course/course_library.h). An exception is logged, never fails the sync.
-//  - priority_providers(): extra priority names (paths or base names) when a channel is planned.
-//    The course engine lists the SHA-1 hashes of published courses' moodledata files here
-//    (distd/course/course_priority.h).
-// Both lists start with the built-in course engine entries; tests and engines may append.
+//    installed, or already up to date), e.g. the course engine rebuilding course archives. An
+//    exception is logged, never fails the sync.
+//  - priority_providers(): extra priority names (paths or base names) when a channel is planned,
+//    e.g. the files the database replica already references, or the published courses' files.
+// Both start empty. REQUIRES: filled before the first sync, from one thread.
 using LogLineFn = std::function<void(const std::string&)>;
 using AfterInstallFn = std::function<void(const Config&, const ChannelConfig&, const LogLineFn& log)>;
 using PriorityFn = std::function<std::vector<std::string>(const Config&, const ChannelConfig&)>;

@@ -55,7 +55,9 @@ MariaDbServer::MariaDbServer(const std::string& dir, const std::vector<std::stri
   std::string data = dir + "/data";
   std::string install = find_program({"mariadb-install-db", "mysql_install_db"});
   std::string server = find_program({"mariadbd", "mysqld"});
-  auto r = run({install, "--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal",
+  // Its own tmpdir: bootstraps running side by side (ctest -j) must not share /tmp's temp tables.
+  auto r = run({install, "--no-defaults", "--datadir=" + data, "--tmpdir=" + dir + "/tmp",
+                "--auth-root-authentication-method=normal",
                 "--skip-test-db", "--user=root", "--innodb-log-file-size=8M", "--innodb-buffer-pool-size=16M"},
                {}, {}, 120);
   if (r.status != 0)

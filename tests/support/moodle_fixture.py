@@ -181,10 +181,10 @@ class MariaDb:
         self.args = args
         self.proc = None
 
-    @staticmethod
-    def install_db(datadir):
-        run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
-             "--skip-test-db", "--user=root"], timeout=120)
+    def install_db(self):
+        """A new datadir (its own tmpdir: bootstraps side by side must not share /tmp's temp tables)."""
+        run(["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}", f"--tmpdir={self.home}/tmp",
+             "--auth-root-authentication-method=normal", "--skip-test-db", "--user=root"], timeout=120)
 
     def start(self, extra=()):
         first = f"--defaults-file={self.defaults_file}" if self.defaults_file else "--no-defaults"
@@ -309,7 +309,7 @@ def template(build_dir):
         site = work / "site"
         _copytree_fast(root / "code", site, hardlink=True)
         db = MariaDb(work / "mysql", root / "db", PRIMARY_ARGS, "template")
-        MariaDb.install_db(root / "db")
+        db.install_db()
         db.start()
         try:
             db.sql(f"CREATE DATABASE {DB_NAME} DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
