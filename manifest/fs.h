@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace distd {
 
@@ -58,6 +59,10 @@ void rename_file(const std::string& from, const std::string& to, std::string_vie
 
 // mkdir -p with the given mode for directories it creates.
 void make_dirs(const std::string& path, unsigned mode = 0755);
+
+// The names in a directory (no "." or ".."), unsorted; empty when it does not exist. Throws
+// Error{io} naming the directory when it cannot be read.
+std::vector<std::string> list_dir(const std::string& dir);
 
 // The directory part of a path ("." when there is none).
 std::string dir_name(const std::string& path);

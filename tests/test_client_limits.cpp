@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "distd/net/http_client.h"
-#include "distd/regional/delta_client.h"
+#include "distd/delta/rsync.h"
 #include "manifest/error.h"
 #include "tests/support/nginx_server.h"
 #include "tests/support/test_support.h"

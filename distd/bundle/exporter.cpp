@@ -17,8 +17,8 @@
 #include "distd/hq/delta_service.h"
 #include "distd/hq/object_store.h"
 #include "distd/hq/publisher.h"
-#include "distd/regional/delta_client.h"
-#include "distd/regional/member_pipe.h"
+#include "distd/delta/rsync.h"
+#include "distd/io/member_pipe.h"
 #include "distd/regional/planner.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
@@ -324,7 +324,7 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
         try {
           std::string sig = make_signature(store.path_of(base->digest));
           hq::DeltaInfo di = deltas.get_or_compute(e.digest, sig);
-          if ((di.size + sig.size()) * 10 <= e.size * 9) {
+          if (delta_pays(di.size, sig.size(), e.size)) {
             c->item.kind = ItemKind::delta;
             c->item.delta_id = di.id;
             c->item.basis = base->digest;

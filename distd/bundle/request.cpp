@@ -48,19 +48,6 @@ KeyPair load_or_create_site_key(const Config& cfg, bool* created) {
 
 namespace {
 
-std::vector<std::string> list_dir(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.push_back(n);
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // Copies src to dst (atomically, durably) and returns its digest and size.
 Digest copy_file_digest(const std::string& src, const std::string& dst, uint64_t* size) {
   std::string data = read_file(src, uint64_t(1) << 30, "outbound item");
@@ -113,6 +100,7 @@ RequestResult write_request(const Config& cfg, const std::string& dir, const Req
   make_dirs(dir, 0755);
   std::string outbox = cfg.state_dir + "/outbound";
   auto names = list_dir(outbox);
+  std::sort(names.begin(), names.end());
   if (!names.empty()) make_dirs(dir + "/" + kOutboundDir, 0755);
   for (auto& n : names) {
     struct stat st {};

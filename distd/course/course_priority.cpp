@@ -84,14 +84,7 @@ std::vector<std::string> course_priority_hashes(const Config& cfg) {
     for (const auto& c : cfg.channels)
       if (c.name == name) ch = &c;
     if (!ch) return out;
-    DIR* d = ::opendir(ch->path.c_str());
-    if (!d) return out;
-    std::vector<std::string> keys;
-    while (auto* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") keys.push_back(n);
-    }
-    ::closedir(d);
+    std::vector<std::string> keys = list_dir(ch->path);
     std::set<std::string> all;
     for (const auto& k : keys) {
       try {

@@ -15,7 +15,7 @@
 
 #include "distd/course/course_priority.h"
 #include "distd/io/run_command.h"
-#include "distd/regional/member_pipe.h"
+#include "distd/io/member_pipe.h"
 #include "distd/hq/layout.h"
 #include "manifest/digest.h"
 #include "manifest/error.h"

@@ -70,21 +70,6 @@ void verify_landed(int fd, const std::string& tmp, const std::string& source, co
 
 }  // namespace
 
-std::vector<std::string> list_dir(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) {
-    if (errno == ENOENT) return out;
-    throw_errno("cannot list directory", dir, errno);
-  }
-  while (auto* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.push_back(std::move(n));
-  }
-  ::closedir(d);
-  return out;
-}
-
 namespace {
 
 bool is_temporary(const std::string& name) {

@@ -59,8 +59,4 @@ class ObjectStore {
   std::set<std::string> dirty_dirs_;
 };
 
-// The names in a directory (no "." or ".."), unsorted; empty when it does not exist. Throws
-// Error{io} naming the directory when it cannot be read.
-std::vector<std::string> list_dir(const std::string& dir);
-
 }  // namespace distd::hq

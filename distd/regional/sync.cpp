@@ -17,7 +17,8 @@
 
 #include "distd/net/http_client.h"
 #include "distd/regional/channel_install.h"
-#include "distd/regional/delta_client.h"
+#include "distd/delta/rsync.h"
+#include "distd/regional/delta_request.h"
 #include "distd/regional/installer.h"
 #include "distd/regional/journal.h"
 #include "distd/regional/planner.h"

@@ -1,12 +1,12 @@
-// The client side of librsync deltas: the basis signature, the delta request, and the patch.
+// librsync glue shared by HQ and the center: the basis signature, the patch, the size rules.
+// (HQ computes deltas in distd/hq/delta_service.h; the center requests them in
+// distd/regional/delta_request.h.)
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 
-#include "distd/net/http_client.h"
 #include "manifest/digest.h"
 
 namespace distd {
@@ -28,27 +28,10 @@ std::string make_signature(const std::string& basis_path);
 std::string signature_of_bytes(std::string_view data);
 std::string patch_bytes(std::string_view basis, std::string_view delta, uint64_t cap);
 
-struct DeltaTicket {
-  std::string id;  // hex
-  uint64_t size = 0;
-};
-
-// Why HQ gave no delta ticket.
-enum class NoDelta {
-  unsupported,  // 404/405/501: a plain web server, which never will (stop asking this run)
-  refused,      // another error status
-  malformed,    // an answer that is not a ticket for this target
-  not_smaller,  // a delta that is not clearly smaller than the whole object
-};
-struct DeltaDeclined {
-  NoDelta reason = NoDelta::refused;
-  std::string why;  // for the log: "HQ does not compute deltas here (HTTP 405, ...)"
-};
-
-// Asks HQ for a delta from the basis (by its signature) to target. Returns nullopt with
-// *declined set when HQ cannot or should not serve one. Throws Error{network} when the link fails.
-std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& signature,
-                                         const std::string& target_hex, uint64_t target_size, DeltaDeclined* declined);
+// The "delta pays" rule, the same at HQ (bundle export) and at the center (delta request): a
+// delta is used only when it and the signature that went up for it are clearly smaller (under
+// 90 %) than the whole target.
+bool delta_pays(uint64_t delta_size, uint64_t signature_size, uint64_t target_size);
 
 // Applies the delta file to the basis file, writing the result to out_fd (from offset 0).
 // Never writes more than target_size bytes: a delta that would is Error{mismatch}. Returns the

@@ -1,4 +1,4 @@
-#include "distd/regional/delta_client.h"
+#include "distd/delta/rsync.h"
 
 #include <fcntl.h>
 #include <librsync.h>
@@ -18,6 +18,10 @@
 #include "manifest/fs.h"
 
 namespace distd {
+
+bool delta_pays(uint64_t delta_size, uint64_t signature_size, uint64_t target_size) {
+  return (delta_size + signature_size) * 10 <= target_size * 9;
+}
 
 uint64_t delta_size_cap(uint64_t target_size) { return target_size + target_size / 8 + 64 * 1024; }
 
@@ -156,43 +160,6 @@ std::string patch_bytes(std::string_view basis, std::string_view delta, uint64_t
   return out;
 }
 
-std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& signature,
-                                         const std::string& target_hex, uint64_t target_size, DeltaDeclined* declined) {
-  auto no = [&](NoDelta reason, std::string why) {
-    *declined = {reason, std::move(why)};
-    return std::nullopt;
-  };
-  HttpAnswer a = http.post("/deltas?target=" + target_hex, signature, 64 * 1024);
-  if (a.status == 404 || a.status == 405 || a.status == 501) {
-    return no(NoDelta::unsupported,
-              "HQ does not compute deltas here (HTTP " + std::to_string(a.status) + ", a plain web server?)");
-  }
-  if (a.status != 200) {
-    return no(NoDelta::refused, "HQ refused the delta request (HTTP " + std::to_string(a.status) + ")");
-  }
-  DeltaTicket t;
-  try {
-    auto j = nlohmann::json::parse(a.body);
-    t.id = j.at("id").get<std::string>();
-    t.size = j.at("size").get<uint64_t>();
-    if (j.contains("target") && j.at("target").get<std::string>() != target_hex) throw std::runtime_error("target");
-    if (j.contains("target_size") && j.at("target_size").get<uint64_t>() != target_size)
-      throw std::runtime_error("target_size");
-  } catch (const std::exception& e) {
-    return no(NoDelta::malformed, std::string("HQ's delta answer is malformed (") + e.what() + ")");
-  }
-  if (!parse_digest_hex(t.id)) {
-    return no(NoDelta::malformed, "HQ's delta id is not a digest");
-  }
-  if (t.size > delta_size_cap(target_size)) {
-    return no(NoDelta::not_smaller, "the delta is larger than the file");
-  }
-  // Only worth it when clearly smaller than the whole object (the signature went up, too).
-  if ((t.size + signature.size()) * 10 > target_size * 9) {
-    return no(NoDelta::not_smaller, "the delta is not clearly smaller than the file");
-  }
-  return t;
-}
 
 Digest apply_delta(const std::string& basis_path, const std::string& delta_path, int out_fd,
                    const std::string& out_path, uint64_t target_size, uint64_t* written) {

@@ -1,4 +1,4 @@
-#include "distd/regional/member_pipe.h"
+#include "distd/io/member_pipe.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>

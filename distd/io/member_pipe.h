@@ -1,6 +1,7 @@
 // Hashing (BLAKE2b-256) and writing archive members on a second thread while the caller
 // inflates or reads the next bytes, so that reading and hashing+writing overlap on two cores.
-// Used by the course engine (.mbz members) and the bundle importer (tar members).
+// Used by the course publisher (.mbz members), the bundle importer (tar members) and the bundle
+// exporter (hash only, while the main thread writes the volume).
 //
 // The caller, for each member: begin(); then buffer() + commit() per chunk it reads; then end().
 // After finish(), result(id) holds every member's digest and size (and SHA-1 on request); or
