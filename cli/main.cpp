@@ -40,9 +40,7 @@ int main(int argc, char** argv) {
       "distctl"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "distctl 0.1.0");
-  app.footer("Exit status: 0 success; 2 usage; 3 I/O; 4 not found; 5 corrupt input; 6 bad signature;\n"
-             "7 expired; 8 rollback; 9 unsafe path; 10 content mismatch; 11 disk full; 12 network;\n"
-             "13 database; 14 unsupported; 70 internal error. See docs/cli.md.");
+  app.footer(exit_status_footer());
   register_plugins();
   cli::Action chosen;
   auto& reg = cli::registry();

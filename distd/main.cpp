@@ -230,7 +230,7 @@ int main(int argc, char** argv) {
   bool once = false;
   app.add_option("-c,--config", config, "config file")->capture_default_str();
   app.add_flag("--once", once, "hq: publish every channel once and exit; regional: one sync pass, then exit");
-  app.footer("See docs/hq.md and docs/config.md. Stops cleanly on SIGTERM or SIGINT.");
+  app.footer("See docs/hq.md and docs/config.md. Stops cleanly on SIGTERM or SIGINT.\n" + exit_status_footer());
   CLI11_PARSE(app, argc, argv);
 
   // Signals are taken synchronously by the main thread (sigtimedwait): block them before any

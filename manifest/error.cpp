@@ -5,44 +5,53 @@
 
 namespace distd {
 
+const std::vector<ExitStatusInfo>& exit_status_table() {
+  static const std::vector<ExitStatusInfo> t = {
+      {Errc::usage, 2, "usage", "usage"},
+      {Errc::io, 3, "io", "I/O"},
+      {Errc::not_found, 4, "not_found", "not found"},
+      {Errc::corrupt, 5, "corrupt", "corrupt input"},
+      {Errc::bad_signature, 6, "bad_signature", "bad signature"},
+      {Errc::expired, 7, "expired", "expired"},
+      {Errc::rollback, 8, "rollback", "rollback"},
+      {Errc::unsafe_path, 9, "unsafe_path", "unsafe path"},
+      {Errc::mismatch, 10, "mismatch", "content mismatch"},
+      {Errc::no_space, 11, "no_space", "disk full"},
+      {Errc::network, 12, "network", "network"},
+      {Errc::database, 13, "database", "database"},
+      {Errc::unsupported, 14, "unsupported", "unsupported"},
+      {Errc::internal, 70, "internal", "internal error"},
+  };
+  return t;
+}
+
 int exit_status(Errc code) {
-  switch (code) {
-    case Errc::usage: return 2;
-    case Errc::io: return 3;
-    case Errc::not_found: return 4;
-    case Errc::corrupt: return 5;
-    case Errc::bad_signature: return 6;
-    case Errc::expired: return 7;
-    case Errc::rollback: return 8;
-    case Errc::unsafe_path: return 9;
-    case Errc::mismatch: return 10;
-    case Errc::no_space: return 11;
-    case Errc::network: return 12;
-    case Errc::database: return 13;
-    case Errc::unsupported: return 14;
-    case Errc::internal: return 70;
-  }
+  for (auto& e : exit_status_table())
+    if (e.code == code) return e.status;
   return 70;
 }
 
 const char* errc_name(Errc code) {
-  switch (code) {
-    case Errc::usage: return "usage";
-    case Errc::io: return "io";
-    case Errc::not_found: return "not_found";
-    case Errc::corrupt: return "corrupt";
-    case Errc::bad_signature: return "bad_signature";
-    case Errc::expired: return "expired";
-    case Errc::rollback: return "rollback";
-    case Errc::unsafe_path: return "unsafe_path";
-    case Errc::mismatch: return "mismatch";
-    case Errc::no_space: return "no_space";
-    case Errc::network: return "network";
-    case Errc::database: return "database";
-    case Errc::unsupported: return "unsupported";
-    case Errc::internal: return "internal";
-  }
+  for (auto& e : exit_status_table())
+    if (e.code == code) return e.name;
   return "internal";
+}
+
+std::string exit_status_footer() {
+  std::vector<std::string> parts = {"0 success"};
+  for (auto& e : exit_status_table()) parts.push_back(std::to_string(e.status) + " " + e.summary);
+  parts.push_back(std::to_string(kExitDeferred) + " big files deferred (sync)");
+  std::string out, line = "Exit status:";
+  for (size_t i = 0; i < parts.size(); ++i) {
+    std::string piece = " " + parts[i] + (i + 1 < parts.size() ? ";" : ".");
+    if (line.size() + piece.size() > 100) {
+      out += line + "\n";
+      line = piece.substr(1);
+    } else {
+      line += piece;
+    }
+  }
+  return out + line + " See docs/cli.md.";
 }
 
 void throw_errno(std::string_view op, std::string_view path, int err) {

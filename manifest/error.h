@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace distd {
@@ -28,10 +29,27 @@ enum class Errc {
   internal,       // a bug: please report
 };
 
+// The one table of exit statuses: each code's status (stable for scripts), its --json name and
+// a few words for --help. docs/cli.md's table is checked against it (tests/test_exit_status.cpp).
+struct ExitStatusInfo {
+  Errc code;
+  int status;
+  const char* name;     // "bad_signature"
+  const char* summary;  // "bad signature"
+};
+const std::vector<ExitStatusInfo>& exit_status_table();
+// The statuses that are no error: 0, and 75 (EX_TEMPFAIL: a sync that converged but for big files
+// waiting for their time window).
+constexpr int kExitOk = 0;
+constexpr int kExitDeferred = 75;
+
 // Exit status for a code, stable for scripts (documented in docs/cli.md).
 int exit_status(Errc code);
 // Short name of the code, e.g. "bad_signature", used in --json output.
 const char* errc_name(Errc code);
+// "Exit status: 0 success; 2 usage; ... 75 big files deferred. See docs/cli.md." wrapped at
+// about 100 columns, for the mains' --help footers.
+std::string exit_status_footer();
 
 class Error : public std::runtime_error {
  public:

@@ -77,8 +77,8 @@ struct SyncResult {
   bool converged() const;
 };
 
-// Exit status when a run ended cleanly but big files wait for the time window (EX_TEMPFAIL).
-constexpr int kExitDeferred = 75;
+// A run that ended cleanly while big files wait for the time window exits kExitDeferred (75,
+// EX_TEMPFAIL; manifest/error.h).
 
 // Syncs one channel. Returns the result; errors that stop the run (bad signature, rollback,
 // expired, network, disk full, ...) are thrown as distd::Error after being recorded in the
