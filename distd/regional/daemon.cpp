@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <random>
 #include <thread>
 
+#include "distd/io/pause.h"
 #include "distd/net/http_client.h"
 #include "distd/regional/journal.h"
 #include "distd/regional/sync.h"
@@ -14,15 +14,6 @@
 namespace distd {
 
 namespace {
-
-bool wait(const std::atomic<bool>& stop, double seconds) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-  while (std::chrono::steady_clock::now() < until) {
-    if (stop.load()) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return !stop.load();
-}
 
 std::string human_seconds(double s) {
   if (s < 120) return std::to_string(static_cast<int>(s)) + "s";
@@ -70,8 +61,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
   auto say = [&](const std::string& s) {
     if (status) status(s);
   };
-  std::mt19937_64 rng{std::random_device{}()};
-  double backoff = static_cast<double>(rs.probe_min_seconds);
+  Backoff backoff(static_cast<double>(rs.probe_min_seconds), static_cast<double>(rs.probe_max_seconds));
   const std::string probe_path = "/channels/" + cfg.channels.front().name + "/latest.manifest";
   std::vector<std::string> last_health_warnings;
 
@@ -146,20 +136,16 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
     if (stop.load()) break;
     double next;
     if (clean) {
-      backoff = static_cast<double>(rs.probe_min_seconds);
+      backoff.reset();
       next = static_cast<double>(rs.probe_max_seconds);  // converged: check for new versions now and then
       // With big files waiting, look again soon so the window's opening is not missed.
       if (deferred) next = std::min(next, 300.0);
     } else {
-      // Exponential backoff with jitter (50-100% of the current step): centers do not all
-      // knock at HQ in the same second after an outage.
-      std::uniform_real_distribution<double> jitter(0.5, 1.0);
-      next = backoff * jitter(rng);
-      backoff = std::min(backoff * 2, static_cast<double>(rs.probe_max_seconds));
+      next = backoff.step();  // with jitter: centers do not all knock at HQ in the same second
       say((up ? std::string("sync incomplete") : "HQ unreachable (" + why + ")") + "; next try in " +
           human_seconds(next));
     }
-    if (!wait(stop, next)) break;
+    if (!sleep_unless_stopped(&stop, next)) break;
   }
   say("stopping");
   return 0;

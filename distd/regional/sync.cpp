@@ -18,6 +18,7 @@
 #include "distd/net/http_client.h"
 #include "distd/regional/channel_install.h"
 #include "distd/delta/rsync.h"
+#include "distd/io/pause.h"
 #include "distd/regional/delta_request.h"
 #include "distd/regional/installer.h"
 #include "distd/regional/journal.h"
@@ -139,19 +140,6 @@ bool exists_file(const std::string& p) {
 }
 
 std::string object_path(const std::string& hex) { return "/objects/" + hex.substr(0, 2) + "/" + hex; }
-
-bool sleep_unless_stopped(const std::atomic<bool>* stop, double seconds) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-  while (std::chrono::steady_clock::now() < until) {
-    if (stop && stop->load()) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return !(stop && stop->load());
-}
-
-// The pause before retry number n (1, 2, 4 ... s, at most 30 s). n may be any count: no shift
-// that overflows once max_attempts reaches 32.
-double retry_pause(int64_t n) { return n >= 5 ? 30.0 : std::min(30.0, std::ldexp(1.0, static_cast<int>(std::max<int64_t>(n, 0)))); }
 
 struct Run {
   Run(const Config& c, const RegionalSettings& s, const ChannelConfig& chan, const SyncOptions& o, Journal& journal,

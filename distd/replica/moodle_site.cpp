@@ -1,11 +1,10 @@
 #include "distd/replica/moodle_site.h"
 
 #include <cctype>
-#include <chrono>
 #include <regex>
-#include <thread>
 #include <sstream>
 
+#include "distd/io/pause.h"
 #include "distd/io/run_command.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
@@ -122,8 +121,7 @@ void watch_moodle_caches(const Config& cfg, const std::atomic<bool>& stop,
       if (msg != last_error) say(msg + (e.hint().empty() ? "" : " (what to do: " + e.hint() + ")"));
       last_error = msg;
     }
-    for (int64_t i = 0; i < rc.cache_watch_seconds * 10 && !stop.load(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    sleep_unless_stopped(&stop, static_cast<double>(rc.cache_watch_seconds));
   }
 }
 
