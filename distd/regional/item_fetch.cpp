@@ -1,0 +1,324 @@
+#include "distd/regional/sync_run.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "distd/delta/rsync.h"
+#include "distd/io/background_hasher.h"
+#include "distd/io/pause.h"
+#include "distd/net/http_client.h"
+#include "distd/regional/channel_install.h"
+#include "distd/regional/delta_request.h"
+#include "distd/regional/installer.h"
+#include "distd/regional/journal.h"
+#include "distd/regional/planner.h"
+#include "distd/regional/sync_run.h"
+#include "manifest/encoding.h"
+#include "manifest/fault.h"
+#include "manifest/fs.h"
+#include "manifest/manifest.h"
+#include "manifest/scan.h"
+
+namespace distd::sync_detail {
+
+void fall_back(Run& r, PlanItem& it, const std::string& why) {
+  r.log("'" + it.path + "': whole file instead of a delta: " + why);
+  r.j.fall_back_to_full(r.ch.name, it.path, why);
+  if (!it.delta_id.empty()) ::unlink(r.inst->staged(it.delta_id + ".delta").c_str());
+  it.action = Action::full;
+  it.offset = 0;
+  it.state = ItemState::planned;
+  ++r.res.delta_fallbacks;
+}
+
+void set_state(Run& r, PlanItem& it, ItemState s) {
+  if (it.state == s) return;
+  r.j.set_state(r.ch.name, it.path, s);
+  it.state = s;
+}
+
+void install_item(Run& r, PlanItem& it, const std::string& staged) {
+  set_state(r, it, ItemState::verified);
+  fault_point("after_verify");
+  r.inst->install(staged, it.path, it.mode);
+  set_state(r, it, ItemState::installed);
+  r.prog.files_done++;
+}
+
+// Opens a staged download, trusting only the journal's offset of it.
+UniqueFd open_staged(const std::string& path, uint64_t* offset) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) throw_errno("cannot open staged file", path, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", path, errno);
+  if (static_cast<uint64_t>(st.st_size) < *offset) *offset = 0;  // the journal is ahead of the disk: start over
+  if (::ftruncate(fd.get(), static_cast<off_t>(*offset)) != 0) throw_errno("cannot truncate", path, errno);
+  return fd;
+}
+
+
+void fetch_full(Run& r, PlanItem& it, uint64_t done_before) {
+  std::string sp = r.inst->staged(it.digest + ".part");
+  uint64_t off = it.offset;
+  UniqueFd fd = open_staged(sp, &off);
+  if (off != it.offset) {
+    r.j.set_offset(r.ch.name, it.path, off);
+    it.offset = off;
+  }
+  set_state(r, it, ItemState::fetching);
+  if (off < it.size) {
+    auto on_durable = [&](uint64_t o) {
+      r.j.set_offset(r.ch.name, it.path, o);
+      it.offset = o;
+      r.prog.bytes_done = done_before + o;
+      r.progress();
+    };
+    // Verified as it arrives (a second thread hashes behind the writer, the kept prefix too).
+    BackgroundHasher hasher(fd.get(), sp);
+    DownloadResult d = r.http.download_to_fd(object_path(it.digest), fd.get(), sp, off, it.size, on_durable);
+    if (d.size != it.size)
+      throw Error(Errc::network,
+                  "the download of '" + it.path + "' ended after " + std::to_string(d.size) + " of " +
+                      std::to_string(it.size) + " bytes",
+                  "the next attempt resumes from there");
+    std::string got;
+    if (d.restarted) {  // the server sent it all again: what the thread read may be stale
+      hasher.stop();
+      r.inst->verify(sp, it.digest, it.size, it.path);
+      got = it.digest;
+    } else {
+      got = digest_hex(hasher.finish(it.size));
+    }
+    fd = UniqueFd();
+    if (got != it.digest)
+      throw Error(Errc::mismatch,
+                  "'" + it.path + "': the received bytes do not match the signed digest (got " + got.substr(0, 16) +
+                      "..., signed " + it.digest.substr(0, 16) + "...)",
+                  "the bytes are discarded and fetched again; if this repeats, HQ's copy is damaged: republish there");
+  } else {
+    fd = UniqueFd();
+    r.inst->verify(sp, it.digest, it.size, it.path);
+  }
+  install_item(r, it, sp);
+}
+
+// Returns false when the item fell back to a full download.
+bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
+  if (r.deltas_unsupported) {
+    fall_back(r, it, "HQ does not compute deltas");
+    return false;
+  }
+  std::string basis = r.inst->final_path(it.path);
+  if (it.delta_id.empty()) {
+    std::string sig;
+    try {
+      sig = make_signature(basis);
+    } catch (const Error& e) {
+      fall_back(r, it, std::string("the old version cannot be read: ") + e.what());
+      return false;
+    }
+    DeltaDeclined declined;
+    auto ticket = request_delta(r.http, sig, it.digest, it.size, &declined);
+    if (!ticket) {
+      if (declined.reason == NoDelta::unsupported) r.deltas_unsupported = true;
+      fall_back(r, it, declined.why);
+      return false;
+    }
+    r.j.set_delta(r.ch.name, it.path, ticket->id, ticket->size);
+    it.delta_id = ticket->id;
+    it.delta_size = ticket->size;
+    it.offset = 0;
+    fault_point("after_delta_request");
+  }
+  std::string dp = r.inst->staged(it.delta_id + ".delta");
+  uint64_t off = it.offset;
+  {
+    UniqueFd fd = open_staged(dp, &off);
+    if (off != it.offset) {
+      r.j.set_offset(r.ch.name, it.path, off);
+      it.offset = off;
+    }
+    set_state(r, it, ItemState::fetching);
+    if (off < it.delta_size) {
+      auto on_durable = [&](uint64_t o) {
+        r.j.set_offset(r.ch.name, it.path, o);
+        it.offset = o;
+        r.prog.bytes_done = done_before + o;
+        r.progress();
+      };
+      DownloadResult d;
+      try {
+        d = r.http.download_to_fd("/deltas/" + it.delta_id, fd.get(), dp, off, it.delta_size, on_durable);
+      } catch (const Error& e) {
+        if (e.code() == Errc::not_found) {
+          fall_back(r, it, "HQ no longer has the delta");
+          return false;
+        }
+        if (e.code() == Errc::mismatch) {
+          fall_back(r, it, e.what());
+          return false;
+        }
+        throw;
+      }
+      if (d.size != it.delta_size)
+        throw Error(Errc::network,
+                    "the delta download for '" + it.path + "' ended after " + std::to_string(d.size) + " of " +
+                        std::to_string(it.delta_size) + " bytes",
+                    "the next attempt resumes from there");
+    }
+  }
+  std::string out = r.inst->staged(it.digest + ".patched");
+  UniqueFd ofd(::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!ofd) throw_errno("cannot create staged file", out, errno);
+  uint64_t written = 0;
+  Digest d{};
+  try {
+    d = apply_delta(basis, dp, ofd.get(), out, it.size, &written);
+  } catch (const Error& e) {
+    if (e.code() != Errc::mismatch) throw;
+    ::unlink(out.c_str());
+    ++r.res.rejected;
+    fall_back(r, it, e.what());
+    return false;
+  }
+  ofd = UniqueFd();
+  if (written != it.size || digest_hex(d) != it.digest) {
+    ::unlink(out.c_str());
+    ++r.res.rejected;
+    fall_back(r, it, "the patched file does not match the signed digest (damaged delta or changed basis)");
+    return false;
+  }
+  fault_point("after_patch");
+  install_item(r, it, out);
+  ::unlink(dp.c_str());
+  return true;
+}
+
+// The staged file of an item that a previous run verified (empty when none applies).
+std::string verified_staged_name(const PlanItem& it) {
+  switch (it.action) {
+    case Action::full: return it.digest + ".part";
+    case Action::delta: return it.digest + ".patched";
+    case Action::copy: return "c" + std::to_string(it.ord) + ".copy";
+    default: return {};
+  }
+}
+
+// A previous run verified this item (and maybe renamed it into place before it died).
+bool resume_verified(Run& r, PlanItem& it) {
+  std::string sp = r.inst->staged(verified_staged_name(it));
+  if (exists_file(sp)) {
+    try {
+      r.inst->verify(sp, it.digest, it.size, it.path);
+      install_item(r, it, sp);
+      return true;
+    } catch (const Error& e) {
+      if (e.code() != Errc::mismatch) throw;
+      ::unlink(sp.c_str());
+    }
+  } else if (r.inst->final_matches(it.path, it.digest, it.size)) {
+    set_state(r, it, ItemState::installed);  // renamed before the journal heard of it
+    r.prog.files_done++;
+    return true;
+  }
+  r.j.set_offset(r.ch.name, it.path, 0);
+  it.offset = 0;
+  set_state(r, it, ItemState::planned);
+  return false;
+}
+
+void record_failure(Run& r, PlanItem& it, const std::string& msg) {
+  r.j.set_state(r.ch.name, it.path, ItemState::failed, msg);
+  it.state = ItemState::failed;
+  r.res.failed_files++;
+  if (r.res.error.empty()) r.res.error = msg;
+  r.log("FAILED '" + it.path + "': " + msg);
+}
+
+// Fetches one delta/full item with bounded retries. Returns when installed or failed.
+void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
+  int mismatches = 0, stalls = 0;
+  r.prog.current = it.path;
+  r.progress(true);
+  for (;;) {
+    if (r.stopped())
+      throw Error(Errc::network, "sync of channel '" + r.ch.name + "' stopped: distd is shutting down",
+                  "the next run resumes where this one stopped");
+    uint64_t before = r.http.bytes_received();
+    try {
+      if (it.state == ItemState::verified && resume_verified(r, it)) return;
+      if (it.action == Action::delta && fetch_delta(r, it, done_before)) {
+        r.res.delta++;
+        return;
+      }
+      // A full download, or a delta that just fell back to one.
+      fetch_full(r, it, done_before);
+      r.res.full++;
+      return;
+    } catch (const Error& e) {
+      switch (e.code()) {
+        case Errc::mismatch: {
+          ++r.res.rejected;
+          ++mismatches;
+          r.log(std::string("rejected: ") + e.what());
+          r.j.add_attempt(r.ch.name, it.path, e.what());
+          ::unlink(r.inst->staged(it.digest + ".part").c_str());
+          r.j.set_offset(r.ch.name, it.path, 0);
+          it.offset = 0;
+          set_state(r, it, ItemState::planned);
+          if (mismatches >= r.rs.max_attempts) {
+            record_failure(r, it,
+                           std::string(e.what()) + " (" + std::to_string(mismatches) +
+                               " attempts; HQ's copy may be damaged: check it there and republish)");
+            r.res.code = Errc::mismatch;
+            return;
+          }
+          continue;
+        }
+        case Errc::network: {
+          if (r.stopped()) throw;
+          r.j.add_attempt(r.ch.name, it.path, e.what());
+          if (r.http.bytes_received() > before) {  // the link carried data before it broke: resume now
+            stalls = 0;
+            r.log(std::string("link cut, resuming: ") + e.what());
+            continue;
+          }
+          if (++stalls >= r.rs.max_attempts)
+            throw Error(Errc::network,
+                        "link to HQ failed while fetching '" + it.path + "' (" + human_bytes(it.offset) + " of " +
+                            human_bytes(it.action == Action::delta ? it.delta_size : it.size) + " kept): " + e.what(),
+                        e.hint());
+          r.log(std::string("link problem, retrying: ") + e.what());
+          sleep_unless_stopped(r.opts.stop, retry_pause(stalls));
+          continue;
+        }
+        case Errc::no_space:
+          throw Error(Errc::no_space,
+                      "disk full while fetching '" + it.path + "' (" + human_bytes(it.size) + ") into " +
+                          r.inst->staging() + ": " + e.what(),
+                      "free space on that file system (the file needs " + human_bytes(it.size - it.offset) +
+                          " more), then run the sync again: it resumes where it stopped");
+        case Errc::not_found:
+          record_failure(r, it, e.what());
+          r.res.code = Errc::not_found;
+          return;
+        default:
+          throw;
+      }
+    }
+  }
+}
+
+}  // namespace distd::sync_detail

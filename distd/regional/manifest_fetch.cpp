@@ -1,0 +1,86 @@
+#include "distd/regional/sync_run.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "distd/delta/rsync.h"
+#include "distd/io/background_hasher.h"
+#include "distd/io/pause.h"
+#include "distd/net/http_client.h"
+#include "distd/regional/channel_install.h"
+#include "distd/regional/delta_request.h"
+#include "distd/regional/installer.h"
+#include "distd/regional/journal.h"
+#include "distd/regional/planner.h"
+#include "distd/regional/sync_run.h"
+#include "manifest/encoding.h"
+#include "manifest/fault.h"
+#include "manifest/fs.h"
+#include "manifest/manifest.h"
+#include "manifest/scan.h"
+
+namespace distd::sync_detail {
+
+// The latest manifest as a delta against the newest one this center has (a few KiB instead of
+// the whole list; the result is verified like a downloaded one). Empty when there is no basis,
+// HQ does not serve manifest deltas (a plain web server), or the delta does not apply.
+std::string fetch_manifest_delta(Run& r) {
+  std::string basis_path = r.cfg.state_dir + "/manifests/" + r.ch.name + "/target.manifest";
+  if (!exists_file(basis_path)) basis_path = installed_manifest_path(r.cfg, r.ch.name);
+  if (!exists_file(basis_path)) return {};
+  std::string basis;
+  try {
+    basis = read_file(basis_path, kMaxManifestBytes, "manifest");
+  } catch (const Error&) {
+    return {};
+  }
+  std::string sig = signature_of_bytes(basis);
+  HttpAnswer a = r.http.post("/channels/" + r.ch.name + "/latest.manifest", sig, kMaxManifestBytes, true);
+  if (a.status != 200) return {};
+  std::string().swap(sig);
+  try {
+    return patch_bytes(basis, a.body, kMaxManifestBytes);
+  } catch (const Error& e) {
+    r.log(std::string("manifest delta did not apply (") + e.what() + "); fetching the whole manifest");
+    return {};
+  }
+}
+
+// GET the latest manifest (or a delta of it unless whole), retrying a failing link a few times.
+std::string fetch_manifest(Run& r, bool whole) {
+  const std::string path = "/channels/" + r.ch.name + "/latest.manifest";
+  for (int attempt = 1;; ++attempt) {
+    try {
+      if (!whole) {
+        std::string m = fetch_manifest_delta(r);
+        if (!m.empty()) return m;
+        whole = true;
+      }
+      HttpAnswer a = r.http.get(path, kMaxManifestBytes);
+      if (a.status == 200) return std::move(a.body);
+      if (a.status == 404)
+        throw Error(Errc::not_found, "HQ (" + r.http.url(path) + ") does not publish channel '" + r.ch.name + "'",
+                    "check the channel name here and 'distctl publish --channel " + r.ch.name + "' at HQ");
+      throw Error(Errc::network, "HQ answered " + std::to_string(a.status) + " for " + r.http.url(path),
+                  "check HQ's server and logs; the next run tries again");
+    } catch (const Error& e) {
+      if (e.code() != Errc::network || attempt >= r.rs.max_attempts || r.stopped()) throw;
+      r.log(std::string("link problem, retrying: ") + e.what());
+      sleep_unless_stopped(r.opts.stop, retry_pause(attempt));
+    }
+  }
+}
+
+}  // namespace distd::sync_detail

@@ -1,0 +1,74 @@
+#include "distd/regional/sync.h"
+
+#include <cstdlib>
+
+#include "distd/regional/channel_install.h"
+#include "manifest/error.h"
+
+namespace distd {
+
+// [regional] settings: parsed once per run, with their defaults (docs/config.md).
+
+namespace {
+
+int parse_hhmm(const std::string& s) {
+  if (s.size() != 5 || s[2] != ':' || !isdigit(s[0]) || !isdigit(s[1]) || !isdigit(s[3]) || !isdigit(s[4])) return -1;
+  int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+  return h < 24 && m < 60 ? h * 60 + m : -1;
+}
+
+}  // namespace
+
+RegionalSettings RegionalSettings::from(const Config& cfg) {
+  RegionalSettings s;
+  const std::string where = "config " + cfg.file + ": ";
+  s.hq_url = cfg.require_string("regional.hq_url");
+  if (s.hq_url.rfind("http://", 0) != 0 && s.hq_url.rfind("https://", 0) != 0)
+    throw Error(Errc::usage, where + "[regional] hq_url '" + s.hq_url + "' is not an http:// or https:// URL",
+                "write e.g. hq_url = \"http://hq.example.org:8080\"");
+  s.hq_key = regional_hq_key(cfg);
+  s.expiry_slack_days = cfg.get_int("regional.expiry_slack_days", 30);
+  s.staging_dir = cfg.resolve(cfg.get_string("regional.staging_dir", cfg.state_dir + "/staging"));
+  s.connect_timeout = cfg.get_int("regional.connect_timeout", 30);
+  s.low_speed_limit = cfg.get_int("regional.low_speed_limit", 64);
+  s.low_speed_time = cfg.get_int("regional.low_speed_time", 60);
+  int64_t bw = cfg.get_int("regional.bandwidth_limit", 0);
+  s.big_files_window = cfg.get_string("regional.big_files_window", "");
+  int64_t thr = cfg.get_int("regional.big_file_threshold", 10 * 1024 * 1024);
+  s.probe_min_seconds = cfg.get_int("regional.probe_min_seconds", 10);
+  s.probe_max_seconds = cfg.get_int("regional.probe_max_seconds", 900);
+  s.max_attempts = static_cast<int>(cfg.get_int("regional.max_attempts", 3));
+  if (s.expiry_slack_days < 0 || s.connect_timeout <= 0 || s.low_speed_limit < 0 || s.low_speed_time <= 0 || bw < 0 ||
+      thr < 0 || s.probe_min_seconds <= 0 || s.probe_max_seconds < s.probe_min_seconds || s.max_attempts < 1)
+    throw Error(Errc::usage,
+                where + "[regional]: expiry_slack_days, bandwidth_limit, big_file_threshold, low_speed_limit must be "
+                        ">= 0; connect_timeout, low_speed_time, probe_min_seconds, max_attempts > 0; "
+                        "probe_max_seconds >= probe_min_seconds",
+                "fix the values in the [regional] section (see docs/config.md)");
+  s.bandwidth_limit = static_cast<uint64_t>(bw);
+  s.big_file_threshold = static_cast<uint64_t>(thr);
+  if (!s.big_files_window.empty()) {
+    auto dash = s.big_files_window.find('-');
+    if (dash != std::string::npos) {
+      s.window_start_min = parse_hhmm(s.big_files_window.substr(0, dash));
+      s.window_end_min = parse_hhmm(s.big_files_window.substr(dash + 1));
+    }
+    if (s.window_start_min < 0 || s.window_end_min < 0)
+      throw Error(Errc::usage, where + "[regional] big_files_window '" + s.big_files_window + "' is not HH:MM-HH:MM",
+                  "write e.g. big_files_window = \"22:00-06:00\" (local time; may wrap past midnight)");
+  }
+  return s;
+}
+
+bool RegionalSettings::big_files_allowed(int64_t now) const {
+  if (window_start_min < 0) return true;
+  time_t t = static_cast<time_t>(now);
+  struct tm lt {};
+  localtime_r(&t, &lt);
+  int m = lt.tm_hour * 60 + lt.tm_min;
+  if (window_start_min == window_end_min) return true;
+  if (window_start_min < window_end_min) return m >= window_start_min && m < window_end_min;
+  return m >= window_start_min || m < window_end_min;  // wraps past midnight
+}
+
+}  // namespace distd
