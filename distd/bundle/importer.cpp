@@ -26,6 +26,7 @@
 #include "distd/regional/journal.h"
 #include "distd/io/member_pipe.h"
 #include "distd/regional/sync.h"
+#include "manifest/chain.h"
 #include "manifest/encoding.h"
 #include "manifest/fault.h"
 #include "manifest/fs.h"
@@ -827,23 +828,19 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
                 "copy the whole bundle again (volume 1 carries the manifests) or let the network sync do it");
   }
   // The chain: each version names the previous one's body digest; and it continues ours.
-  for (size_t k = 1; k < ms.size(); ++k) {
-    const auto& a = ms[k - 1].first;
-    const auto& b = ms[k].first;
-    if (b.manifest.version == a.manifest.version + 1 && (!b.manifest.previous || *b.manifest.previous != a.body_digest))
+  std::vector<const SignedManifest*> run;
+  for (auto& m : ms) run.push_back(&m.first);
+  if (auto br = check_chain(run, rec.installed_version,
+                            rec.installed_digest.empty() ? std::nullopt : parse_digest_hex(rec.installed_digest))) {
+    if (!br->of_installed)
       throw Error(Errc::mismatch,
-                  "bundle " + ix_.bundle_id + ": " + ch + " version " + std::to_string(b.manifest.version) +
-                      " does not follow version " + std::to_string(a.manifest.version) + " (broken chain)",
+                  "bundle " + ix_.bundle_id + ": " + ch + " version " + std::to_string(br->version) +
+                      " does not follow version " + std::to_string(br->follows) + " (broken chain)",
                   "nothing of this channel was installed; tell HQ");
-  }
-  for (auto& [sm, bytes] : ms) {
-    if (rec.installed_digest.empty()) break;
-    if (sm.manifest.version == rec.installed_version + 1 &&
-        (!sm.manifest.previous || digest_hex(*sm.manifest.previous) != rec.installed_digest))
-      throw Error(Errc::mismatch,
-                  "bundle " + ix_.bundle_id + ": " + ch + " version " + std::to_string(sm.manifest.version) +
-                      " does not follow the installed version " + std::to_string(rec.installed_version),
-                  "nothing of this channel was installed; HQ's history differs from what this center has: tell HQ");
+    throw Error(Errc::mismatch,
+                "bundle " + ix_.bundle_id + ": " + ch + " version " + std::to_string(br->version) +
+                    " does not follow the installed version " + std::to_string(br->follows),
+                "nothing of this channel was installed; HQ's history differs from what this center has: tell HQ");
   }
   VerifyOptions vo;
   vo.now = opts_.now;
