@@ -1,0 +1,151 @@
+#include "distd/bundle/importer_impl.h"
+
+namespace distd::bundle::import_detail {
+
+// The verified staged file for items[idx] waits for install_pending(), which runs every
+// kInstallBatch* and before the import ends.
+void Importer::queue_install(Ctx& c, size_t idx, const std::string& staged, bool by_delta) {
+  PlanItem& p = c.items[idx];
+  c.queued[idx] = true;
+  c.pending.items.push_back(&p);
+  c.pending.files.push_back({staged, p.path, p.mode});
+  c.pending.by_delta.push_back(by_delta);
+  ++pending_files_;
+  pending_bytes_ += p.size;
+}
+
+void Importer::install_pending() {
+  finish_placing();
+  auto pl = std::make_unique<Placing>();
+  for (auto& c : ctx_) {
+    if (c->pending.items.empty()) continue;
+    pl->batches.emplace_back(c.get(), std::move(c->pending));
+    c->pending = Pending{};
+  }
+  pending_files_ = 0;
+  pending_bytes_ = 0;
+  if (pl->batches.empty()) return;
+  pl->errs.resize(pl->batches.size());
+  Placing* p = pl.get();
+  pl->th = std::thread([p] {
+    for (size_t k = 0; k < p->batches.size(); ++k) {
+      try {
+        place_verified(*p->batches[k].first->inst, p->batches[k].second.files);
+      } catch (const Error& e) {
+        p->errs[k] = std::current_exception();
+        if (e.code() == Errc::no_space) break;
+      } catch (...) {
+        p->errs[k] = std::current_exception();
+        break;
+      }
+    }
+  });
+  placing_ = std::move(pl);
+}
+
+void Importer::finish_placing() {
+  if (!placing_) return;
+  std::unique_ptr<Placing> pl = std::move(placing_);
+  pl->th.join();
+  for (size_t k = 0; k < pl->batches.size(); ++k) finish_batch(*pl->batches[k].first, pl->batches[k].second, pl->errs[k]);
+}
+
+// No separate 'verified' journal state: a crash before the batch commit leaves the items
+// planned (some perhaps already in place, verified), and the next import installs them again.
+void Importer::finish_batch(Ctx& c, Pending& batch, std::exception_ptr err) {
+  if (batch.items.empty()) return;
+  try {
+    if (err) std::rethrow_exception(err);
+    record_installed(*j_, c.ch->name, batch.items);
+  } catch (const Error& e) {
+    if (e.code() == Errc::no_space) throw;
+    // One file could not be put in place (a symbolic link or a file where the new version has a
+    // directory, ...): the others one by one, each refusal reported for its own path.
+    for (size_t k = 0; k < batch.items.size(); ++k) {
+      PlanItem& p = *batch.items[k];
+      try {
+        struct stat st {};
+        if (::lstat(batch.files[k].staged.c_str(), &st) != 0 && c.inst->final_matches(p.path, p.digest, p.size)) {
+          j_->set_state(c.ch->name, p.path, ItemState::installed);  // renamed before the group failed
+          p.state = ItemState::installed;
+        } else {
+          install_verified(*c.inst, *j_, c.ch->name, {&p}, {batch.files[k]});
+        }
+      } catch (const Error& e1) {
+        if (e1.code() == Errc::no_space) throw;
+        problem(e1.code(), c.ch->name + ": '" + p.path + "': " + e1.what());
+      }
+    }
+  }
+  for (size_t k = 0; k < batch.items.size(); ++k) {
+    if (batch.items[k]->state != ItemState::installed) continue;
+    c.res.installed++;
+    c.res.installed_bytes += batch.items[k]->size;
+    if (batch.by_delta[k]) c.res.delta++;
+  }
+}
+
+void Importer::on_complete(size_t i) {
+  const Item& it = ix_.items[i];
+  std::string file = rx_file(i);
+  if (it.kind == ItemKind::manifest) return;  // read by prepare()
+  std::string t = digest_hex(it.kind == ItemKind::object ? it.digest : it.target);
+  std::vector<std::pair<Ctx*, size_t>> todo;
+  if (auto f = needs_.find(t); f != needs_.end())
+    for (auto& n : f->second) {
+      const PlanItem& p = n.first->items[n.second];
+      if (p.state == ItemState::installed || n.first->queued[n.second]) continue;
+      if (it.kind == ItemKind::delta && (p.action != Action::delta || p.basis_digest != digest_hex(it.basis))) continue;
+      todo.push_back(n);
+    }
+  bool moved = false;  // the received file became the last consumer's staged file
+  for (size_t n = 0; n < todo.size(); ++n) {
+    Ctx& c = *todo[n].first;
+    PlanItem& p = c.items[todo[n].second];
+    try {
+      if (it.kind == ItemKind::object) {
+        if (p.size != it.size) {
+          problem(Errc::mismatch, "object " + t.substr(0, 16) + "... has " + std::to_string(it.size) +
+                                      " bytes, the manifest signs " + std::to_string(p.size) + " for '" + p.path + "'");
+          continue;
+        }
+        std::string staged = c.inst->staged("b" + std::to_string(p.ord) + ".bundle");
+        bool last = n + 1 == todo.size();
+        if (last && try_rename(file, staged) == 0) {
+          moved = true;
+        } else if (!copy_verified(file, staged, it.size, it.digest)) {
+          throw Error(Errc::mismatch, "'" + p.path + "': the staged copy changed", "import the bundle again");
+        }
+        queue_install(c, todo[n].second, staged, false);
+      } else {
+        std::string out = c.inst->staged("b" + std::to_string(p.ord) + ".patched");
+        UniqueFd ofd(::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (!ofd) throw_errno("cannot create staged file", out, errno);
+        uint64_t written = 0;
+        Digest d{};
+        try {
+          d = apply_delta(c.inst->final_path(p.path), file, ofd.get(), out, p.size, &written);
+        } catch (const Error& e) {
+          if (e.code() != Errc::mismatch) throw;
+          ::unlink(out.c_str());
+          problem(Errc::mismatch, "'" + p.path + "': the delta from the bundle does not apply: " + e.what());
+          continue;
+        }
+        if (written != p.size || digest_hex(d) != p.digest) {
+          ::unlink(out.c_str());
+          problem(Errc::mismatch, "'" + p.path + "': the delta did not produce the signed content (the local file "
+                                                 "changed?): refused, the old file is untouched");
+          continue;
+        }
+        queue_install(c, todo[n].second, out, true);
+      }
+    } catch (const Error& e) {
+      if (e.code() == Errc::no_space || e.code() == Errc::io) throw;
+      problem(e.code(), std::string(c.ch->name) + ": '" + p.path + "': " + e.what());
+    }
+  }
+  if (!moved) ::unlink(file.c_str());
+  if (pending_files_ >= kInstallBatchFiles || pending_bytes_ >= kInstallBatchBytes) install_pending();
+}
+
+}  // namespace distd::bundle::import_detail
