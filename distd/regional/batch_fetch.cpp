@@ -144,7 +144,8 @@ bool fetch_batch(Run& r, std::vector<PlanItem*>& group, uint64_t& done) {
     open_next();
     HttpAnswer a = r.http.post_stream("/objects", req, sink);
     if (a.status == 404) {
-      r.log("HQ lacks an object of a batch; fetching them one by one");
+      r.batch_missing = true;  // the caller halves the batch until the missing object is alone
+      r.log("HQ lacks an object of a batch of " + std::to_string(todo.size()) + "; asking for fewer at a time");
       group.clear();
     } else if (a.status != 200) {
       r.batches_unsupported = true;

@@ -136,13 +136,27 @@ bool execute(Run& r, std::vector<PlanItem>& items) {
       std::vector<PlanItem*> group;
       uint64_t bytes = 0;
       size_t j = i;
-      for (; j < order.size() && group.size() < kBatchFiles && bytes < kBatchBytes; ++j) {
+      const size_t limit = r.batch_limit ? r.batch_limit : kBatchFiles;
+      for (; j < order.size() && group.size() < limit && bytes < kBatchBytes; ++j) {
         if (order[j]->state == ItemState::installed || deferred(*order[j])) continue;
         if (!batchable(*order[j])) break;
         group.push_back(order[j]);
         bytes += order[j]->size;
       }
+      const size_t asked = group.size();
       bool progressed = fetch_batch(r, group, done);
+      if (r.batch_missing) {
+        // HQ lacks an object of this batch (404): bisect. Halves go on as batches, so finding
+        // it costs about 2 log2(n) requests, not one failing request per object after it.
+        r.batch_missing = false;
+        if (asked > 1) {
+          r.batch_limit = std::max<size_t>(1, asked / 2);
+          continue;
+        }
+        r.batch_limit = 0;  // alone, it takes the careful way below, which records why it is missing
+      } else if (progressed) {
+        r.batch_limit = 0;
+      }
       while (i < order.size() && order[i]->state == ItemState::installed) ++i;
       if (progressed || i >= order.size() || r.batches_unsupported) continue;
       it = order[i];  // nothing came through: this one the careful way (retries, backoff)

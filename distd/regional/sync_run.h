@@ -43,6 +43,8 @@ struct Run {
   std::unique_ptr<Installer> inst;
   bool deltas_unsupported = false;
   bool batches_unsupported = false;  // HQ answered POST /objects with something else than 200/404
+  bool batch_missing = false;        // the last batch was answered 404: HQ lacks one of its objects
+  size_t batch_limit = 0;            // objects per batch now (halved to find a missing one); 0: kBatchFiles
   SyncProgress prog;
   uint64_t wire_base = 0;
   std::chrono::steady_clock::time_point last_progress{};
