@@ -17,6 +17,7 @@
 
 #include "distd/hq/delta_service.h"
 #include "distd/hq/layout.h"
+#include "distd/net/byte_range.h"
 #include "distd/hq/publisher.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
@@ -92,23 +93,14 @@ void serve_file(const httplib::Request& req, httplib::Response& res, const std::
   auto& ranges = const_cast<httplib::Request&>(req).ranges;
   if (ranges.size() == 1) {
     auto [first, last] = ranges[0];
-    bool ok = true;
-    if (first < 0) {  // "bytes=-N": the last N bytes
-      uint64_t n = last < 0 ? 0 : static_cast<uint64_t>(last);
-      ok = n > 0 && size > 0;
-      begin = size > n ? size - n : 0;
-      length = size - begin;
-    } else {
-      begin = static_cast<uint64_t>(first);
-      ok = begin < size && (last < 0 || static_cast<uint64_t>(last) >= begin);
-      uint64_t end = last < 0 ? size - 1 : std::min<uint64_t>(static_cast<uint64_t>(last), size - 1);
-      length = ok ? end - begin + 1 : 0;
-    }
-    if (!ok) {
+    auto r = resolve_range(first, last, size);
+    if (!r) {
       ranges.clear();
       res.set_header("Content-Range", "bytes */" + std::to_string(size));
       return send_text(res, 416, "range not satisfiable: " + what + " has " + std::to_string(size) + " bytes");
     }
+    begin = r->begin;
+    length = r->length;
     partial = true;
     res.set_header("Content-Range", "bytes " + std::to_string(begin) + "-" + std::to_string(begin + length - 1) + "/" +
                                         std::to_string(size));

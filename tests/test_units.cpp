@@ -1,0 +1,124 @@
+// The pure parts below the end-to-end tests: the planner (make_plan) and HTTP byte ranges.
+#include <boost/test/unit_test.hpp>
+#include <map>
+#include <ostream>
+
+#include "distd/net/byte_range.h"
+#include "distd/regional/planner.h"
+#include "manifest/digest.h"
+
+using namespace distd;
+
+namespace {
+
+Entry e(const std::string& path, const std::string& content, uint64_t size = 0, uint32_t mode = 0644) {
+  Entry x;
+  x.path = path;
+  x.digest = digest_bytes(content);
+  x.size = size ? size : content.size();
+  x.mode = mode;
+  return x;
+}
+
+std::map<std::string, PlanItem> by_path(const std::vector<PlanItem>& plan) {
+  std::map<std::string, PlanItem> m;
+  for (auto& p : plan) m[p.path] = p;
+  return m;
+}
+
+}  // namespace
+
+namespace distd {
+std::ostream& operator<<(std::ostream& o, Action a) { return o << action_name(a); }
+std::ostream& operator<<(std::ostream& o, ItemState s) { return o << state_name(s); }
+}  // namespace distd
+
+BOOST_AUTO_TEST_CASE(plan_unchanged_copy_delta_full_in_order) {
+  Manifest target;
+  target.channel = "c";
+  target.version = 2;
+  target.entries = {e("big.bin", "big v2", 1 << 20), e("keep.txt", "same"), e("moved/new-name.txt", "moved content"),
+                    e("small.txt", "small v2"), e("two/a.txt", "fresh"), e("two/b.txt", "fresh"),
+                    e("urgent/ab12", "needed now", 5000)};
+  std::vector<Entry> local = {e("big.bin", "big v1", 1 << 20), e("keep.txt", "same"), e("old-name.txt", "moved content"),
+                              e("small.txt", "small v1")};
+  PlanInput in;
+  in.target = &target;
+  in.local = &local;
+  in.priority = {"ab12"};
+  auto plan = make_plan(in);
+  auto m = by_path(plan);
+  BOOST_TEST(m.size() == target.entries.size());
+  BOOST_TEST(m["keep.txt"].action == Action::unchanged);
+  BOOST_TEST(m["keep.txt"].state == ItemState::installed);
+  BOOST_TEST(m["moved/new-name.txt"].action == Action::copy);
+  BOOST_TEST(m["moved/new-name.txt"].basis_path == "old-name.txt");
+  BOOST_TEST(m["big.bin"].action == Action::delta);       // both versions over delta_min_size
+  BOOST_TEST(m["big.bin"].basis_path == "big.bin");
+  BOOST_TEST(m["small.txt"].action == Action::full);      // under it: the whole object is as cheap
+  // The same new content at two paths is fetched once and copied to the other.
+  int fetched = (m["two/a.txt"].action == Action::full) + (m["two/b.txt"].action == Action::full);
+  BOOST_TEST(fetched == 1);
+  const PlanItem& copy = m["two/a.txt"].action == Action::copy ? m["two/a.txt"] : m["two/b.txt"];
+  BOOST_TEST(copy.action == Action::copy);
+  // Order: unchanged, local copies, then downloads (priority first, then small first), then
+  // copies of what was downloaded.
+  BOOST_TEST(m["urgent/ab12"].priority);
+  BOOST_TEST(m["keep.txt"].ord < m["moved/new-name.txt"].ord);
+  BOOST_TEST(m["moved/new-name.txt"].ord < m["urgent/ab12"].ord);
+  BOOST_TEST(m["urgent/ab12"].ord < m["small.txt"].ord);  // priority beats size
+  BOOST_TEST(m["small.txt"].ord < m["big.bin"].ord);      // smaller first
+  BOOST_TEST(copy.ord > m["big.bin"].ord);
+}
+
+BOOST_AUTO_TEST_CASE(plan_counts_unchanged_without_planning_them) {
+  Manifest target;
+  target.entries = {e("a", "1"), e("b", "2")};
+  std::vector<Entry> local = {e("a", "1"), e("b", "old")};
+  uint64_t unchanged = 0;
+  PlanInput in;
+  in.target = &target;
+  in.local = &local;
+  in.unchanged_out = &unchanged;
+  auto plan = make_plan(in);
+  BOOST_TEST(unchanged == 1u);
+  BOOST_REQUIRE(plan.size() == 1u);
+  BOOST_TEST(plan[0].path == "b");
+}
+
+BOOST_AUTO_TEST_CASE(plan_mode_change_is_not_unchanged) {
+  Manifest target;
+  target.entries = {e("run.sh", "x", 0, 0755)};
+  std::vector<Entry> local = {e("run.sh", "x", 0, 0644)};
+  PlanInput in;
+  in.target = &target;
+  in.local = &local;
+  auto plan = make_plan(in);
+  BOOST_REQUIRE(plan.size() == 1u);
+  BOOST_TEST(plan[0].action != Action::unchanged);
+}
+
+BOOST_AUTO_TEST_CASE(byte_ranges) {
+  auto r = resolve_range(0, 99, 1000);  // bytes=0-99
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->begin == 0u);
+  BOOST_TEST(r->length == 100u);
+  r = resolve_range(900, -1, 1000);  // bytes=900-
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->length == 100u);
+  r = resolve_range(990, 5000, 1000);  // past the end: clipped
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->length == 10u);
+  r = resolve_range(-1, 10, 1000);  // bytes=-10: the last ten
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->begin == 990u);
+  r = resolve_range(-1, 5000, 1000);  // more than there is: all of it
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->begin == 0u);
+  BOOST_TEST(r->length == 1000u);
+  BOOST_TEST(!resolve_range(1000, -1, 1000));  // starts at the end
+  BOOST_TEST(!resolve_range(50, 40, 1000));    // ends before it starts
+  BOOST_TEST(!resolve_range(-1, 0, 1000));     // the last 0 bytes
+  BOOST_TEST(!resolve_range(0, -1, 0));        // anything of an empty file
+  BOOST_TEST(!resolve_range(-1, 5, 0));
+}
