@@ -66,8 +66,7 @@ void Importer::finish_batch(Ctx& c, Pending& batch, std::exception_ptr err) {
       try {
         struct stat st {};
         if (::lstat(batch.files[k].staged.c_str(), &st) != 0 && c.inst->final_matches(p.path, p.digest, p.size)) {
-          j_->set_state(c.ch->name, p.path, ItemState::installed);  // renamed before the group failed
-          p.state = ItemState::installed;
+          j_->set_state(c.ch->name, p, ItemState::installed);  // renamed before the group failed
         } else {
           install_verified(*c.inst, *j_, c.ch->name, {&p}, {batch.files[k]});
         }

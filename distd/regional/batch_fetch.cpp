@@ -176,8 +176,7 @@ bool fetch_batch(Run& r, std::vector<PlanItem*>& group, uint64_t& done) {
     if (try_sync_file(fd.get()) == 0) {
       PlanItem* it = todo[k];
       set_state(r, *it, ItemState::fetching);
-      r.j.set_offset(r.ch.name, it->path, got);
-      it->offset = got;
+      r.j.set_offset(r.ch.name, *it, got);
       progressed = true;
     }
   }

@@ -205,8 +205,7 @@ void record_installed(Journal& j, const std::string& channel, const std::vector<
   Journal::Batch b(j);
   for (PlanItem* it : items) {
     if (it->state == ItemState::installed) continue;
-    j.set_state(channel, it->path, ItemState::installed);
-    it->state = ItemState::installed;
+    j.set_state(channel, *it, ItemState::installed);
   }
   b.commit();
   fault_point("after_batch_commit");
@@ -229,8 +228,7 @@ uint64_t install_local_copies(Installer& inst, Journal& j, const std::string& ch
         continue;
       }
       if (inst.final_matches(it.path, it.digest, it.size)) {  // renamed before the journal heard of it
-        j.set_state(channel, it.path, ItemState::installed);
-        it.state = ItemState::installed;
+        j.set_state(channel, it, ItemState::installed);
         ++installed;
         continue;
       }
@@ -244,10 +242,7 @@ uint64_t install_local_copies(Installer& inst, Journal& j, const std::string& ch
       staged.push_back(&it);
     } else {
       say(log, channel + ": '" + it.path + "': local copy source '" + it.basis_path + "' changed; bringing it in instead");
-      j.fall_back_to_full(channel, it.path, "local copy source changed");
-      it.action = Action::full;
-      it.state = ItemState::planned;
-      it.offset = 0;
+      j.fall_back_to_full(channel, it, "local copy source changed");
       fetched.emplace(it.path, &it);
       if (fell_back) fell_back->push_back(&it);
     }
@@ -256,8 +251,7 @@ uint64_t install_local_copies(Installer& inst, Journal& j, const std::string& ch
     inst.sync_staging();  // the staged copies durable before the journal vouches for them
     Journal::Batch b(j);
     for (PlanItem* it : newly_staged) {
-      j.set_state(channel, it->path, ItemState::verified);
-      it->state = ItemState::verified;
+      j.set_state(channel, *it, ItemState::verified);
     }
   }
   std::vector<Installer::Staged> group;

@@ -35,18 +35,14 @@ namespace distd::sync_detail {
 
 void fall_back(Run& r, PlanItem& it, const std::string& why) {
   r.log("'" + it.path + "': whole file instead of a delta: " + why);
-  r.j.fall_back_to_full(r.ch.name, it.path, why);
+  r.j.fall_back_to_full(r.ch.name, it, why);
   if (!it.delta_id.empty()) ::unlink(r.inst->staged(it.delta_id + ".delta").c_str());
-  it.action = Action::full;
-  it.offset = 0;
-  it.state = ItemState::planned;
   ++r.res.delta_fallbacks;
 }
 
 void set_state(Run& r, PlanItem& it, ItemState s) {
   if (it.state == s) return;
-  r.j.set_state(r.ch.name, it.path, s);
-  it.state = s;
+  r.j.set_state(r.ch.name, it, s);
 }
 
 void install_item(Run& r, PlanItem& it, const std::string& staged) {
@@ -74,14 +70,12 @@ void fetch_full(Run& r, PlanItem& it, uint64_t done_before) {
   uint64_t off = it.offset;
   UniqueFd fd = open_staged(sp, &off);
   if (off != it.offset) {
-    r.j.set_offset(r.ch.name, it.path, off);
-    it.offset = off;
+    r.j.set_offset(r.ch.name, it, off);
   }
   set_state(r, it, ItemState::fetching);
   if (off < it.size) {
     auto on_durable = [&](uint64_t o) {
-      r.j.set_offset(r.ch.name, it.path, o);
-      it.offset = o;
+      r.j.set_offset(r.ch.name, it, o);
       r.prog.bytes_done = done_before + o;
       r.progress();
     };
@@ -136,10 +130,7 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
       fall_back(r, it, declined.why);
       return false;
     }
-    r.j.set_delta(r.ch.name, it.path, ticket->id, ticket->size);
-    it.delta_id = ticket->id;
-    it.delta_size = ticket->size;
-    it.offset = 0;
+    r.j.set_delta(r.ch.name, it, ticket->id, ticket->size);
     fault_point("after_delta_request");
   }
   std::string dp = r.inst->staged(it.delta_id + ".delta");
@@ -147,14 +138,12 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
   {
     UniqueFd fd = open_staged(dp, &off);
     if (off != it.offset) {
-      r.j.set_offset(r.ch.name, it.path, off);
-      it.offset = off;
+      r.j.set_offset(r.ch.name, it, off);
     }
     set_state(r, it, ItemState::fetching);
     if (off < it.delta_size) {
       auto on_durable = [&](uint64_t o) {
-        r.j.set_offset(r.ch.name, it.path, o);
-        it.offset = o;
+        r.j.set_offset(r.ch.name, it, o);
         r.prog.bytes_done = done_before + o;
         r.progress();
       };
@@ -233,15 +222,13 @@ bool resume_verified(Run& r, PlanItem& it) {
     r.prog.files_done++;
     return true;
   }
-  r.j.set_offset(r.ch.name, it.path, 0);
-  it.offset = 0;
+  r.j.set_offset(r.ch.name, it, 0);
   set_state(r, it, ItemState::planned);
   return false;
 }
 
 void record_failure(Run& r, PlanItem& it, const std::string& msg) {
-  r.j.set_state(r.ch.name, it.path, ItemState::failed, msg);
-  it.state = ItemState::failed;
+  r.j.set_state(r.ch.name, it, ItemState::failed, msg);
   r.res.failed_files++;
   if (r.res.error.empty()) r.res.error = msg;
   r.log("FAILED '" + it.path + "': " + msg);
@@ -273,10 +260,9 @@ void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
           ++r.res.rejected;
           ++mismatches;
           r.log(std::string("rejected: ") + e.what());
-          r.j.add_attempt(r.ch.name, it.path, e.what());
+          r.j.add_attempt(r.ch.name, it, e.what());
           ::unlink(r.inst->staged(it.digest + ".part").c_str());
-          r.j.set_offset(r.ch.name, it.path, 0);
-          it.offset = 0;
+          r.j.set_offset(r.ch.name, it, 0);
           set_state(r, it, ItemState::planned);
           if (mismatches >= r.rs.max_attempts) {
             record_failure(r, it,
@@ -289,7 +275,7 @@ void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
         }
         case Errc::network: {
           if (r.stopped()) throw;
-          r.j.add_attempt(r.ch.name, it.path, e.what());
+          r.j.add_attempt(r.ch.name, it, e.what());
           if (r.http.bytes_received() > before) {  // the link carried data before it broke: resume now
             stalls = 0;
             r.log(std::string("link cut, resuming: ") + e.what());

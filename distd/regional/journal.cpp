@@ -322,6 +322,38 @@ void Journal::add_attempt(const std::string& channel, const std::string& path, c
   });
 }
 
+void Journal::set_offset(const std::string& channel, PlanItem& it, uint64_t offset) {
+  set_offset(channel, it.path, offset);
+  it.offset = offset;
+}
+
+void Journal::set_state(const std::string& channel, PlanItem& it, ItemState s, const std::string& error) {
+  set_state(channel, it.path, s, error);
+  it.state = s;
+  if (!error.empty()) it.last_error = error;
+}
+
+void Journal::set_delta(const std::string& channel, PlanItem& it, const std::string& id, uint64_t size) {
+  set_delta(channel, it.path, id, size);
+  it.delta_id = id;
+  it.delta_size = size;
+  it.offset = 0;
+}
+
+void Journal::fall_back_to_full(const std::string& channel, PlanItem& it, const std::string& why) {
+  fall_back_to_full(channel, it.path, why);
+  it.action = Action::full;
+  it.offset = 0;
+  it.state = ItemState::planned;
+  it.last_error = why;
+}
+
+void Journal::add_attempt(const std::string& channel, PlanItem& it, const std::string& error) {
+  add_attempt(channel, it.path, error);
+  it.attempts++;
+  it.last_error = error;
+}
+
 ChannelRecord Journal::channel_record(const std::string& channel) {
   return guarded("read the channel record", [&] {
     ChannelRecord r;

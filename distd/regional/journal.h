@@ -92,6 +92,13 @@ class Journal {
   // Turns a copy or delta item into a full download from offset 0.
   void fall_back_to_full(const std::string& channel, const std::string& path, const std::string& why);
   void add_attempt(const std::string& channel, const std::string& path, const std::string& error);
+  // The same for an item of the plan in memory: the journal row and the item change together
+  // (the row first; when it throws, the item is left as it was).
+  void set_offset(const std::string& channel, PlanItem& it, uint64_t offset);
+  void set_state(const std::string& channel, PlanItem& it, ItemState s, const std::string& error = {});
+  void set_delta(const std::string& channel, PlanItem& it, const std::string& id, uint64_t size);
+  void fall_back_to_full(const std::string& channel, PlanItem& it, const std::string& why);
+  void add_attempt(const std::string& channel, PlanItem& it, const std::string& error);
 
   ChannelRecord channel_record(const std::string& channel);
   void set_installed(const std::string& channel, uint64_t version, const std::string& digest);
