@@ -1,36 +1,26 @@
 #include "manifest/encoding.h"
 
+#include <sodium.h>
+
 #include <cstdio>
 #include <ctime>
 
 namespace distd {
 
 std::string to_hex(const void* data, size_t len) {
-  static const char digits[] = "0123456789abcdef";
-  const auto* p = static_cast<const unsigned char*>(data);
-  std::string out(len * 2, '0');
-  for (size_t i = 0; i < len; ++i) {
-    out[2 * i] = digits[p[i] >> 4];
-    out[2 * i + 1] = digits[p[i] & 15];
-  }
+  std::string out(len * 2 + 1, '\0');
+  sodium_bin2hex(out.data(), out.size(), static_cast<const unsigned char*>(data), len);  // lower case
+  out.pop_back();
   return out;
-}
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
 }
 
 bool from_hex(std::string_view hex, void* out, size_t out_len) {
   if (hex.size() != out_len * 2) return false;
-  auto* p = static_cast<unsigned char*>(out);
-  for (size_t i = 0; i < out_len; ++i) {
-    int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    p[i] = static_cast<unsigned char>(hi << 4 | lo);
-  }
-  return true;
+  for (char c : hex)  // one spelling: lower case only (sodium_hex2bin would take upper case too)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  size_t got = 0;
+  return sodium_hex2bin(static_cast<unsigned char*>(out), out_len, hex.data(), hex.size(), nullptr, &got, nullptr) == 0 &&
+         got == out_len;
 }
 
 std::string format_utc(int64_t t) {

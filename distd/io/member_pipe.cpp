@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 
+#include "manifest/encoding.h"
 #include "manifest/error.h"
 
 namespace distd {
@@ -164,11 +165,7 @@ void MemberPipe::run() {
               unsigned char md[EVP_MAX_MD_SIZE];
               unsigned int len = 0;
               EVP_DigestFinal_ex(sha1.get(), md, &len);
-              static const char* hex = "0123456789abcdef";
-              for (unsigned i = 0; i < len; ++i) {
-                r.sha1_hex.push_back(hex[md[i] >> 4]);
-                r.sha1_hex.push_back(hex[md[i] & 15]);
-              }
+              r.sha1_hex = to_hex(md, len);
             }
             if (out) {
               // The archive's time, in the past: the stat cache can vouch for the file at once.

@@ -10,6 +10,7 @@
 #include <memory>
 #include <sstream>
 
+#include "manifest/encoding.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
 
@@ -45,13 +46,7 @@ std::string sha1_file_hex(const std::string& path) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx.get(), md, &len);
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += d[md[i] >> 4];
-    out += d[md[i] & 15];
-  }
-  return out;
+  return to_hex(md, len);
 }
 
 FileCheckReport check_files(SqlConnection& db, const ReplicaConfig& rc, bool verify) {
