@@ -3,10 +3,12 @@
 //
 // SQLite (SQLiteCpp) at <state_dir>/journal.sqlite, WAL mode, synchronous=FULL: an offset is
 // committed only after the staged bytes it vouches for were fsynced, and each commit is durable
-// itself, so a power cut never loses more than the last (<= 1 MiB) chunk of a download. The
-// cost, one WAL fsync per MiB on a link of tens of kbit/s, is negligible; NORMAL could roll
-// back hundreds of commits (everything since the last checkpoint) and make a center download
-// them again. The format is described in docs/formats/journal.md.
+// itself. The HTTP client makes a download durable and reports its offset every 2 s
+// (kSyncInterval in distd/net/http_client.cpp) and at its end, so a power cut loses at most the
+// last 2 s of a download; small objects are recorded per batch group (Batch below). The cost,
+// one fsync and one WAL fsync every 2 s on a link of tens of kbit/s, is negligible; NORMAL could
+// roll back hundreds of commits (everything since the last checkpoint) and make a center
+// download them again. The format is described in docs/formats/journal.md.
 #pragma once
 
 #include <cstdint>
