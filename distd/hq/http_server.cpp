@@ -1,6 +1,7 @@
 #include "distd/hq/http_server.h"
 
 #include <fcntl.h>
+#include <zlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -71,6 +73,23 @@ int status_for(Errc c) {
     case Errc::no_space: return 507;
     default: return 500;
   }
+}
+
+// gzip (RFC 1952) of bytes in memory with zlib, or nullopt when zlib fails (then the answer goes
+// uncompressed).
+std::optional<std::string> gzip_bytes(std::string_view in) {
+  z_stream zs{};
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return std::nullopt;
+  std::string out(deflateBound(&zs, in.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  int rc = deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) return std::nullopt;
+  return out;
 }
 
 // Streams a file (or the requested byte range of it) without reading it into memory.
@@ -215,14 +234,9 @@ struct HttpServer::Impl {
         res.set_header("Cache-Control", "no-cache");
         // The new lines are mostly hex digests: gzip halves them.
         if (req.get_header_value("Accept-Encoding").find("gzip") != std::string::npos) {
-          std::string z;
-          httplib::detail::gzip_compressor gz;
-          if (gz.compress(delta.data(), delta.size(), true, [&](const char* p, size_t n) {
-                z.append(p, n);
-                return true;
-              })) {
+          if (auto z = gzip_bytes(delta)) {
             res.set_header("Content-Encoding", "gzip");
-            delta = std::move(z);
+            delta = std::move(*z);
           }
         }
         res.set_content(std::move(delta), "application/octet-stream");
