@@ -1,11 +1,13 @@
-// The pure parts below the end-to-end tests: the planner (make_plan) and HTTP byte ranges.
+// The parts below the end-to-end tests: the planner (make_plan), HTTP byte ranges and the journal.
 #include <boost/test/unit_test.hpp>
 #include <map>
 #include <ostream>
 
 #include "distd/net/byte_range.h"
+#include "distd/regional/journal.h"
 #include "distd/regional/planner.h"
 #include "manifest/digest.h"
+#include "tests/support/test_support.h"
 
 using namespace distd;
 
@@ -121,4 +123,67 @@ BOOST_AUTO_TEST_CASE(byte_ranges) {
   BOOST_TEST(!resolve_range(-1, 0, 1000));     // the last 0 bytes
   BOOST_TEST(!resolve_range(0, -1, 0));        // anything of an empty file
   BOOST_TEST(!resolve_range(-1, 5, 0));
+}
+
+// The journal: a plan and every change to its items survive closing and reopening (what a kill
+// or power cut leaves), and the item in memory always says what the row says.
+BOOST_AUTO_TEST_CASE(journal_keeps_the_plan_and_the_items_in_step) {
+  distd::test::TempDir d("journal");
+  const std::string path = d / "journal.sqlite";
+  PlanItem big, small;
+  big.ord = 1;
+  big.path = "big.bin";
+  big.digest = digest_hex(digest_bytes("big"));
+  big.size = 5'000'000;
+  big.action = Action::delta;
+  small.ord = 0;
+  small.path = "small.txt";
+  small.digest = digest_hex(digest_bytes("small"));
+  small.size = 10;
+  {
+    Journal j(path);
+    RunPlan p;
+    p.channel = "c";
+    p.target_version = 7;
+    p.manifest_digest = digest_hex(digest_bytes("manifest"));
+    j.start_plan(p, {small, big});
+    j.set_delta("c", big, std::string(64, 'a'), 12'345);
+    j.set_offset("c", big, 4096);
+    j.add_attempt("c", big, "link cut");
+    j.set_state("c", small, ItemState::installed);
+    BOOST_TEST(big.delta_size == 12'345u);
+    BOOST_TEST(big.offset == 4096u);
+    BOOST_TEST(big.attempts == 1);
+    BOOST_TEST(small.state == ItemState::installed);
+  }
+  Journal j(path);  // reopened, as after a crash
+  auto plan = j.plan("c");
+  BOOST_REQUIRE(plan);
+  BOOST_TEST(plan->target_version == 7u);
+  std::map<std::string, PlanItem> rows;
+  for (auto& it : j.items("c")) rows[it.path] = it;
+  BOOST_REQUIRE(rows.size() == 2u);
+  BOOST_TEST(rows["big.bin"].offset == big.offset);
+  BOOST_TEST(rows["big.bin"].delta_id == big.delta_id);
+  BOOST_TEST(rows["big.bin"].delta_size == big.delta_size);
+  BOOST_TEST(rows["big.bin"].attempts == big.attempts);
+  BOOST_TEST(rows["big.bin"].last_error == "link cut");
+  BOOST_TEST(rows["small.txt"].state == ItemState::installed);
+  auto pending = j.pending("c");
+  BOOST_TEST(pending.files == 1u);
+  // A delta that fails falls back to the whole object: offset 0, planned, and the reason kept.
+  PlanItem& b = rows["big.bin"];
+  j.fall_back_to_full("c", b, "the delta does not apply");
+  BOOST_TEST(b.action == Action::full);
+  BOOST_TEST(b.offset == 0u);
+  for (auto& it : j.items("c"))
+    if (it.path == "big.bin") {
+      BOOST_TEST(it.action == Action::full);
+      BOOST_TEST(it.offset == 0u);
+      BOOST_TEST(it.state == ItemState::planned);
+      BOOST_TEST(it.last_error == "the delta does not apply");
+    }
+  BOOST_TEST(!j.plan("c")->done);
+  j.finish_plan("c");
+  BOOST_TEST(j.plan("c")->done);  // kept, marked done: the next run starts a new one
 }
