@@ -84,6 +84,24 @@ std::vector<std::string> list_dir(const std::string& dir) {
   return out;
 }
 
+void remove_tree(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::pair<std::string, bool>> names;
+  while (auto* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    names.emplace_back(n, e->d_type == DT_DIR);
+  }
+  ::closedir(d);
+  for (auto& [n, is_dir] : names) {
+    std::string p = dir + "/" + n;
+    if (is_dir) remove_tree(p);
+    else ::unlink(p.c_str());
+  }
+  ::rmdir(dir.c_str());
+}
+
 void fsync_dir(const std::string& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) throw_errno("cannot open directory", dir, errno);

@@ -64,6 +64,9 @@ void make_dirs(const std::string& path, unsigned mode = 0755);
 // Error{io} naming the directory when it cannot be read.
 std::vector<std::string> list_dir(const std::string& dir);
 
+// Removes a directory tree, best effort (temporary trees): links are removed, never followed.
+void remove_tree(const std::string& dir);
+
 // The directory part of a path ("." when there is none).
 std::string dir_name(const std::string& path);
 

@@ -14,7 +14,6 @@
 #include <unordered_set>
 
 #include "distd/course/course_priority.h"
-#include "distd/io/run_command.h"
 #include "distd/io/member_pipe.h"
 #include "distd/hq/layout.h"
 #include "manifest/digest.h"
@@ -61,25 +60,6 @@ class CourseLock {
  private:
   UniqueFd fd_;
 };
-
-// Removes a directory tree (no links followed: unlinkat on everything that is not a directory).
-void remove_tree(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  std::vector<std::pair<std::string, bool>> names;
-  while (auto* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
-    names.emplace_back(n, e->d_type == DT_DIR);
-  }
-  ::closedir(d);
-  for (auto& [n, is_dir] : names) {
-    std::string p = dir + "/" + n;
-    if (is_dir) remove_tree(p);
-    else ::unlink(p.c_str());
-  }
-  ::rmdir(dir.c_str());
-}
 
 // Every regular file and directory below root (relative paths); anything else is reported as a file
 // so that it gets removed.
@@ -554,69 +534,6 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
   res.publish = hq::publish_channel(cfg, ch.name, {}, po);
   for (auto& w : warnings) res.publish.warnings.insert(res.publish.warnings.begin(), w);
   return res;
-}
-
-// ---------------------------------------------------------------------------------------------
-
-
-CoursePublishResult publish_course_from_moodle(const Config& cfg, const MoodleBackupRequest& req,
-                                               const CoursePublishOptions& opts) {
-  if (cfg.role != "hq")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; only HQ publishes courses",
-                "run distctl publish-course at HQ");
-  if ((req.course_id == 0) == req.shortname.empty())
-    throw Error(Errc::usage, "give exactly one of --course-id N and --course SHORTNAME", "");
-  const std::string script = req.moodle_dir + "/admin/cli/backup.php";
-  struct stat st {};
-  if (::stat(script.c_str(), &st) != 0)
-    throw Error(Errc::not_found, "Moodle's backup script '" + script + "' does not exist",
-                "--moodle must name Moodle's code directory (the one with config.php and admin/cli/)");
-  const std::string php = cfg.get_string("hq.php", "php");
-  make_dirs(cfg.state_dir, 0755);
-  std::string tmpl = cfg.state_dir + "/moodle-backup-XXXXXX";
-  if (!::mkdtemp(tmpl.data())) throw_errno("cannot create a temporary directory", tmpl, errno);
-  struct Cleanup {
-    std::string d;
-    ~Cleanup() { remove_tree(d); }
-  } cleanup{tmpl};
-  const std::string dest = tmpl;
-  std::vector<std::string> args = {php, script,
-                                   req.course_id ? "--courseid=" + std::to_string(req.course_id)
-                                                 : "--courseshortname=" + req.shortname,
-                                   "--destination=" + dest};
-  log_to(opts, "running " + php + " " + script + " " + args[2] + " --destination=" + dest);
-  CommandResult cr = run_command(args, req.moodle_dir, dest + "/.backup-output.log", 16 << 20);
-  const std::string& output = cr.output;
-  if (opts.log)
-    for (size_t a = 0, b; a < output.size(); a = b + 1) {
-      b = output.find('\n', a);
-      if (b == std::string::npos) b = output.size();
-      if (b > a) opts.log("backup.php: " + output.substr(a, b - a));
-    }
-  int code = cr.status;
-  if (code != 0)
-    throw Error(Errc::io,
-                "Moodle's backup (" + php + " " + script + ") failed with exit status " + std::to_string(code) +
-                    (code == 127 ? " (is '" + php + "' installed? set [hq] php)" : "") + ": " + tail_lines(output, 3),
-                "run the same command by hand as the web server's user to see why; nothing was published");
-  std::vector<std::string> found;
-  if (DIR* d = ::opendir(dest.c_str())) {
-    while (auto* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n.size() > 4 && n.substr(n.size() - 4) == ".mbz") found.push_back(dest + "/" + n);
-    }
-    ::closedir(d);
-  }
-  if (found.empty())
-    throw Error(Errc::not_found, "Moodle's backup finished but wrote no .mbz file into " + dest,
-                "check backup.php's output above; nothing was published");
-  std::sort(found.begin(), found.end(), [](const std::string& a, const std::string& b) {
-    struct stat sa {}, sb {};
-    ::stat(a.c_str(), &sa);
-    ::stat(b.c_str(), &sb);
-    return sa.st_mtime > sb.st_mtime;
-  });
-  return publish_course(cfg, found.front(), opts);
 }
 
 }  // namespace distd::course

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -64,21 +65,31 @@ UniqueFd open_staged(const std::string& path, uint64_t* offset) {
   return fd;
 }
 
+// The staged download of it, kept bytes and all, with the journal's offset set to what the disk
+// really holds (*off), and the item marked fetching.
+UniqueFd open_for_resume(Run& r, PlanItem& it, const std::string& staged, uint64_t* off) {
+  *off = it.offset;
+  UniqueFd fd = open_staged(staged, off);
+  if (*off != it.offset) r.j.set_offset(r.ch.name, it, *off);
+  set_state(r, it, ItemState::fetching);
+  return fd;
+}
+
+// What a download reports each time more of it is durable: the journal's offset and progress.
+std::function<void(uint64_t)> durable_progress(Run& r, PlanItem& it, uint64_t done_before) {
+  return [&r, &it, done_before](uint64_t o) {
+    r.j.set_offset(r.ch.name, it, o);
+    r.prog.bytes_done = done_before + o;
+    r.progress();
+  };
+}
 
 void fetch_full(Run& r, PlanItem& it, uint64_t done_before) {
   std::string sp = r.inst->staged(it.digest + ".part");
-  uint64_t off = it.offset;
-  UniqueFd fd = open_staged(sp, &off);
-  if (off != it.offset) {
-    r.j.set_offset(r.ch.name, it, off);
-  }
-  set_state(r, it, ItemState::fetching);
+  uint64_t off = 0;
+  UniqueFd fd = open_for_resume(r, it, sp, &off);
   if (off < it.size) {
-    auto on_durable = [&](uint64_t o) {
-      r.j.set_offset(r.ch.name, it, o);
-      r.prog.bytes_done = done_before + o;
-      r.progress();
-    };
+    auto on_durable = durable_progress(r, it, done_before);
     // Verified as it arrives (a second thread hashes behind the writer, the kept prefix too).
     BackgroundHasher hasher(fd.get(), sp);
     DownloadResult d = r.http.download_to_fd(object_path(it.digest), fd.get(), sp, off, it.size, on_durable);
@@ -134,19 +145,11 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
     fault_point("after_delta_request");
   }
   std::string dp = r.inst->staged(it.delta_id + ".delta");
-  uint64_t off = it.offset;
+  uint64_t off = 0;
   {
-    UniqueFd fd = open_staged(dp, &off);
-    if (off != it.offset) {
-      r.j.set_offset(r.ch.name, it, off);
-    }
-    set_state(r, it, ItemState::fetching);
+    UniqueFd fd = open_for_resume(r, it, dp, &off);
     if (off < it.delta_size) {
-      auto on_durable = [&](uint64_t o) {
-        r.j.set_offset(r.ch.name, it, o);
-        r.prog.bytes_done = done_before + o;
-        r.progress();
-      };
+      auto on_durable = durable_progress(r, it, done_before);
       DownloadResult d;
       try {
         d = r.http.download_to_fd("/deltas/" + it.delta_id, fd.get(), dp, off, it.delta_size, on_durable);
