@@ -118,8 +118,12 @@ class Browser:
         if not self.driver.find_elements(By.ID, "username"):
             # Still logged in as someone else: log out first, as a person would.
             self.logout(base)
-            self.driver.get(base + "/login/index.php")
-            self.wait_idle()
+        # A request of the page before (its AJAX calls, aborted by the browser but still running
+        # in php-fpm) can write the anonymous session after the login page stored its login token
+        # there, and the login is then refused. A fresh session cannot be overwritten by it.
+        self.driver.delete_all_cookies()
+        self.driver.get(base + "/login/index.php")
+        self.wait_idle()
         for field, value in (("username", username), ("password", password)):
             el = self.driver.find_element(By.ID, field)
             el.clear()  # Moodle may remember the last username
