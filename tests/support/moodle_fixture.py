@@ -286,6 +286,20 @@ def _copytree_fast(src, dst, hardlink=False):
     run(["cp", "-al" if hardlink else "-a", str(src), str(dst)], timeout=600)
 
 
+PLUGIN_SRC = REPO / "moodle/local_distd"  # installed as <moodle>/local/distd
+
+
+def _tree_stamp(tree):
+    """A digest of a folder's file names, sizes and mtimes: editing the plugin rebuilds the template."""
+    import hashlib
+    h = hashlib.sha256()
+    for p in sorted(Path(tree).rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(tree)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def template(build_dir):
     """Builds (or reuses) the installed-Moodle template. Returns its directory."""
     root = Path(build_dir).resolve() / "moodle-fixture"
@@ -295,6 +309,7 @@ def template(build_dir):
         src, how = find_moodle_source()
         stamp = f"rev={FIXTURE_REV} src={src} size={Path(src).stat().st_size if Path(src).is_file() else 'dir'}"
         stamp += f" gen={(REPO / 'tests/support/moodle/generate.php').stat().st_mtime_ns}"
+        stamp += f" plugin={_tree_stamp(PLUGIN_SRC)}"
         facts = root / "fixture.json"
         if facts.is_file() and json.loads(facts.read_text()).get("stamp") == stamp:
             log(f"reusing the installed Moodle template in {root} (source: {how})")
@@ -305,6 +320,8 @@ def template(build_dir):
             shutil.rmtree(root / d, ignore_errors=True)
         release = unpack_source(src, root / "code")
         log(f"unpacked {release.strip()} in {time.time() - t0:.1f} s")
+        # distd's Moodle plugin, in HQ's code and so in every center's: its table replicates.
+        shutil.copytree(PLUGIN_SRC, root / "code/local/distd")
         work = root / "work"
         site = work / "site"
         _copytree_fast(root / "code", site, hardlink=True)

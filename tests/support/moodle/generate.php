@@ -52,6 +52,29 @@ $reply = $forumgen->create_post(['discussion' => $discussion->id, 'parent' => $d
     'userid' => $student1->id, 'subject' => 'Re: Welcome to the course',
     'message' => '<p>Hello from the regional center.</p>', 'messageformat' => FORMAT_HTML]);
 
+// For the post adapter (tests/moodle/test_forum_adapter.py): a locked discussion, a forum of
+// type 'single', a forum whose cut-off date has passed, a suspended user and one not enrolled.
+$locked = $forumgen->create_discussion(['course' => $course->id, 'forum' => $forum->id,
+    'userid' => $teacher->id, 'name' => 'Closed topic', 'message' => '<p>No more replies.</p>',
+    'messageformat' => FORMAT_HTML, 'timelocked' => time() - 60]);
+$single = $gen->create_module('forum', ['course' => $course->id, 'name' => 'One topic only',
+    'intro' => 'A single simple discussion.', 'type' => 'single']);
+$singled = $DB->get_record('forum_discussions', ['forum' => $single->id], '*', MUST_EXIST);
+$cutoffdate = time() - 3600;
+$cutoff = $gen->create_module('forum', ['course' => $course->id, 'name' => 'Closed for posting',
+    'intro' => 'Its cut-off date has passed.', 'type' => 'general', 'cutoffdate' => $cutoffdate]);
+$cutoffd = $forumgen->create_discussion(['course' => $course->id, 'forum' => $cutoff->id,
+    'userid' => $teacher->id, 'name' => 'Before the cut-off', 'message' => '<p>Answer by the cut-off.</p>',
+    'messageformat' => FORMAT_HTML]);
+// Started two hours before the cut-off, so a reply written before it can be dated before it.
+$DB->set_field('forum_posts', 'created', $cutoffdate - 7200, ['id' => $cutoffd->firstpost]);
+$DB->set_field('forum_posts', 'modified', $cutoffdate - 7200, ['id' => $cutoffd->firstpost]);
+$suspended = $gen->create_user(['username' => 'suspended1', 'firstname' => 'Sam', 'lastname' => 'Suspended',
+    'email' => 'suspended1@example.org', 'suspended' => 1]);
+$gen->enrol_user($suspended->id, $course->id, 'student');
+$outsider = $gen->create_user(['username' => 'outsider1', 'firstname' => 'Otto', 'lastname' => 'Outsider',
+    'email' => 'outsider1@example.org']);
+
 $page = $gen->create_module('page', ['course' => $course->id, 'name' => 'Reading list',
     'content' => '<p>Chapter 1: standing waves.</p>', 'contentformat' => FORMAT_HTML]);
 
@@ -75,11 +98,18 @@ echo json_encode([
         'student1' => ['id' => (int)$student1->id, 'hash' => $DB->get_field('user', 'password', ['id' => $student1->id])],
         'student2' => ['id' => (int)$student2->id, 'hash' => $DB->get_field('user', 'password', ['id' => $student2->id])],
         'teacher1' => ['id' => (int)$teacher->id],
+        'suspended1' => ['id' => (int)$suspended->id],
+        'outsider1' => ['id' => (int)$outsider->id],
     ],
     'course' => ['id' => (int)$course->id, 'fullname' => $course->fullname, 'shortname' => $course->shortname],
     'forum' => ['id' => (int)$forum->id, 'cmid' => (int)$forum->cmid, 'name' => $forum->name],
     'discussion' => ['id' => (int)$discussion->id, 'name' => 'Welcome to the course',
         'firstpost' => (int)$discussion->firstpost, 'reply' => (int)$reply->id],
+    'locked_discussion' => ['id' => (int)$locked->id, 'firstpost' => (int)$locked->firstpost],
+    'single_forum' => ['id' => (int)$single->id, 'cmid' => (int)$single->cmid, 'discussion' => (int)$singled->id,
+        'firstpost' => (int)$singled->firstpost],
+    'cutoff_forum' => ['id' => (int)$cutoff->id, 'cmid' => (int)$cutoff->cmid, 'cutoffdate' => $cutoffdate,
+        'discussion' => (int)$cutoffd->id, 'firstpost' => (int)$cutoffd->firstpost],
     'page' => ['cmid' => (int)$page->cmid, 'name' => 'Reading list'],
     'resource' => ['cmid' => (int)$resource->cmid, 'name' => 'Lecture notes', 'contextid' => (int)$rcontext->id,
         'filename' => $file->get_filename(), 'contenthash' => $file->get_contenthash(), 'size' => (int)$file->get_filesize()],
