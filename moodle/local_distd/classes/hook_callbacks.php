@@ -103,7 +103,7 @@ class hook_callbacks {
             }
         } catch (outbox_exception $e) {
             $context['haserror'] = true;
-            $context['error'] = $e->getMessage();
+            $context['error'] = $e->detail !== '' ? $e->detail : $e->errorcode;
         }
         if (!$context['posts'] && !$context['haserror']) {
             return;

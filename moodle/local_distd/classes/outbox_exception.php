@@ -24,6 +24,9 @@ namespace local_distd;
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 class outbox_exception extends \moodle_exception {
+    /** @var string What failed, as distd or the system said it. */
+    public string $detail;
+
     /**
      * Makes the exception from one of the plugin's lang strings.
      *
@@ -31,6 +34,7 @@ class outbox_exception extends \moodle_exception {
      * @param string $detail what failed, as distd or the system said it
      */
     public function __construct(string $errorcode, string $detail = '') {
-        parent::__construct($errorcode, 'local_distd', '', $detail, $detail);
+        $this->detail = $detail;
+        parent::__construct($errorcode, 'local_distd', '', $detail);
     }
 }

@@ -56,6 +56,7 @@ $string['privacy:metadata:local_distd_posts:timeapplied'] = 'When headquarters w
 $string['privacy:metadata:local_distd_posts:userid'] = 'The author.';
 $string['privacy:metadata:local_distd_posts:uuid'] = 'The identifier the center gave the post.';
 $string['queued'] = 'Your post is queued: it will be sent to headquarters and appear here once it is back.';
+$string['refused_keep'] = 'Your text, kept here: copy it, or post it again.';
 $string['reason_cutoff_passed'] = 'The forum\'s cut-off date had passed.';
 $string['reason_discussion_locked'] = 'The discussion is locked.';
 $string['reason_discussion_missing'] = 'The discussion no longer exists.';
