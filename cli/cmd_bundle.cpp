@@ -40,7 +40,7 @@ nlohmann::json import_json(const ImportResult& r) {
                       {"bytes_read", r.bytes_read}, {"unneeded_items", r.unneeded_items},
                       {"missing_volumes", r.missing_volumes}, {"truncated_volumes", r.truncated_volumes},
                       {"refused_volumes", r.refused_volumes}, {"channels", nlohmann::json::array()},
-                      {"problems", nlohmann::json::array()}};
+                      {"problems", nlohmann::json::array()}, {"notes", r.notes}};
   for (auto& c : r.channels) {
     nlohmann::json cj = {{"channel", c.channel},   {"from_version", c.from_version}, {"to_version", c.to_version},
                          {"converged", c.converged}, {"up_to_date", c.up_to_date},   {"installed", c.installed},
@@ -228,6 +228,7 @@ void register_bundle(CLI::App& app, Action& chosen) {
         ExportResult r = export_bundle(cfg, a.to, o);
         bar.finish();
         for (auto& w : r.warnings) std::fprintf(stderr, "distctl: warning: %s\n", w.c_str());
+        for (auto& n : r.notes) std::fprintf(stderr, "distctl: %s\n", n.c_str());
         if (a.json) {
           nlohmann::json j = {{"dir", r.dir}, {"bundle", r.bundle_id}, {"site", r.site}, {"volumes", r.volumes},
                               {"bytes", r.bytes}, {"manifests", r.manifests}, {"objects", r.objects},
@@ -235,6 +236,7 @@ void register_bundle(CLI::App& app, Action& chosen) {
                               {"delta_target_bytes", r.delta_target_bytes}, {"held_entries", r.held_entries},
                               {"shared_entries", r.shared_entries}, {"omitted_bytes", r.omitted_bytes},
                               {"outbound_received", r.outbound_received}, {"warnings", r.warnings},
+                              {"notes", r.notes}, {"extra_files", r.extra_files},
                               {"channels", nlohmann::json::array()}, {"omitted", nlohmann::json::array()}};
           for (auto& c : r.channels) j["channels"].push_back({{"channel", c.name}, {"from", c.from}, {"to", c.to}});
           for (auto& m : r.omitted)

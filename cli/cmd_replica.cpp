@@ -1,10 +1,13 @@
 // distctl replica profile|status|check-files: the regional MySQL/MariaDB replica of HQ's Moodle
 // database (docs/replica.md).
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <iostream>
 #include <memory>
 
 #include "cli/command.h"
+#include "distd/forum/settings.h"
 #include "distd/config/config.h"
 #include "distd/replica/file_check.h"
 #include "distd/replica/health.h"
@@ -177,6 +180,12 @@ int run_moodle_config(const ReplicaOpts& o) {
       std::cout << nlohmann::json{{"settings", a}, {"snippet", replica::moodle_config_snippet()}}.dump(2) << "\n";
     } else {
       std::cout << replica::moodle_config_snippet();
+      // With a center's config at hand, the forum plugin's lines too.
+      struct stat st {};
+      if (::stat(o.config.c_str(), &st) == 0) {
+        Config cfg = load_config(o.config);
+        if (cfg.role == "regional") std::cout << forum::moodle_config_lines(cfg);
+      }
     }
     return 0;
   }

@@ -21,6 +21,7 @@
 #include "distd/config/config.h"
 #include "distd/hq/http_server.h"
 #include "distd/hq/publisher.h"
+#include "distd/forum/channel.h"
 #include "distd/plugins.h"
 #include "distd/regional/daemon.h"
 #include "distd/replica/moodle_site.h"
@@ -144,6 +145,18 @@ int run_hq(const Config& cfg, bool once) {
     });
   }
 
+  // Forum posts that wait (HQ's database was down when they came) are applied again and again.
+  std::atomic<bool> applier_stop{false};
+  std::thread applier;
+  if (forum::forum_enabled(cfg))
+    applier = std::thread([&] {
+      try {
+        forum::run_post_applier(cfg, applier_stop, log_line);
+      } catch (const std::exception& e) {
+        log_line(std::string("warning: forum posts are not applied: ") + e.what());
+      }
+    });
+
   log_line("hq serving " + cfg.state_dir + "/public on http://" + where + " (" + std::to_string(cfg.channels.size()) +
            " channels" + (hs.publish_interval > 0 ? ", publishing every " + std::to_string(hs.publish_interval) + " s" : "") +
            ")");
@@ -169,6 +182,8 @@ int run_hq(const Config& cfg, bool once) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   serving.join();
+  applier_stop = true;
+  if (applier.joinable()) applier.join();
   if (publishing.joinable()) {
     notify.status("stopping: waiting for the publish in progress");
     publishing.join();
@@ -203,6 +218,26 @@ int run_regional(const Config& cfg, bool once) {
         log_line(std::string("warning: Moodle cache watch stopped: ") + e.what());
       }
     });
+  // Forum posts: the local_distd plugin hands them over on the post socket; the sender takes them
+  // to HQ whenever it answers (distd/forum/channel.h).
+  forum::SendSignal post_signal;
+  std::thread post_socket, post_sender;
+  if (!once) {
+    post_socket = std::thread([&] {
+      try {
+        forum::serve_post_socket(cfg, stop, post_signal, log_line);
+      } catch (const std::exception& e) {
+        log_line(std::string("warning: the forum post socket is closed: ") + e.what());
+      }
+    });
+    post_sender = std::thread([&] {
+      try {
+        forum::run_post_sender(cfg, stop, post_signal, log_line);
+      } catch (const std::exception& e) {
+        log_line(std::string("warning: forum posts are not sent: ") + e.what());
+      }
+    });
+  }
   notify.ready("regional center " + cfg.site + " started");
   while (!done) {
     if (wait_for_stop_signal(notify.tick())) {
@@ -216,6 +251,9 @@ int run_regional(const Config& cfg, bool once) {
   worker.join();
   stop = true;
   if (cache_watch.joinable()) cache_watch.join();
+  post_signal.poke();
+  if (post_socket.joinable()) post_socket.join();
+  if (post_sender.joinable()) post_sender.join();
   if (failure) std::rethrow_exception(failure);
   return rc;
 }

@@ -1,9 +1,17 @@
 #include "distd/plugins.h"
 
+#include <sys/stat.h>
+
+#include <ctime>
 #include <mutex>
 
+#include "distd/bundle/hooks.h"
 #include "distd/course/course_library.h"
 #include "distd/course/course_priority.h"
+#include "distd/forum/channel.h"
+#include "distd/forum/inbox.h"
+#include "distd/forum/outbox.h"
+#include "distd/hq/http_server.h"
 #include "distd/regional/daemon.h"
 #include "distd/regional/sync.h"
 #include "distd/replica/file_check.h"
@@ -45,6 +53,22 @@ std::vector<std::string> replica_warnings(const Config& cfg) {
   return out;
 }
 
+// Posts that wait too long at the center are the daemon's warning: the link or HQ needs a look.
+std::vector<std::string> forum_warnings(const Config& cfg) {
+  std::vector<std::string> out;
+  forum::ForumSettings fs = forum::ForumSettings::from(cfg);
+  struct stat st {};
+  if (::stat(fs.outbox.c_str(), &st) != 0) return out;
+  forum::Outbox ob(fs.outbox);
+  size_t n = ob.count_unanswered();
+  auto oldest = ob.unanswered(1);
+  if (n > 0 && !oldest.empty() && ::time(nullptr) - oldest.front().created > 6 * 3600)
+    out.push_back("forum: " + std::to_string(n) + " posts wait for HQ, the oldest for " +
+                  std::to_string((::time(nullptr) - oldest.front().created) / 3600) +
+                  " h; they go with the link or the next stick ('distctl post list')");
+  return out;
+}
+
 }  // namespace
 
 void register_plugins() {
@@ -54,6 +78,23 @@ void register_plugins() {
     priority_providers().push_back(replica_referenced_missing);
     priority_providers().push_back(course_files_first);
     health_checks().push_back(replica_warnings);
+    health_checks().push_back(forum_warnings);
+    // The forum channel: POST /posts at HQ, and posts and answers on every stick.
+    hq::plugin_post_routes().push_back({"/posts", [](const Config& cfg, const std::string& body) {
+                                          forum::PostsReply r = forum::handle_posts_request(cfg, body);
+                                          return hq::PluginReply{r.status, r.body, "text/plain"};
+                                        }});
+    bundle::request_hooks().push_back(
+        [](const Config& cfg, const bundle::HookLogFn& log) { forum::write_sealed_posts(cfg, log); });
+    bundle::export_hooks().push_back([](const Config& cfg, const std::string& site, const std::string& inbound,
+                                        const std::vector<std::string>& received, const bundle::HookLogFn& log) {
+      std::vector<bundle::StickFile> out;
+      for (auto& [name, data] : forum::answer_stick_posts(cfg, site, inbound, received, log)) out.push_back({name, data});
+      return out;
+    });
+    bundle::import_hooks().push_back([](const Config& cfg, const std::string& dir, const bundle::HookLogFn& log) {
+      return forum::read_sealed_answers(cfg, dir, log);
+    });
   });
 }
 

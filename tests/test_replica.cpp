@@ -281,7 +281,8 @@ BOOST_AUTO_TEST_CASE(missing_local_tables_builtin_versus_extra) {
   BOOST_TEST(r.status == 1);
   BOOST_TEST(r.out.find("local-table-missing") != std::string::npos, r.out);
   BOOST_TEST(r.out.find("mdl_no_such_table") != std::string::npos, r.out);
-  for (auto& f : json::parse(r.out)["findings"])
+  json report = json::parse(r.out);  // a range-for over a temporary's member would dangle
+  for (auto& f : report["findings"])
     BOOST_TEST(f["message"].get<std::string>().find("mdl_chat_users") == std::string::npos, r.out);
 }
 

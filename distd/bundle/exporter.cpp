@@ -1,4 +1,5 @@
 #include "distd/bundle/exporter.h"
+#include "distd/bundle/hooks.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -138,7 +139,8 @@ void remove_old_bundle(const std::string& dir) {
   std::vector<std::string> doomed;
   while (dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    if (n == kIndexFile || (n.rfind("distd-bundle-", 0) == 0 && n.size() > 4 && n.substr(n.size() - 4) == ".tar"))
+    if (n == kIndexFile || (n.rfind("distd-bundle-", 0) == 0 && n.size() > 4 && n.substr(n.size() - 4) == ".tar") ||
+        n.rfind("distd-answers-", 0) == 0)
       doomed.push_back(n);
   }
   ::closedir(d);
@@ -427,7 +429,8 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
   res.channels = ix.channels;
   res.volumes = static_cast<uint32_t>(ix.volume_bytes.size());
 
-  // Outbound items the center sent along (forum posts, later): verified and kept per site.
+  // Outbound items the center sent along (the sealed forum posts): verified and kept per site.
+  std::vector<std::string> received;
   if (req && !req->outbound.empty()) {
     std::string from = dir_name(opts.request_path) + "/" + kOutboundDir;
     std::string inbox = cfg.state_dir + "/inbound/" + req->site;
@@ -441,8 +444,22 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
         make_dirs(inbox, 0750);
         write_file_atomic(inbox + "/" + ob.name, data, 0640);
         res.outbound_received++;
+        received.push_back(ob.name);
       } catch (const Error& e) {
         res.warnings.push_back(std::string("outbound item '") + ob.name + "': " + e.what());
+      }
+    }
+  }
+
+  // Plug-ins answer what came along (the forum: its answers for this site, sealed to it).
+  std::vector<StickFile> extras;
+  if (req) {
+    auto log = [&](const std::string& line) { res.notes.push_back(line); };
+    for (auto& hook : export_hooks()) {
+      try {
+        for (auto& f : hook(cfg, req->site, cfg.state_dir + "/inbound/" + req->site, received, log)) extras.push_back(std::move(f));
+      } catch (const Error& e) {
+        res.warnings.push_back(e.what());
       }
     }
   }
@@ -453,6 +470,11 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
   remove_old_bundle(dir);
   std::string index_text = sign_text(render_index_body(ix), sk);
   write_file_atomic(dir + "/" + kIndexFile, index_text, 0644);
+  for (auto& f : extras) {
+    if (f.name.rfind("distd-", 0) != 0 || !is_safe_name(f.name)) continue;
+    write_file_atomic(dir + "/" + f.name, f.data, 0644);
+    res.extra_files.push_back(f.name);
+  }
   uint64_t done = index_text.size();
   if (opts.progress) opts.progress(done, res.bytes);
   // The main thread reads each chunk and writes it to the volume; a second thread hashes the

@@ -36,6 +36,8 @@ struct ExportResult {
   uint64_t omitted_bytes = 0;
   uint64_t outbound_received = 0;         // items from the request's distd-outbound/
   std::vector<std::string> warnings;
+  std::vector<std::string> extra_files;  // written beside the bundle by plug-ins (the forum's answers)
+  std::vector<std::string> notes;        // what plug-ins did with the request (forum posts applied)
 };
 
 // Throws Error: usage (bad options, --max-size too small for the manifests), not_found (no such

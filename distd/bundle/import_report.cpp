@@ -37,6 +37,8 @@ std::string render_result_text(const ImportResult& r, const std::string& site) {
   o += std::string("result: ") +
        (r.complete() ? "COMPLETE" : r.problems.empty() ? "INCOMPLETE (files missing)" : "REFUSED PARTS (see below)") +
        "\n\n";
+  for (auto& n : r.notes) o += n + "\n";
+  if (!r.notes.empty()) o += "\n";
   for (auto& c : r.channels) {
     o += "channel " + c.channel + ": ";
     if (!c.ok)

@@ -1,6 +1,7 @@
 #include "distd/bundle/importer.h"
 
 #include "distd/bundle/importer_impl.h"
+#include "distd/bundle/hooks.h"
 
 namespace distd::bundle {
 
@@ -258,8 +259,22 @@ void Importer::finish_channel(Ctx& c) {
 }  // namespace import_detail
 
 ImportResult import_bundle(const Config& cfg, const std::string& dir, const ImportOptions& opts) {
+  // Plug-ins first: what they carry (HQ's answers to forum posts) is sealed and signed on its own,
+  // so it counts even when the bundle's files are refused.
+  std::vector<std::string> notes;
+  HookLogFn log = opts.log ? HookLogFn(opts.log) : HookLogFn([](const std::string&) {});
+  for (auto& hook : import_hooks()) {
+    try {
+      for (auto& n : hook(cfg, dir, log)) notes.push_back(std::move(n));
+    } catch (const Error& e) {
+      notes.push_back(e.what());
+      log(e.what());
+    }
+  }
   import_detail::Importer im(cfg, dir, opts);
-  return im.run();
+  ImportResult r = im.run();
+  r.notes = std::move(notes);
+  return r;
 }
 
 }  // namespace distd::bundle

@@ -64,6 +64,7 @@ struct ImportResult {
   std::vector<Problem> problems;  // refused entries and volumes, each with a clear message
   uint64_t bytes_read = 0;
   uint64_t unneeded_items = 0;    // bundle items this center already had
+  std::vector<std::string> notes; // what plug-ins found beside the bundle (the forum's answers)
 
   bool complete() const;  // every channel converged and nothing was refused
   // 0 complete; the first problem's or channel error's status; 75 when only files are missing.

@@ -1,4 +1,5 @@
 #include "distd/bundle/request.h"
+#include "distd/bundle/hooks.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -98,6 +99,8 @@ RequestResult write_request(const Config& cfg, const std::string& dir, const Req
     }
   }
   make_dirs(dir, 0755);
+  // Plug-ins (the forum's sealed posts) refresh their files in the outbound directory first.
+  for (auto& hook : request_hooks()) hook(cfg, opts.log ? opts.log : HookLogFn([](const std::string&) {}));
   std::string outbox = cfg.state_dir + "/outbound";
   auto names = list_dir(outbox);
   std::sort(names.begin(), names.end());

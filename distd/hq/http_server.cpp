@@ -334,6 +334,18 @@ struct HttpServer::Impl {
         send_text(res, status_for(e.code()), std::string(e.what()) + (e.hint().empty() ? "" : "; " + e.hint()));
       }
     });
+    for (const auto& route : plugin_post_routes()) {
+      svr.Post(route.path, [this, handler = route.handler](const httplib::Request& req, httplib::Response& res) {
+        try {
+          PluginReply r = handler(cfg, req.body);
+          res.status = r.status;
+          res.set_header("Cache-Control", "no-store");
+          res.set_content(r.body, r.content_type);
+        } catch (const Error& e) {
+          send_text(res, status_for(e.code()), std::string(e.what()) + (e.hint().empty() ? "" : "; " + e.hint()));
+        }
+      });
+    }
     svr.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
       nlohmann::json chans = nlohmann::json::array();
       for (const auto& c : cfg.channels) chans.push_back(channel_status(c.name));
@@ -368,6 +380,11 @@ struct HttpServer::Impl {
     });
   }
 };
+
+std::vector<PluginRoute>& plugin_post_routes() {
+  static std::vector<PluginRoute> routes;
+  return routes;
+}
 
 HttpServer::HttpServer(const Config& cfg, const HttpServerOptions& opts) : impl_(std::make_unique<Impl>(cfg, opts)) {
   auto& s = impl_->svr;

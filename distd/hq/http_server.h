@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "distd/config/config.h"
@@ -20,6 +22,21 @@ struct ListenAddress {
 // "127.0.0.1:8750", "[::1]:8750", ":8750" (all IPv4 interfaces), "0.0.0.0:80".
 // Throws Error{usage} naming the text.
 ListenAddress parse_listen(const std::string& text);
+
+// POST routes that plug-ins add (the forum's /posts, wired by distd/plugins.cpp). The handler gets
+// the whole body (at most 64 MiB) and returns the status and a body; called on a worker thread.
+struct PluginReply {
+  int status = 200;
+  std::string body;
+  std::string content_type = "text/plain";
+};
+using PluginPostHandler = std::function<PluginReply(const Config& cfg, const std::string& body)>;
+struct PluginRoute {
+  std::string path;  // exact, e.g. "/posts"
+  PluginPostHandler handler;
+};
+// Filled once by register_plugins() before any server starts.
+std::vector<PluginRoute>& plugin_post_routes();
 
 struct HttpServerOptions {
   unsigned threads = 16;         // worker threads; each open connection holds one ([hq] threads)

@@ -12,7 +12,7 @@
 namespace distd {
 
 CommandResult run_command(const std::vector<std::string>& argv, const std::string& cwd, const std::string& output_path,
-                          size_t output_cap) {
+                          size_t output_cap, const std::string& input_path) {
   if (argv.empty()) throw Error(Errc::usage, "run_command: no program given");
   int fd = ::open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) throw_errno("cannot create the command's output file", output_path, errno);
@@ -27,8 +27,9 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
     throw_errno("cannot fork", argv[0], e);
   }
   if (pid == 0) {
-    int in = ::open("/dev/null", O_RDONLY);
-    if (in >= 0) ::dup2(in, 0);
+    int in = ::open(input_path.empty() ? "/dev/null" : input_path.c_str(), O_RDONLY);
+    if (in < 0) _exit(126);
+    ::dup2(in, 0);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) _exit(126);

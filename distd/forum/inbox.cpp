@@ -1,0 +1,269 @@
+#include "distd/forum/inbox.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "distd/io/run_command.h"
+#include "manifest/digest.h"
+#include "manifest/error.h"
+#include "manifest/fs.h"
+
+namespace distd::forum {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kSchema = R"(
+CREATE TABLE IF NOT EXISTS posts (
+  site TEXT NOT NULL,
+  uuid TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  retry INTEGER NOT NULL DEFAULT 0,
+  received INTEGER NOT NULL,
+  state TEXT NOT NULL DEFAULT 'sent',
+  postid INTEGER NOT NULL DEFAULT 0,
+  discussion INTEGER NOT NULL DEFAULT 0,
+  applied INTEGER NOT NULL DEFAULT 0,
+  reason TEXT NOT NULL DEFAULT '',
+  reason_text TEXT NOT NULL DEFAULT '',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (site, uuid)
+);
+CREATE INDEX IF NOT EXISTS posts_state ON posts(state, received);
+)";
+
+constexpr const char* kColumns =
+    "payload, state, postid, discussion, applied, reason, reason_text, received, attempts, last_error";
+
+Inbox::Row read_row(SQLite::Statement& q) {
+  Inbox::Row r;
+  r.post = post_from_json(json::parse(q.getColumn(0).getString()), false, 1 << 20);
+  r.answer.uuid = r.post.uuid;
+  r.answer.state = parse_state(q.getColumn(1).getString()).value_or(PostState::sent);
+  r.answer.postid = q.getColumn(2).getInt64();
+  r.answer.discussion = q.getColumn(3).getInt64();
+  r.answer.applied = q.getColumn(4).getInt64();
+  r.answer.reason = q.getColumn(5).getString();
+  r.answer.reason_text = q.getColumn(6).getString();
+  r.received = q.getColumn(7).getInt64();
+  r.attempts = q.getColumn(8).getInt64();
+  r.last_error = q.getColumn(9).getString();
+  return r;
+}
+
+template <class F>
+auto guarded(const std::string& what, F&& f) {
+  try {
+    return f();
+  } catch (const SQLite::Exception& e) {
+    throw Error(Errc::database, "forum inbox: " + what + ": " + e.what(),
+                "check that HQ's state directory is writable and not full");
+  }
+}
+
+std::mutex& adapter_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+}  // namespace
+
+Inbox::Inbox(const std::string& path) {
+  guarded("cannot open " + path, [&] {
+    db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
+    db_->exec("PRAGMA journal_mode=WAL");
+    db_->exec("PRAGMA synchronous=FULL");
+    db_->exec(kSchema);
+    return 0;
+  });
+}
+
+Inbox::~Inbox() = default;
+
+size_t Inbox::receive(const std::vector<Post>& posts, int64_t clock_skew, int64_t now) {
+  return guarded("cannot record posts", [&] {
+    size_t fresh = 0;
+    SQLite::Transaction t(*db_);
+    SQLite::Statement sel(*db_, "SELECT state, retry FROM posts WHERE site = ? AND uuid = ?");
+    SQLite::Statement ins(*db_, "INSERT INTO posts (site, uuid, payload, retry, received) VALUES (?,?,?,?,?)");
+    SQLite::Statement again(*db_,
+                            "UPDATE posts SET payload = ?, retry = ?, state = 'sent', reason = '', reason_text = '' "
+                            "WHERE site = ? AND uuid = ?");
+    for (Post p : posts) {
+      // The center's clock may be hours wrong; over the link HQ measured by how much.
+      p.created += clock_skew;
+      sel.bind(1, p.site);
+      sel.bind(2, p.uuid);
+      if (sel.executeStep()) {
+        bool refused = sel.getColumn(0).getString() == "refused";
+        int64_t had_retry = sel.getColumn(1).getInt64();
+        sel.reset();
+        if (refused && p.retry > had_retry) {  // the center's operator asked for another attempt
+          again.bind(1, to_json(p).dump());
+          again.bind(2, p.retry);
+          again.bind(3, p.site);
+          again.bind(4, p.uuid);
+          again.exec();
+          again.reset();
+        }
+        continue;
+      }
+      sel.reset();
+      ins.bind(1, p.site);
+      ins.bind(2, p.uuid);
+      ins.bind(3, to_json(p).dump());
+      ins.bind(4, p.retry);
+      ins.bind(5, now);
+      ins.exec();
+      ins.reset();
+      ++fresh;
+    }
+    t.commit();
+    return fresh;
+  });
+}
+
+std::vector<Answer> Inbox::answers_for(const std::string& site, const std::vector<Post>& posts) {
+  return guarded("cannot read answers", [&] {
+    std::vector<Answer> out;
+    SQLite::Statement q(*db_, std::string("SELECT ") + kColumns + " FROM posts WHERE site = ? AND uuid = ?");
+    for (auto& p : posts) {
+      q.bind(1, site);
+      q.bind(2, p.uuid);
+      if (q.executeStep()) out.push_back(read_row(q).answer);
+      q.reset();
+    }
+    return out;
+  });
+}
+
+std::vector<Answer> Inbox::answers_for_site(const std::string& site) {
+  return guarded("cannot read answers", [&] {
+    std::vector<Answer> out;
+    SQLite::Statement q(*db_, std::string("SELECT ") + kColumns + " FROM posts WHERE site = ? ORDER BY received");
+    q.bind(1, site);
+    while (q.executeStep()) out.push_back(read_row(q).answer);
+    return out;
+  });
+}
+
+std::vector<Inbox::Row> Inbox::list(const std::string& state, size_t limit) {
+  return guarded("cannot list", [&] {
+    std::vector<Row> out;
+    SQLite::Statement q(*db_, std::string("SELECT ") + kColumns +
+                                  " FROM posts WHERE (? = '' OR state = ?) ORDER BY received DESC, rowid DESC LIMIT ?");
+    q.bind(1, state);
+    q.bind(2, state);
+    q.bind(3, static_cast<int64_t>(limit));
+    while (q.executeStep()) out.push_back(read_row(q));
+    return out;
+  });
+}
+
+size_t Inbox::count_waiting() {
+  return guarded("cannot count", [&] {
+    SQLite::Statement q(*db_, "SELECT COUNT(*) FROM posts WHERE state = 'sent'");
+    q.executeStep();
+    return static_cast<size_t>(q.getColumn(0).getInt64());
+  });
+}
+
+ApplyStats Inbox::apply_waiting(const ForumSettings& fs, const std::string& tmp_dir, size_t batch) {
+  std::lock_guard<std::mutex> one_adapter(adapter_mutex());
+  ApplyStats st;
+  std::vector<Row> waiting = guarded("cannot read waiting posts", [&] {
+    std::vector<Row> out;
+    SQLite::Statement q(*db_, std::string("SELECT ") + kColumns + " FROM posts WHERE state = 'sent' ORDER BY received, rowid LIMIT ?");
+    q.bind(1, static_cast<int64_t>(batch));
+    while (q.executeStep()) out.push_back(read_row(q));
+    return out;
+  });
+  st.offered = waiting.size();
+  if (waiting.empty()) return st;
+
+  make_dirs(tmp_dir, 0700);
+  const std::string stem = tmp_dir + "/apply-" + std::to_string(::getpid()) + "-" + std::to_string(::gettid());
+  {
+    std::string lines;
+    for (auto& r : waiting) lines += to_json(r.post).dump() + "\n";
+    write_file_atomic(stem + ".in", lines, 0600);
+  }
+  CommandResult cr = run_command(fs.adapter_argv(), {}, stem + ".out", 16 << 20, stem + ".in");
+  ::unlink((stem + ".in").c_str());
+  st.adapter_status = cr.status;
+
+  std::vector<std::pair<std::string, std::string>> errors;  // uuid, text
+  guarded("cannot record the adapter's answers", [&] {
+    SQLite::Transaction t(*db_);
+    SQLite::Statement up(*db_,
+                         "UPDATE posts SET state = ?, postid = ?, discussion = ?, applied = ?, reason = ?, reason_text = ?, "
+                         "attempts = attempts + 1, last_error = '' WHERE site = ? AND uuid = ? AND state = 'sent'");
+    SQLite::Statement err(*db_,
+                          "UPDATE posts SET attempts = attempts + 1, last_error = ? WHERE site = ? AND uuid = ?");
+    size_t pos = 0;
+    const std::string& out = cr.output;
+    while (pos < out.size()) {
+      size_t nl = out.find('\n', pos);
+      std::string line = out.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+      pos = nl == std::string::npos ? out.size() : nl + 1;
+      if (line.rfind("{", 0) != 0) continue;  // PHP notices and the like: kept in adapter_error below
+      json j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("uuid") || !j.contains("site") || !j["site"].is_string()) continue;
+      std::string site = j["site"].get<std::string>();
+      std::string state = j.value("state", "");
+      if (state == "error") {
+        err.bind(1, j.value("reason_text", std::string("the adapter gave no reason")));
+        err.bind(2, site);
+        err.bind(3, j["uuid"].get<std::string>());
+        err.exec();
+        err.reset();
+        ++st.waiting;
+        continue;
+      }
+      Answer a;
+      try {
+        a = answer_from_json(j);
+      } catch (const Error&) {
+        continue;
+      }
+      if (a.state == PostState::applied && !a.applied) a.applied = j.value("modified", int64_t{0});
+      up.bind(1, state_name(a.state));
+      up.bind(2, a.postid);
+      up.bind(3, a.discussion);
+      up.bind(4, a.applied);
+      up.bind(5, a.reason);
+      up.bind(6, a.reason_text);
+      up.bind(7, site);
+      up.bind(8, a.uuid);
+      if (up.exec() > 0) (a.state == PostState::applied ? st.applied : st.refused)++;
+      up.reset();
+    }
+    t.commit();
+    return 0;
+  });
+  size_t answered = st.applied + st.refused + st.waiting;
+  if (cr.status != 0 || answered < st.offered) {
+    st.adapter_error = "the adapter (" + fs.adapter_argv().back() + ") exited with status " + std::to_string(cr.status) +
+                       " after answering " + std::to_string(answered) + " of " + std::to_string(st.offered) +
+                       " posts: " + tail_lines(cr.output, 5);
+    st.waiting = st.offered - st.applied - st.refused;
+  }
+  return st;
+}
+
+PublicKey enrolled_site_key(const Config& cfg, const std::string& site) {
+  std::string sites = cfg.resolve(cfg.get_string("hq.sites_dir", cfg.state_dir + "/sites"));
+  std::string keyfile = sites + "/" + site + ".pub";
+  struct stat st {};
+  if (site.empty() || site.find('/') != std::string::npos || site[0] == '.' || ::stat(keyfile.c_str(), &st) != 0)
+    throw Error(Errc::not_found, "site '" + site + "' is not enrolled at HQ (no " + keyfile + ")",
+                "enroll the center's site.pub there after comparing its key id by phone");
+  return load_public_key(keyfile);
+}
+
+}  // namespace distd::forum
