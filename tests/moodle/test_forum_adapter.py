@@ -200,6 +200,10 @@ class ForumAdapter(WorldCase):
         self.b.visit(f"{hq}/mod/forum/discuss.php?d={self.f['discussion']['id']}", "discussion at HQ",
                      expect=["Re: Welcome, from the center", "Hello HQ, bold from the center."])
         self.assertNotIn("alert('distd-xss')", self.b.source)
+        # HQ is not a center: the plugin shows nothing there and its form refuses to serve.
+        self.assertNotIn("local-distd", self.b.source)
+        self.b.visit(f"{hq}/local/distd/post.php?reply={self.reply_id}", "the plugin's form at HQ",
+                     expect=["This page is only used at a regional center."], allow_problems=True)
 
     def test_09_idempotency_rows_replicate_to_the_center(self):
         self.assertTrue(self.w.wait_replicated(30), "the center did not catch up with HQ")
@@ -210,6 +214,43 @@ class ForumAdapter(WorldCase):
             self.assertEqual(len(hq), 1)
             self.assertEqual(center, hq, "the row the center's plugin hides the pending post by")
             self.assertEqual(self.center_sql(f"SELECT COUNT(*) FROM mdl_forum_posts WHERE id={hq[0][1]}")[0][0], "1")
+
+    def test_10_privacy_metadata_export_and_delete(self):
+        uid = self.f["users"]["student1"]["id"]
+        out = self.w.hq.php_eval(f"""
+use core_privacy\\local\\request\\approved_contextlist;
+use local_distd\\privacy\\provider;
+$sm = get_string_manager();
+$missing = [];
+foreach (provider::get_metadata(new \\core_privacy\\local\\metadata\\collection('local_distd'))->get_collection() as $item) {{
+    foreach (array_merge([$item->get_summary()], array_values($item->get_privacy_fields())) as $id) {{
+        if (!$sm->string_exists($id, 'local_distd')) {{ $missing[] = $id; }}
+    }}
+    $names[] = $item->get_name();
+}}
+$user = core_user::get_user({uid});
+$contextids = provider::get_contexts_for_userid({uid})->get_contextids();
+$ctx = context::instance_by_id(reset($contextids));
+$userlist = new \\core_privacy\\local\\request\\userlist($ctx, 'local_distd');
+provider::get_users_in_context($userlist);
+provider::export_user_data(new approved_contextlist($user, 'local_distd', $contextids));
+$zip = \\core_privacy\\local\\request\\writer::with_context($ctx)->finalise_content();
+$exported = '';
+$za = new ZipArchive(); $za->open($zip);
+for ($i = 0; $i < $za->numFiles; $i++) {{ $exported .= $za->getFromIndex($i); }}
+provider::delete_data_for_user(new approved_contextlist($user, 'local_distd', $contextids));
+echo json_encode(['names' => $names, 'missing' => $missing, 'contexts' => count($contextids),
+    'cmid' => (int) $ctx->instanceid, 'users' => $userlist->get_userids(), 'exported' => $exported]);
+""")
+        r = json.loads(out[out.index("{"):])
+        self.assertEqual(r["missing"], [], "every privacy string exists")
+        self.assertEqual(sorted(r["names"]), ["distd_outbox", "local_distd_posts"])
+        self.assertGreaterEqual(r["contexts"], 1)
+        self.assertIn(uid, r["users"])
+        self.assertIn(self.reply_post["uuid"], r["exported"], "the export holds the user's rows")
+        self.assertEqual(self.hq_sql(f"SELECT COUNT(*) FROM mdl_local_distd_posts WHERE userid={uid}")[0][0], "0")
+        self.assertNotEqual(self.hq_sql("SELECT COUNT(*) FROM mdl_local_distd_posts")[0][0], "0",
+                            "other authors' rows stay")
 
     def test_99_database_lost_answers_error_and_exits_non_zero(self):
         proc = subprocess.Popen(["php", *mf.PHP_INI, str(self.w.hq.www / "local/distd/cli/apply.php")],

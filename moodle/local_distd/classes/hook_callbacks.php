@@ -48,10 +48,17 @@ class hook_callbacks {
         if ($SCRIPT !== '/mod/forum/post.php' || !center::is_center_mode()) {
             return;
         }
+        // Edit, delete and prune (their forms carry reply and forum too): Moodle's own page says
+        // what it can and cannot do on a replica.
+        foreach (['edit', 'delete', 'prune'] as $action) {
+            if (optional_param($action, 0, PARAM_INT)) {
+                return;
+            }
+        }
         $reply = optional_param('reply', 0, PARAM_INT);
         $forum = optional_param('forum', 0, PARAM_INT);
         if (!$reply && !$forum) {
-            return; // Edit, delete, prune: Moodle's own page says what it can and cannot do.
+            return;
         }
         $subject = optional_param('subject', '', PARAM_TEXT);
         $message = optional_param_array('message', [], PARAM_RAW);

@@ -52,9 +52,11 @@ class post_form extends \moodleform {
         $mform->addRule('subject', get_string('maximumchars', '', self::MAX_SUBJECT_CHARS), 'maxlength',
             self::MAX_SUBJECT_CHARS, 'client');
 
-        // No files: nothing could carry them to HQ (the post is text, docs/formats/post.md).
+        // No files: nothing could carry them to HQ (the post is text, docs/formats/post.md). No
+        // autosave: the editor's drafts are written to the database, which is a replica here.
         $mform->addElement('editor', 'message', get_string('message', 'forum'), null,
-            ['maxfiles' => 0, 'noclean' => false, 'trusttext' => false, 'enable_filemanagement' => false]);
+            ['maxfiles' => 0, 'noclean' => false, 'trusttext' => false, 'enable_filemanagement' => false,
+             'autosave' => false]);
         $mform->setType('message', PARAM_RAW);
         $mform->addRule('message', get_string('required'), 'required', null, 'client');
 

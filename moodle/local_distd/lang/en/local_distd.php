@@ -27,7 +27,7 @@ defined('MOODLE_INTERNAL') || die();
 $string['cli_error'] = 'Not applied, try again later: {$a}';
 $string['dismiss'] = 'Dismiss';
 $string['dismissed'] = 'The refused post is no longer shown.';
-$string['form_noattachments'] = 'Text only: attachments and images cannot be sent from this center. The post travels to headquarters and appears here once headquarters has it.';
+$string['form_noattachments'] = 'Text only: files (attachments, uploaded images) cannot be sent from this center. The post travels to headquarters and appears here once headquarters has it.';
 $string['form_reply_to'] = 'Reply to "{$a}"';
 $string['form_submit'] = 'Post to forum';
 $string['form_uuid_invalid'] = 'This form is damaged (no valid post identifier): open it again from the discussion.';
