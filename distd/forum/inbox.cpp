@@ -5,6 +5,10 @@
 
 #include <mutex>
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <thread>
 
 #include "distd/io/run_command.h"
 #include "manifest/digest.h"
@@ -74,13 +78,21 @@ std::mutex& adapter_mutex() {
 }  // namespace
 
 Inbox::Inbox(const std::string& path) {
-  guarded("cannot open " + path, [&] {
-    db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
-    db_->exec("PRAGMA journal_mode=WAL");
-    db_->exec("PRAGMA synchronous=FULL");
-    db_->exec(kSchema);
-    return 0;
-  });
+  // Two threads (or distctl and the daemon) may create the file at the same moment; switching a
+  // new file to WAL can then report "locked" without waiting, so the first open is retried.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
+      db_->exec("PRAGMA journal_mode=WAL");
+      db_->exec("PRAGMA synchronous=FULL");
+      db_->exec(kSchema);
+      break;
+    } catch (const SQLite::Exception& e) {
+      if ((e.getErrorCode() != SQLITE_BUSY && e.getErrorCode() != SQLITE_LOCKED) || attempt >= 50)
+        guarded("cannot open " + path, [&]() -> int { throw; });
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
 }
 
 Inbox::~Inbox() = default;

@@ -1,6 +1,10 @@
 #include "distd/forum/outbox.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <thread>
 
 #include "manifest/error.h"
 
@@ -94,13 +98,21 @@ auto guarded(const std::string& what, F&& f) {
 std::string outbox_path(const std::string& state_dir) { return state_dir + "/forum-outbox.db"; }
 
 Outbox::Outbox(const std::string& path) {
-  guarded("cannot open " + path, [&] {
-    db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
-    db_->exec("PRAGMA journal_mode=WAL");
-    db_->exec("PRAGMA synchronous=FULL");
-    db_->exec(kSchema);
-    return 0;
-  });
+  // Two threads (or distctl and the daemon) may create the file at the same moment; switching a
+  // new file to WAL can then report "locked" without waiting, so the first open is retried.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
+      db_->exec("PRAGMA journal_mode=WAL");
+      db_->exec("PRAGMA synchronous=FULL");
+      db_->exec(kSchema);
+      break;
+    } catch (const SQLite::Exception& e) {
+      if ((e.getErrorCode() != SQLITE_BUSY && e.getErrorCode() != SQLITE_LOCKED) || attempt >= 50)
+        guarded("cannot open " + path, [&]() -> int { throw; });
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
 }
 
 Outbox::~Outbox() = default;

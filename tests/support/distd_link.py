@@ -69,7 +69,7 @@ moodle_dir = "{world.hq.www}"
 apply_command = {_toml_list(apply)}
 apply_interval = {apply_interval}
 """)
-        self._distctl("publish", "--config", self.hq_config, check=True)
+        self._distctl("publish", "--channel", "notes", "--config", self.hq_config, check=True)
 
         # The center: site id, link to HQ through the proxy, the channel, the forum.
         text = Path(world.distd_config).read_text()
@@ -122,7 +122,7 @@ send_interval = {send_interval}
 
     def start_proxy(self, *extra):
         self.procs["proxy"] = popen_logged(
-            [distd_bin("flaky_proxy"), "--listen", f"127.0.0.1:{self.proxy_port}", "--upstream",
+            [str(Path(distd_bin("distd")).parent / "tests/flaky_proxy"), "--listen", f"127.0.0.1:{self.proxy_port}", "--upstream",
              f"127.0.0.1:{self.hq_port}", "--seed", self.seed, "--control", self.control_port, *extra],
             self.w.tmp / "proxy.log")
         wait_port("127.0.0.1", self.control_port, 10, self.procs["proxy"], "flaky_proxy")
