@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -237,7 +238,10 @@ SendReport send_posts(const Config& cfg, const std::atomic<bool>* stop) {
 void run_post_sender(const Config& cfg, const std::atomic<bool>& stop, SendSignal& signal, const ForumLogFn& log) {
   ForumSettings fs = ForumSettings::from(cfg);
   RegionalSettings rs = RegionalSettings::from(cfg);
-  Backoff backoff(static_cast<double>(rs.probe_min_seconds), static_cast<double>(rs.probe_max_seconds));
+  // While HQ is unreachable a try costs one failed connect: the wait grows only to a minute (or the
+  // send interval), so posts leave within about a minute of the link coming back.
+  const double cap = std::max(60.0, static_cast<double>(fs.send_interval));
+  Backoff backoff(std::min(static_cast<double>(rs.probe_min_seconds), cap), cap);
   std::string last_error;
   double next = 0;
   while (signal.wait(next, stop)) {
