@@ -125,7 +125,9 @@ class center {
             'kind' => $isreply ? 'reply' : 'discussion',
             'subject' => format_string((string) ($post['subject'] ?? '')),
             'message' => format_text((string) ($post['message'] ?? ''), $format),
-            'rawmessage' => (string) ($post['message'] ?? ''),
+            // The text to copy: HTML as plain text (Post again prefills the editor with the HTML).
+            'rawmessage' => $format == FORMAT_HTML ? html_to_text((string) ($post['message'] ?? ''), 0, false)
+                : (string) ($post['message'] ?? ''),
             'created' => !empty($post['created']) ? userdate((int) $post['created']) : '',
             'statustext' => $state === 'refused'
                 ? get_string('state_refused', 'local_distd', $reason)
