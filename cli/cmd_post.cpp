@@ -273,7 +273,8 @@ void register_post(CLI::App& app, Action& chosen) {
   auto* send = post->add_subcommand("send", "Send the posts that wait to HQ now, and record its answers");
   add_common(send, send_a);
   send->footer("Exit status: 0 when HQ answered for every post (applied or refused), 75 when some are\n"
-               "still waiting at HQ, the network status (7) when HQ could not be reached.");
+               "still waiting at HQ, 12 (network) when HQ could not be reached, 6 (bad signature) when HQ\n"
+               "refused this site's signature (not enrolled, or another key).");
   send->callback([&chosen] {
     chosen = [] {
       Config cfg = center_config(send_a.config, "send");
@@ -291,6 +292,8 @@ void register_post(CLI::App& app, Action& chosen) {
   static Common apply_a;
   auto* apply = post->add_subcommand("apply", "At HQ: apply the posts that wait in the inbox now");
   add_common(apply, apply_a);
+  apply->footer("Exit status: 0 when nothing waits, 75 when posts still wait, 13 (database) when the\n"
+                "adapter failed (HQ's database down, PHP errors: the message says which).");
   apply->callback([&chosen] {
     chosen = [] {
       Config cfg = load_config(apply_a.config);

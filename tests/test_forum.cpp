@@ -14,7 +14,11 @@
 #include "distd/forum/inbox.h"
 #include "distd/forum/outbox.h"
 #include "distd/forum/post.h"
+#include "distd/plugins.h"
+#include "distd/regional/daemon.h"
 #include "manifest/error.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
 #include "tests/support/bundle_site.h"
 
 using namespace distd;
@@ -351,4 +355,50 @@ BOOST_AUTO_TEST_CASE(posts_travel_sealed_on_a_stick_and_answers_come_back) {
   BOOST_TEST(ex.out.find("does not match the signed request") != std::string::npos);
   BOOST_TEST(s.inbox().count(uuid_n(3)) == 0u);
   BOOST_TEST(s.outbox()[uuid_n(3)]["state"] == "queued");
+}
+
+BOOST_AUTO_TEST_CASE(operators_see_what_waits_and_why) {
+  ForumSite s;
+  s.publish();
+  s.make_site_key();
+  s.enroll();
+  s.start_hq();
+  BOOST_REQUIRE_EQUAL(s.submit(1).status, 0);
+  // HQ's database is down: HQ holds the post ("sent"), `post apply` says the adapter failed.
+  set_mode(s.adapter_state, "down");
+  RunResult r = s.send();
+  BOOST_TEST_INFO(r.err);
+  BOOST_TEST(r.status == kExitDeferred);
+  BOOST_TEST(s.outbox()[uuid_n(1)]["state"] == "sent");
+  r = run({"distctl", "post", "apply", "--config", s.hq_cfg});
+  BOOST_TEST(r.status == exit_status(Errc::database));
+  BOOST_TEST(r.err.find("Database connection failed") != std::string::npos);
+  BOOST_TEST(s.inbox()[uuid_n(1)]["last_error"].is_null());  // no line answered: not an "error" answer
+  set_mode(s.adapter_state, "apply");
+  r = run({"distctl", "post", "apply", "--config", s.hq_cfg, "--json"});
+  BOOST_TEST(r.status == 0);
+  BOOST_TEST(json::parse(r.out)["applied"] == 1);
+  BOOST_TEST(s.send().status == 0);
+  BOOST_TEST(s.outbox()[uuid_n(1)]["state"] == "applied");
+
+  // A post that waits for hours is the daemon's warning.
+  BOOST_REQUIRE_EQUAL(s.submit(2).status, 0);
+  {
+    Outbox ob(s.reg_state + "/forum-outbox.db");
+    BOOST_TEST(ob.count_unanswered() == 1u);
+  }
+  RunResult q = run({"sqlite3", s.reg_state + "/forum-outbox.db",
+                     "UPDATE posts SET created = created - 7*3600 WHERE uuid = '" + uuid_n(2) + "'"});
+  if (q.status != 0) {  // no sqlite3 CLI: set it through the library
+    SQLite::Database db(s.reg_state + "/forum-outbox.db", SQLite::OPEN_READWRITE);
+    db.exec("UPDATE posts SET created = created - 7*3600 WHERE uuid = '" + uuid_n(2) + "'");
+  }
+  register_plugins();
+  std::vector<std::string> warnings;
+  Config cfg = load_config(s.reg_cfg);
+  for (auto& check : health_checks())
+    for (auto& w : check(cfg)) warnings.push_back(w);
+  bool found = false;
+  for (auto& w : warnings) found |= w.find("forum: 1 posts wait for HQ, the oldest for 7 h") != std::string::npos;
+  BOOST_TEST(found);
 }
