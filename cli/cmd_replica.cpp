@@ -15,6 +15,7 @@
 #include "distd/replica/profile.h"
 #include "distd/replica/schema_drift.h"
 #include "manifest/error.h"
+#include "manifest/fs.h"
 
 namespace distd::cli {
 namespace {
@@ -192,6 +193,17 @@ int run_moodle_config(const ReplicaOpts& o) {
   Config cfg = load_config(o.config);
   auto rc = replica::load_replica_config(cfg, true);
   auto f = replica::check_moodle_config(rc);
+  // The forum plugin's center mode, with this distd's socket (docs/forum.md).
+  if (cfg.role == "regional") {
+    std::string text = read_file(rc.moodle_dir + "/config.php", 1 << 20, "Moodle config.php");
+    std::string sock = forum::ForumSettings::from(cfg).socket;
+    if (text.find("forced_plugin_settings['local_distd']") == std::string::npos ||
+        text.find("'mode' => 'center'") == std::string::npos || text.find("'" + sock + "'") == std::string::npos)
+      f.push_back({"moodle-config-forum", "error",
+                   rc.moodle_dir + "/config.php does not put local_distd in center mode with socket " + sock +
+                       ": students' posts would be written to the replica and fail",
+                   "add the lines 'distctl replica moodle-config' prints (forced_plugin_settings['local_distd'])"});
+  }
   if (o.json) {
     std::cout << nlohmann::json{{"ok", f.empty()}, {"config_php", rc.moodle_dir + "/config.php"},
                                 {"findings", findings_json(f)}}.dump(2) << "\n";

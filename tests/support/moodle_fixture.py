@@ -391,10 +391,18 @@ class Site:
             f.unlink()
 
 
-class World:
-    """HQ and a center, started from the template; stop() (or the context manager) ends them."""
+def replica_args(n):
+    """The n-th center's replica (1, 2, ...): its own server id and GTID domain for its local writes."""
+    return [a.replace("--server-id=2", f"--server-id={n + 1}").replace("--gtid-domain-id=2", f"--gtid-domain-id={n + 1}")
+            for a in REPLICA_ARGS]
 
-    def __init__(self, build_dir, tag="moodle"):
+
+class World:
+    """HQ and one center (or more: centers=2), started from the template; stop() (or the context
+    manager) ends them. self.center is the first center; self.centers all of them."""
+
+    def __init__(self, build_dir, tag="moodle", centers=1):
+        self.n_centers = centers
         self.build_dir = Path(build_dir).resolve()
         self.tpl = template(self.build_dir)
         self.facts = json.loads((self.tpl / "fixture.json").read_text())
@@ -413,45 +421,59 @@ class World:
             self.stop()
             raise
         self.start_seconds = round(time.time() - t0, 1)
-        log(f"HQ at {self.hq.url}, center at {self.center.url} (started in {self.start_seconds} s, in {self.tmp})")
+        log(f"HQ at {self.hq.url}, centers at {', '.join(c.url for c in self.centers)} "
+            f"(started in {self.start_seconds} s, in {self.tmp})")
 
     # --- start-up ---
     def _start(self):
         hqdb = MariaDb(self.tmp / "hq/mysql", self.tmp / "hq/db", PRIMARY_ARGS, "hq")
-        cdb = MariaDb(self.tmp / "center/mysql", self.tmp / "center/db", REPLICA_ARGS, "center")
         self.hq = Site("hq", self.tmp / "hq", "127.0.0.1", hqdb)
-        self.center = Site("center", self.tmp / "center", "127.0.0.2", cdb)
-        for s in (self.hq, self.center):
+        self.centers = []
+        for n in range(1, self.n_centers + 1):
+            name = "center" if n == 1 else f"center{n}"
+            db = MariaDb(self.tmp / f"{name}/mysql", self.tmp / f"{name}/db", replica_args(n), name)
+            # 127.0.0.3 is the benchmarks' client address; the second center listens on .4.
+            self.centers.append(Site(name, self.tmp / name, "127.0.0.2" if n == 1 else f"127.0.0.{n + 2}", db))
+        self.center = self.centers[0]
+        for s in (self.hq, *self.centers):
             _copytree_fast(self.tpl / "db", s.home / "db")
             _copytree_fast(self.tpl / "moodledata", s.dataroot)
             _copytree_fast(self.tpl / "code", s.www, hardlink=True)
-        # The center's copy is a replica's: none of the primary's binary logs.
-        for p in (self.center.home / "db").glob("primary-bin*"):
-            p.unlink()
+        # A center's copy is a replica's: none of the primary's binary logs.
+        for c in self.centers:
+            for p in (c.home / "db").glob("primary-bin*"):
+                p.unlink()
         hqdb.start()
-        cdb.start()
-        self.start_replication()
-        self.distd_config = self._write_distd_config()
+        for c in self.centers:
+            c.db.start()
+            self.start_replication(c)
+            c.distd_config = self._write_distd_config(c)
+        self.distd_config = self.center.distd_config
         self._start_web()
 
-    def start_replication(self):
-        self.center.db.sql(
+    def start_replication(self, center=None):
+        center = center or self.center
+        center.db.sql(
             f"SET GLOBAL gtid_slave_pos = '{self.facts['gtid']}';"
             f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={self.hq.db.port}, MASTER_USER='{REPL_USER}',"
             f" MASTER_PASSWORD='{REPL_PASS}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;"
             "START SLAVE;")
-        if not self.wait_replicated(30):
-            raise FixtureError("replication did not start:\n" + self.center.db.error_log())
+        if not self.wait_replicated(30, center):
+            raise FixtureError("replication did not start:\n" + center.db.error_log())
 
-    def wait_replicated(self, timeout=30):
+    def wait_replicated(self, timeout=30, center=None):
+        """Waits until the center (default: every center) has applied all of HQ's binary log."""
         pos = self.hq.db.scalar("SELECT @@GLOBAL.gtid_binlog_pos")
         if not pos:
             return True
-        v = self.center.db.scalar(f"SELECT MASTER_GTID_WAIT('{pos}', {timeout})")
-        return v == "0"
+        for c in ([center] if center else self.centers):
+            if c.db.scalar(f"SELECT MASTER_GTID_WAIT('{pos}', {timeout})") != "0":
+                return False
+        return True
 
-    def slave_status(self):
-        r = run(["mariadb", f"--socket={self.center.db.socket}", "-uroot", "-e", "SHOW SLAVE STATUS\\G"])
+    def slave_status(self, center=None):
+        center = center or self.center
+        r = run(["mariadb", f"--socket={center.db.socket}", "-uroot", "-e", "SHOW SLAVE STATUS\\G"])
         out = {}
         for line in r.stdout.splitlines():
             if ":" in line:
@@ -459,14 +481,14 @@ class World:
                 out[k.strip()] = v.strip()
         return out
 
-    def _write_distd_config(self):
-        """distd's config at the center: only the [replica] section matters to these tests."""
-        d = self.tmp / "center/distd"
+    def _write_distd_config(self, center):
+        """distd's config at a center: only the [replica] section matters to these tests."""
+        d = center.home / "distd"
         d.mkdir(parents=True)
         pw = d / "replica.password"
         pw.write_text(DISTD_DB_PASS + "\n")
         pw.chmod(0o600)
-        self.center.db.sql(
+        center.db.sql(
             f"CREATE USER '{DISTD_DB_USER}'@'localhost' IDENTIFIED BY '{DISTD_DB_PASS}';"
             f"GRANT SELECT ON mysql.* TO '{DISTD_DB_USER}'@'localhost';"
             f"GRANT SELECT ON {DB_NAME}.* TO '{DISTD_DB_USER}'@'localhost';"
@@ -479,33 +501,38 @@ role = "regional"
 state_dir = "{d}/state"
 
 [replica]
-socket = "{self.center.db.socket}"
+socket = "{center.db.socket}"
 user = "{DISTD_DB_USER}"
 password_file = "replica.password"
 database = "{DB_NAME}"
 prefix = "mdl_"
 moodle_user = "{DB_USER}"
 moodle_host = "localhost"
-filedir = "{self.center.dataroot}/filedir"
-moodle_dir = "{self.center.www}"
+filedir = "{center.dataroot}/filedir"
+moodle_dir = "{center.www}"
 """)
         return cfg
 
     def distctl(self, *args, check=False, timeout=300):
         return run([distd_bin("distctl"), *args], check=check, timeout=timeout)
 
-    def apply_center_profile(self):
+    def apply_center_profile(self, center=None):
         """What docs/replica.md tells the operator: apply the profile as the database administrator,
-        then put `distctl replica moodle-config` into the center's config.php."""
-        r = self.distctl("replica", "profile", "--apply", "--db-user", "root", "--config", self.distd_config)
-        if r.returncode != 0:
-            raise FixtureError(f"distctl replica profile --apply failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-        r = self.distctl("replica", "moodle-config", "--config", self.distd_config)
-        if r.returncode != 0:
-            raise FixtureError(f"distctl replica moodle-config failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-        self.center_extra_config = r.stdout
-        self._write_config(self.center, self.center_extra_config)
-        return r.stdout
+        then put `distctl replica moodle-config` into the center's config.php. Without a center
+        given: every center."""
+        out = ""
+        for c in ([center] if center else self.centers):
+            r = self.distctl("replica", "profile", "--apply", "--db-user", "root", "--config", c.distd_config)
+            if r.returncode != 0:
+                raise FixtureError(f"distctl replica profile --apply failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+            r = self.distctl("replica", "moodle-config", "--config", c.distd_config)
+            if r.returncode != 0:
+                raise FixtureError(f"distctl replica moodle-config failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+            c.extra_config = r.stdout
+            self._write_config(c, c.extra_config)
+            out = out or r.stdout
+        self.center_extra_config = self.center.extra_config
+        return out
 
     def _write_config(self, site, extra=""):
         config_php(site.www, site.dataroot, site.db.socket, site.url, extra)
@@ -514,7 +541,7 @@ moodle_dir = "{self.center.www}"
         run_dir = self.tmp / "web"
         run_dir.mkdir()
         pools = ""
-        for s in (self.hq, self.center):
+        for s in (self.hq, *self.centers):
             s.port = free_port(s.host)
             s.fpm_socket = run_dir / f"{s.name}-fpm.sock"
             pools += f"""
@@ -539,7 +566,7 @@ daemonize = no
         self.fpm = popen_logged([fpm, "--nodaemonize", "-R", "--fpm-config", run_dir / "php-fpm.conf"],
                                 run_dir / "php-fpm.out")
         servers = ""
-        for s in (self.hq, self.center):
+        for s in (self.hq, *self.centers):
             servers += f"""
   server {{
     listen {s.host}:{s.port};
@@ -575,10 +602,10 @@ http {{
 }}
 """)
         self.nginx = popen_logged(["nginx", "-c", run_dir / "nginx.conf", "-p", run_dir], run_dir / "nginx.out")
-        for s in (self.hq, self.center):
+        for s in (self.hq, *self.centers):
             wait_port(s.host, s.port, 30, self.nginx, "nginx")
         deadline = time.time() + 30
-        while not all(s.fpm_socket.exists() for s in (self.hq, self.center)):
+        while not all(s.fpm_socket.exists() for s in (self.hq, *self.centers)):
             if self.fpm.poll() is not None or time.time() > deadline:
                 raise FixtureError("php-fpm did not start:\n" + (run_dir / "php-fpm.log").read_text(errors="replace"))
             time.sleep(0.1)
@@ -586,7 +613,7 @@ http {{
 
     def php_errors(self):
         out = ""
-        for s in ("hq", "center"):
+        for s in ["hq"] + [c.name for c in getattr(self, "centers", [])]:
             p = self.web_dir / f"{s}-php.log"
             if p.exists():
                 out += p.read_text(errors="replace")
@@ -601,7 +628,7 @@ http {{
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        for s in (getattr(self, "center", None), getattr(self, "hq", None)):
+        for s in (*getattr(self, "centers", []), getattr(self, "hq", None)):
             if s:
                 s.db.stop()
         if self._keep:
