@@ -57,7 +57,8 @@ void set_mode(const std::string& path, const std::string& mode, int n = 0) {
   json s = exists(path) ? json::parse(read_file(path)) : json::object();
   s["mode"] = mode;
   s["n"] = n;
-  write_file(path, s.dump());
+  write_file(path + ".new", s.dump());  // whole or not at all: an adapter may be reading it
+  std::filesystem::rename(path + ".new", path);
 }
 
 // An HQ + center pair with HQ's forum pointed at the stand-in adapter.

@@ -1,7 +1,11 @@
 #include "distd/forum/inbox.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <mutex>
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -69,6 +73,23 @@ auto guarded(const std::string& what, F&& f) {
                 "check that HQ's state directory is writable and not full");
   }
 }
+
+// flock(2) on a file, released when the object goes (or the process dies).
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw_errno("cannot open the forum's apply lock", path, errno);
+    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~FileLock() { ::close(fd_); }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 std::mutex& adapter_mutex() {
   static std::mutex m;
@@ -186,7 +207,12 @@ size_t Inbox::count_waiting() {
 }
 
 ApplyStats Inbox::apply_waiting(const ForumSettings& fs, const std::string& tmp_dir, size_t batch) {
+  // One adapter at a time, across threads and processes (the daemon's applier, `distctl post
+  // apply`): two adapters on the same post would both be correct (the idempotency row is unique)
+  // but the loser's answer would be a needless "error".
   std::lock_guard<std::mutex> one_adapter(adapter_mutex());
+  make_dirs(tmp_dir, 0700);
+  FileLock across_processes(tmp_dir + "/apply.lock");
   ApplyStats st;
   std::vector<Row> waiting = guarded("cannot read waiting posts", [&] {
     std::vector<Row> out;
@@ -198,7 +224,6 @@ ApplyStats Inbox::apply_waiting(const ForumSettings& fs, const std::string& tmp_
   st.offered = waiting.size();
   if (waiting.empty()) return st;
 
-  make_dirs(tmp_dir, 0700);
   const std::string stem = tmp_dir + "/apply-" + std::to_string(::getpid()) + "-" + std::to_string(::gettid());
   {
     std::string lines;

@@ -42,6 +42,10 @@ const std::vector<LocalTable>& core_local_tables() {
        "in mod/forum/lib.php, from mod/forum/discuss.php)"},
       {"chat_users",
        "logout removes the user from chat rooms (chat_user_logout() in mod/chat/lib.php)"},
+      {"tiny_autosave",
+       "every page with an editor (the forum page's in-page form too) opens an autosave session for "
+       "its drafts (resume_session()/update_session() in "
+       "lib/editor/tiny/plugins/autosave/classes/autosave_manager.php, by AJAX)"},
   };
   return t;
 }

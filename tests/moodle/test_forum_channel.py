@@ -90,6 +90,8 @@ class ForumChannel(WorldCase):
         type(self).reply_uuid = uuid
         item = self.link.outbox()[uuid]
         self.assertEqual(item["state"], "queued")
+        import os
+        self.assertEqual(os.stat(self.link.socket).st_mode & 0o777, 0o660)  # docs/formats/post.md
         self.assertEqual(item["userid"], s1["id"])
         self.assertEqual(item["parent"], d["firstpost"])
         self.assertEqual(self.hq_post(uuid), [])
@@ -97,6 +99,13 @@ class ForumChannel(WorldCase):
     def test_02_new_discussion_while_the_link_is_down(self):
         fo = self.f["forum"]
         self.b.visit(f"{self.url}/mod/forum/view.php?id={fo['cmid']}", "forum", expect=[fo["name"]])
+        # The page's in-page editor opened a TinyMCE autosave session: a write the replica profile
+        # keeps local (mdl_tiny_autosave), made by AJAX, so a refusal would not show on the page.
+        uid = self.f["users"]["student1"]["id"]
+        deadline = time.time() + 10
+        while self.center_sql(f"SELECT COUNT(*) FROM mdl_tiny_autosave WHERE userid = {uid}")[0][0] == "0":
+            self.assertLess(time.time(), deadline, "no TinyMCE autosave session at the center")
+            time.sleep(0.5)
         add = [e for e in self.b.driver.find_elements(By.CSS_SELECTOR, "a[href*='post.php?forum='], a[href='#collapseAddForm']")
                if e.is_displayed()]
         self.assertTrue(add, "no 'Add discussion topic' on the forum page")
