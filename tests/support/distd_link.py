@@ -48,6 +48,7 @@ class DistdLink:
         self.sites = self.hq_dir / "sites"
         self.sites.mkdir(exist_ok=True)
         apply = ["php", *PHP_INI, world.hq.www / "local/distd/cli/apply.php"]
+        self.plain_apply = [str(a) for a in apply]  # the plugin's adapter, as HQ's config names it
         self.hq_config = self.hq_dir / "distd.toml"
         self.hq_config.write_text(f"""# distd at HQ (test fixture: tests/support/distd_link.py)
 role = "hq"
@@ -131,8 +132,31 @@ send_interval = {send_interval}
         self.procs["hq"] = popen_logged([distd_bin("distd"), "--config", self.hq_config], self.w.tmp / "distd-hq.log")
         wait_port("127.0.0.1", self.hq_port, 20, self.procs["hq"], "distd at HQ")
 
-    def start_center(self):
-        self.procs["center"] = popen_logged([distd_bin("distd"), "--config", self.center_config],
+    def set_apply_command(self, argv=None):
+        """Rewrites HQ's `[forum] apply_command` (None: the plugin's own adapter); a running daemon
+        reads it at its next start."""
+        argv = self.plain_apply if argv is None else [str(a) for a in argv]
+        lines = self.hq_config.read_text().splitlines(keepends=True)
+        out = [f"apply_command = {_toml_list(argv)}\n" if l.startswith("apply_command = ") else l for l in lines]
+        self.hq_config.write_text("".join(out))
+
+    def restart_hq(self, apply_command=None, sig=None):
+        """Stops HQ's daemon (SIGTERM, or `sig`; a dead one is left as it is), points its adapter at
+        apply_command (None: the plugin's own) and starts it again."""
+        p = self.procs.get("hq")
+        if p and p.poll() is None:
+            if sig is None:
+                p.terminate()
+            else:
+                p.send_signal(sig)
+            p.wait(30)
+        self.set_apply_command(apply_command)
+        self.start_hq()
+
+    def start_center(self, prefix=()):
+        """prefix: a command that execs the daemon, e.g. ["env", "LD_PRELOAD=...libfaketime.so.1",
+        "FAKETIME=-3h"] (not `faketime`, which forks: a signal to it would not reach distd)."""
+        self.procs["center"] = popen_logged([*prefix, distd_bin("distd"), "--config", self.center_config],
                                             self.w.tmp / "distd-center.log")
         deadline = time.time() + 20
         while not self._socket_answers():
