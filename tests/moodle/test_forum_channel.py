@@ -151,6 +151,30 @@ class ForumChannel(WorldCase):
         self.assertEqual(len(drows), 1)
         self.assertEqual(drows[0][4], "Lab 3 partners")
 
+    def test_04b_moodles_own_cron_notifies_the_subscribers(self):
+        pid = self.link.outbox()[self.reply_uuid]["answer"]["postid"]
+        s1 = self.f["users"]["student1"]
+        d = self.f["discussion"]
+        # The author is subscribed to the discussion, as Moodle's own form does by default.
+        subs = self.hq_sql(f"SELECT COUNT(*) FROM mdl_forum_discussion_subs WHERE userid = {s1['id']} "
+                           f"AND discussion = {d['id']}")
+        self.assertEqual(subs[0][0], "1")
+        # HQ's cron, as Moodle runs it: the forum task queues the mails, the ad-hoc tasks send them.
+        # Moodle mails a post only after its editing time (30 min by default): none here.
+        t1 = self.f["users"]["teacher1"]
+        self.w.hq.php_eval("require_once($CFG->dirroot . '/mod/forum/lib.php'); set_config('maxeditingtime', 0);"
+                           f"$forum = $DB->get_record('forum', ['id' => {self.f['forum']['id']}]);"
+                           f"\\mod_forum\\subscriptions::subscribe_user({t1['id']}, $forum);")
+        time.sleep(1)
+        out = self.w.hq.php_cli("admin/cli/scheduled_task.php", "--execute=\\mod_forum\\task\\cron_task").stdout
+        out += self.w.hq.php_cli("admin/cli/adhoc_task.php", "--execute",
+                                 "--classname=\\mod_forum\\task\\send_user_notifications").stdout
+        mailed = self.hq_sql(f"SELECT mailed FROM mdl_forum_posts WHERE id = {pid}")
+        self.assertEqual(mailed[0][0], "1", "Moodle's forum cron did not mail the post:\n" + out[-3000:])
+        notes = self.hq_sql("SELECT COUNT(*) FROM mdl_notifications WHERE component = 'mod_forum' "
+                            f"AND useridto = {t1['id']} AND useridfrom = {s1['id']}")
+        self.assertGreater(int(notes[0][0]), 0, "no subscriber was notified:\n" + out[-3000:])
+
     def test_05_replication_brings_them_back(self):
         d = self.f["discussion"]
         self.assert_replication_flowing()
