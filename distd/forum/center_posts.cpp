@@ -21,6 +21,7 @@
 #include "distd/regional/channel_install.h"
 #include "distd/regional/sync.h"
 #include "manifest/error.h"
+#include "manifest/fault.h"
 #include "manifest/fs.h"
 
 namespace distd::forum {
@@ -55,6 +56,7 @@ json handle_line(const Config& cfg, const ForumSettings& fs, const std::string& 
     if (!req.contains("post")) return {{"ok", false}, {"error", "submit needs a \"post\""}};
     Post p = post_from_json(req["post"], true, fs.max_message_bytes);
     SubmitResult r = ob.submit(p, cfg.site, now_s());
+    fault_point("forum-submitted");  // durable, not yet acknowledged to the plugin
     if (!r.duplicate) signal.poke();
     return {{"ok", true},           {"uuid", r.item.post.uuid},        {"state", state_name(r.item.state)},
             {"created", r.item.post.created}, {"duplicate", r.duplicate}};
@@ -221,6 +223,7 @@ SendReport send_posts(const Config& cfg, const std::atomic<bool>* stop) {
     AnswersBody ab = parse_answers_body(u.body);
     std::vector<std::string> uuids;
     for (auto& p : chunk) uuids.push_back(p.uuid);
+    fault_point("forum-answered");  // HQ has answered, the outbox does not know yet
     ob.mark_sent(uuids, now_s());
     ob.apply_answers(ab.answers);
     rep.sent += chunk.size();

@@ -38,6 +38,11 @@ PostsReply refuse(int status, const std::string& why, const std::string& what_to
 
 }  // namespace
 
+std::atomic<int64_t>& last_adapter_failure() {
+  static std::atomic<int64_t> t{0};
+  return t;
+}
+
 bool forum_enabled(const Config& cfg) {
   if (cfg.role == "regional") return true;
   ForumSettings fs = ForumSettings::from(cfg);
@@ -77,10 +82,15 @@ PostsReply handle_posts_request(const Config& cfg, const std::string& request_bo
   if (skew > -kSkewToleranceSeconds && skew < kSkewToleranceSeconds) skew = 0;
   Inbox inbox(fs.inbox);
   inbox.receive(pb.posts, skew, now);
-  try {
-    inbox.apply_waiting(fs, tmp_dir(cfg));
-  } catch (const Error&) {
-    // The posts are in the inbox; the applier loop tries again. The answer says "sent".
+  // After a failed run (HQ's database down) requests do not start the adapter again: the applier
+  // loop retries every apply_interval, and every center's sender would otherwise start one each time.
+  if (now - last_adapter_failure().load() >= fs.apply_interval) {
+    try {
+      ApplyStats st = inbox.apply_waiting(fs, tmp_dir(cfg));
+      last_adapter_failure() = st.adapter_error.empty() ? 0 : now_s();
+    } catch (const Error&) {
+      last_adapter_failure() = now_s();  // the posts are in the inbox; the answer says "sent"
+    }
   }
   PostsReply r;
   r.body = signed_envelope("answers", "hq", answers_body(now_s(), inbox.answers_for(site, pb.posts)), hq_secret(cfg));
@@ -95,6 +105,7 @@ void run_post_applier(const Config& cfg, const std::atomic<bool>& stop, const Fo
       Inbox inbox(fs.inbox);
       if (inbox.count_waiting() > 0) {
         ApplyStats st = inbox.apply_waiting(fs, tmp_dir(cfg));
+        last_adapter_failure() = st.adapter_error.empty() ? 0 : static_cast<int64_t>(::time(nullptr));
         if (st.applied + st.refused > 0)
           log("forum: applied " + std::to_string(st.applied) + ", refused " + std::to_string(st.refused) + " posts; " +
               std::to_string(st.waiting) + " wait");

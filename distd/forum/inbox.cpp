@@ -17,6 +17,7 @@
 #include "distd/io/run_command.h"
 #include "manifest/digest.h"
 #include "manifest/error.h"
+#include "manifest/fault.h"
 #include "manifest/fs.h"
 
 namespace distd::forum {
@@ -90,6 +91,23 @@ class FileLock {
  private:
   int fd_ = -1;
 };
+
+// What the adapter's failure was, in words an operator can act on. Moodle prints its error first
+// and a stack trace after it, so the first "Error" line says more than the last lines do.
+std::string adapter_failure(const std::string& output) {
+  if (output.find("dbconnectionfailed") != std::string::npos || output.find("Database connection failed") != std::string::npos)
+    return "HQ's Moodle cannot reach its database (Moodle: \"Database connection failed\"); the posts wait and are "
+           "applied when it is back";
+  size_t e = output.find("Error");
+  if (e != std::string::npos) {
+    size_t start = output.rfind('\n', e);
+    start = start == std::string::npos ? 0 : start + 1;
+    size_t end = output.find('\n', e);
+    std::string line = output.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    return line.substr(0, 500) + " ... " + tail_lines(output, 2);
+  }
+  return tail_lines(output, 5);
+}
 
 std::mutex& adapter_mutex() {
   static std::mutex m;
@@ -230,7 +248,9 @@ ApplyStats Inbox::apply_waiting(const ForumSettings& fs, const std::string& tmp_
     for (auto& r : waiting) lines += to_json(r.post).dump() + "\n";
     write_file_atomic(stem + ".in", lines, 0600);
   }
+  fault_point("forum-before-apply");  // posts recorded, Moodle not asked yet
   CommandResult cr = run_command(fs.adapter_argv(), {}, stem + ".out", 16 << 20, stem + ".in");
+  fault_point("forum-after-apply");   // Moodle committed, the inbox does not know yet
   ::unlink((stem + ".in").c_str());
   st.adapter_status = cr.status;
 
@@ -287,8 +307,23 @@ ApplyStats Inbox::apply_waiting(const ForumSettings& fs, const std::string& tmp_
   if (cr.status != 0 || answered < st.offered) {
     st.adapter_error = "the adapter (" + fs.adapter_argv().back() + ") exited with status " + std::to_string(cr.status) +
                        " after answering " + std::to_string(answered) + " of " + std::to_string(st.offered) +
-                       " posts: " + tail_lines(cr.output, 5);
+                       " posts: " + adapter_failure(cr.output);
     st.waiting = st.offered - st.applied - st.refused;
+    // Each unanswered post says why it waits (distctl post list / show at HQ).
+    guarded("cannot record the adapter's failure", [&] {
+      SQLite::Transaction t(*db_);
+      SQLite::Statement q(*db_,
+                          "UPDATE posts SET attempts = attempts + 1, last_error = ? WHERE site = ? AND uuid = ? AND state = 'sent'");
+      for (auto& r : waiting) {
+        q.bind(1, st.adapter_error.substr(0, 2000));
+        q.bind(2, r.post.site);
+        q.bind(3, r.post.uuid);
+        q.exec();
+        q.reset();
+      }
+      t.commit();
+      return 0;
+    });
   }
   return st;
 }

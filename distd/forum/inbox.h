@@ -12,6 +12,8 @@
 // adapter runs at a time.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -72,6 +74,10 @@ struct PostsReply {
   std::string body;
 };
 PostsReply handle_posts_request(const Config& cfg, const std::string& request_body);
+
+// When the adapter last failed in this process (unix time; 0: never). POST /posts skips running
+// it within [forum] apply_interval of a failure; the applier loop keeps trying.
+std::atomic<int64_t>& last_adapter_failure();
 
 // The site's enrolled key at HQ (<[hq] sites_dir>/<site>.pub). Throws Error{not_found} when the
 // site is not enrolled.
