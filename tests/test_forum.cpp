@@ -5,6 +5,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <sodium.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <ctime>
 #include <filesystem>
@@ -403,4 +406,67 @@ BOOST_AUTO_TEST_CASE(operators_see_what_waits_and_why) {
   bool found = false;
   for (auto& w : warnings) found |= w.find("forum: 1 posts wait for HQ, the oldest for 7 h") != std::string::npos;
   BOOST_TEST(found);
+}
+
+namespace {
+
+// One request on the post socket, as the plugin makes it. Empty when distd closed without answering.
+std::string socket_request(const std::string& path, const std::string& line) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  std::string out = line + "\n";
+  (void)!::write(fd, out.data(), out.size());
+  std::string got;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return got;
+}
+
+bool wait_for_socket(const std::string& path, double seconds) {
+  for (int i = 0; i < seconds * 10; ++i) {
+    if (socket_request(path, R"({"op":"status"})").find("\"ok\":true") != std::string::npos) return true;
+    ::usleep(100000);
+  }
+  return false;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_center_killed_between_outbox_write_and_answer_loses_nothing_and_doubles_nothing) {
+  ForumSite s;
+  s.publish();
+  std::string sock = s.reg_state + "/post.sock";
+  std::string submit = json{{"op", "submit"},
+                            {"post", {{"uuid", uuid_n(9)}, {"userid", 5}, {"kind", "reply"}, {"parent", 1},
+                                      {"discussion", 1}, {"subject", "Re: kill"}, {"message", "<p>kept</p>"}}}}
+                           .dump();
+  {
+    Process center({"distd", "--config", s.reg_cfg}, s.tmp / "center1.log", {"DISTD_FAULT=kill:forum-submitted:1"});
+    BOOST_REQUIRE_MESSAGE(wait_for_socket(sock, 20), center.log());
+    std::string got = socket_request(sock, submit);
+    BOOST_TEST(got.empty());  // the plugin hears nothing: it shows an error and keeps the text
+    BOOST_TEST(center.stop(15, 10) == 137);
+  }
+  Process center({"distd", "--config", s.reg_cfg}, s.tmp / "center2.log");
+  BOOST_REQUIRE_MESSAGE(wait_for_socket(sock, 20), center.log());
+  // The student sends the kept form again (same UUID): one post, the one already stored.
+  json again = json::parse(socket_request(sock, submit));
+  BOOST_TEST(again["ok"] == true);
+  BOOST_TEST(again["duplicate"] == true);
+  auto ob = s.outbox();
+  BOOST_TEST(ob.size() == 1u);
+  BOOST_TEST(ob[uuid_n(9)]["message"] == "<p>kept</p>");
+  // What the socket refuses, it says (a post of another shape is not stored).
+  json bad = json::parse(socket_request(sock, R"({"op":"submit","post":{"uuid":"x"}})"));
+  BOOST_TEST(bad["ok"] == false);
+  BOOST_TEST(bad["error"].get<std::string>().find("UUID") != std::string::npos);
+  BOOST_TEST(s.outbox().size() == 1u);
 }
