@@ -6,14 +6,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <mutex>
+
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <sqlite3.h>
 
-#include <chrono>
-#include <thread>
-
+#include "distd/forum/store.h"
 #include "distd/io/run_command.h"
 #include "manifest/digest.h"
 #include "manifest/error.h"
@@ -65,15 +62,6 @@ Inbox::Row read_row(SQLite::Statement& q) {
   return r;
 }
 
-template <class F>
-auto guarded(const std::string& what, F&& f) {
-  try {
-    return f();
-  } catch (const SQLite::Exception& e) {
-    throw Error(Errc::database, "forum inbox: " + what + ": " + e.what(),
-                "check that HQ's state directory is writable and not full");
-  }
-}
 
 // flock(2) on a file, released when the object goes (or the process dies).
 class FileLock {
@@ -117,27 +105,13 @@ std::mutex& adapter_mutex() {
 }  // namespace
 
 Inbox::Inbox(const std::string& path) {
-  // Two threads (or distctl and the daemon) may create the file at the same moment; switching a
-  // new file to WAL can then report "locked" without waiting, so the first open is retried.
-  for (int attempt = 0;; ++attempt) {
-    try {
-      db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
-      db_->exec("PRAGMA journal_mode=WAL");
-      db_->exec("PRAGMA synchronous=FULL");
-      db_->exec(kSchema);
-      break;
-    } catch (const SQLite::Exception& e) {
-      if ((e.getErrorCode() != SQLITE_BUSY && e.getErrorCode() != SQLITE_LOCKED) || attempt >= 50)
-        guarded("cannot open " + path, [&]() -> int { throw; });
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
+  db_ = open_store(path, kSchema, "forum inbox");
 }
 
 Inbox::~Inbox() = default;
 
 size_t Inbox::receive(const std::vector<Post>& posts, int64_t clock_skew, int64_t now) {
-  return guarded("cannot record posts", [&] {
+  return guarded_sql("forum inbox", "cannot record posts", [&] {
     size_t fresh = 0;
     SQLite::Transaction t(*db_);
     SQLite::Statement sel(*db_, "SELECT state, retry FROM posts WHERE site = ? AND uuid = ?");
@@ -180,7 +154,7 @@ size_t Inbox::receive(const std::vector<Post>& posts, int64_t clock_skew, int64_
 }
 
 std::vector<Answer> Inbox::answers_for(const std::string& site, const std::vector<Post>& posts) {
-  return guarded("cannot read answers", [&] {
+  return guarded_sql("forum inbox", "cannot read answers", [&] {
     std::vector<Answer> out;
     SQLite::Statement q(*db_, std::string("SELECT ") + kColumns + " FROM posts WHERE site = ? AND uuid = ?");
     for (auto& p : posts) {
@@ -194,7 +168,7 @@ std::vector<Answer> Inbox::answers_for(const std::string& site, const std::vecto
 }
 
 std::vector<Answer> Inbox::answers_for_site(const std::string& site) {
-  return guarded("cannot read answers", [&] {
+  return guarded_sql("forum inbox", "cannot read answers", [&] {
     std::vector<Answer> out;
     SQLite::Statement q(*db_, std::string("SELECT ") + kColumns + " FROM posts WHERE site = ? ORDER BY received");
     q.bind(1, site);
@@ -204,7 +178,7 @@ std::vector<Answer> Inbox::answers_for_site(const std::string& site) {
 }
 
 std::vector<Inbox::Row> Inbox::list(const std::string& state, size_t limit) {
-  return guarded("cannot list", [&] {
+  return guarded_sql("forum inbox", "cannot list", [&] {
     std::vector<Row> out;
     SQLite::Statement q(*db_, std::string("SELECT ") + kColumns +
                                   " FROM posts WHERE (? = '' OR state = ?) ORDER BY received DESC, rowid DESC LIMIT ?");
@@ -217,7 +191,7 @@ std::vector<Inbox::Row> Inbox::list(const std::string& state, size_t limit) {
 }
 
 size_t Inbox::count_waiting() {
-  return guarded("cannot count", [&] {
+  return guarded_sql("forum inbox", "cannot count", [&] {
     SQLite::Statement q(*db_, "SELECT COUNT(*) FROM posts WHERE state = 'sent'");
     q.executeStep();
     return static_cast<size_t>(q.getColumn(0).getInt64());
@@ -232,7 +206,7 @@ ApplyStats Inbox::apply_waiting(const ForumSettings& fs, const std::string& tmp_
   make_dirs(tmp_dir, 0700);
   FileLock across_processes(tmp_dir + "/apply.lock");
   ApplyStats st;
-  std::vector<Row> waiting = guarded("cannot read waiting posts", [&] {
+  std::vector<Row> waiting = guarded_sql("forum inbox", "cannot read waiting posts", [&] {
     std::vector<Row> out;
     SQLite::Statement q(*db_, std::string("SELECT ") + kColumns + " FROM posts WHERE state = 'sent' ORDER BY received, rowid LIMIT ?");
     q.bind(1, static_cast<int64_t>(batch));
@@ -255,7 +229,7 @@ ApplyStats Inbox::apply_waiting(const ForumSettings& fs, const std::string& tmp_
   st.adapter_status = cr.status;
 
   std::vector<std::pair<std::string, std::string>> errors;  // uuid, text
-  guarded("cannot record the adapter's answers", [&] {
+  guarded_sql("forum inbox", "cannot record the adapter's answers", [&] {
     SQLite::Transaction t(*db_);
     SQLite::Statement up(*db_,
                          "UPDATE posts SET state = ?, postid = ?, discussion = ?, applied = ?, reason = ?, reason_text = ?, "
@@ -310,7 +284,7 @@ ApplyStats Inbox::apply_waiting(const ForumSettings& fs, const std::string& tmp_
                        " posts: " + adapter_failure(cr.output);
     st.waiting = st.offered - st.applied - st.refused;
     // Each unanswered post says why it waits (distctl post list / show at HQ).
-    guarded("cannot record the adapter's failure", [&] {
+    guarded_sql("forum inbox", "cannot record the adapter's failure", [&] {
       SQLite::Transaction t(*db_);
       SQLite::Statement q(*db_,
                           "UPDATE posts SET attempts = attempts + 1, last_error = ? WHERE site = ? AND uuid = ? AND state = 'sent'");

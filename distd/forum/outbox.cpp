@@ -1,11 +1,8 @@
 #include "distd/forum/outbox.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <sqlite3.h>
 
-#include <chrono>
-#include <thread>
-
+#include "distd/forum/store.h"
 #include "manifest/error.h"
 
 namespace distd::forum {
@@ -83,42 +80,19 @@ int rank(PostState s) {
   }
 }
 
-template <class F>
-auto guarded(const std::string& what, F&& f) {
-  try {
-    return f();
-  } catch (const SQLite::Exception& e) {
-    throw Error(Errc::database, "forum outbox: " + what + ": " + e.what(),
-                "check that the state directory is writable and not full");
-  }
-}
 
 }  // namespace
 
 std::string outbox_path(const std::string& state_dir) { return state_dir + "/forum-outbox.db"; }
 
 Outbox::Outbox(const std::string& path) {
-  // Two threads (or distctl and the daemon) may create the file at the same moment; switching a
-  // new file to WAL can then report "locked" without waiting, so the first open is retried.
-  for (int attempt = 0;; ++attempt) {
-    try {
-      db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
-      db_->exec("PRAGMA journal_mode=WAL");
-      db_->exec("PRAGMA synchronous=FULL");
-      db_->exec(kSchema);
-      break;
-    } catch (const SQLite::Exception& e) {
-      if ((e.getErrorCode() != SQLITE_BUSY && e.getErrorCode() != SQLITE_LOCKED) || attempt >= 50)
-        guarded("cannot open " + path, [&]() -> int { throw; });
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
+  db_ = open_store(path, kSchema, "forum outbox");
 }
 
 Outbox::~Outbox() = default;
 
 SubmitResult Outbox::submit(Post p, const std::string& site, int64_t now) {
-  return guarded("cannot store a post", [&] {
+  return guarded_sql("forum outbox", "cannot store a post", [&] {
     SubmitResult r;
     if (auto have = get(p.uuid)) {
       r.item = *have;
@@ -150,7 +124,7 @@ SubmitResult Outbox::submit(Post p, const std::string& site, int64_t now) {
 }
 
 std::optional<OutboxItem> Outbox::get(const std::string& uuid) {
-  return guarded("cannot read", [&]() -> std::optional<OutboxItem> {
+  return guarded_sql("forum outbox", "cannot read", [&]() -> std::optional<OutboxItem> {
     SQLite::Statement q(*db_, std::string("SELECT ") + kColumns + " FROM posts WHERE uuid = ?");
     q.bind(1, uuid);
     if (!q.executeStep()) return std::nullopt;
@@ -159,7 +133,7 @@ std::optional<OutboxItem> Outbox::get(const std::string& uuid) {
 }
 
 std::vector<OutboxItem> Outbox::list(const std::string& state, size_t limit) {
-  return guarded("cannot list", [&] {
+  return guarded_sql("forum outbox", "cannot list", [&] {
     std::vector<OutboxItem> out;
     SQLite::Statement q(*db_, std::string("SELECT ") + kColumns + " FROM posts WHERE (? = '' OR state = ?) "
                                                                   "ORDER BY created DESC, rowid DESC LIMIT ?");
@@ -172,7 +146,7 @@ std::vector<OutboxItem> Outbox::list(const std::string& state, size_t limit) {
 }
 
 std::vector<OutboxItem> Outbox::pending_for(int64_t userid, int64_t discussion, int64_t forum) {
-  return guarded("cannot list an author's posts", [&] {
+  return guarded_sql("forum outbox", "cannot list an author's posts", [&] {
     std::vector<OutboxItem> out;
     SQLite::Statement q(*db_, std::string("SELECT ") + kColumns +
                                   " FROM posts WHERE userid = ? AND dismissed = 0 AND "
@@ -189,7 +163,7 @@ std::vector<OutboxItem> Outbox::pending_for(int64_t userid, int64_t discussion, 
 }
 
 bool Outbox::dismiss(int64_t userid, const std::string& uuid) {
-  return guarded("cannot dismiss", [&] {
+  return guarded_sql("forum outbox", "cannot dismiss", [&] {
     SQLite::Statement q(*db_, "UPDATE posts SET dismissed = 1 WHERE uuid = ? AND userid = ?");
     q.bind(1, uuid);
     q.bind(2, userid);
@@ -198,7 +172,7 @@ bool Outbox::dismiss(int64_t userid, const std::string& uuid) {
 }
 
 std::vector<Post> Outbox::unanswered(size_t limit) {
-  return guarded("cannot read the queue", [&] {
+  return guarded_sql("forum outbox", "cannot read the queue", [&] {
     std::vector<Post> out;
     SQLite::Statement q(*db_, std::string("SELECT ") + kColumns +
                                   " FROM posts WHERE state IN ('queued','sent') ORDER BY created, rowid LIMIT ?");
@@ -209,7 +183,7 @@ std::vector<Post> Outbox::unanswered(size_t limit) {
 }
 
 size_t Outbox::count_unanswered() {
-  return guarded("cannot count the queue", [&] {
+  return guarded_sql("forum outbox", "cannot count the queue", [&] {
     SQLite::Statement q(*db_, "SELECT COUNT(*) FROM posts WHERE state IN ('queued','sent')");
     q.executeStep();
     return static_cast<size_t>(q.getColumn(0).getInt64());
@@ -217,7 +191,7 @@ size_t Outbox::count_unanswered() {
 }
 
 void Outbox::mark_sent(const std::vector<std::string>& uuids, int64_t now) {
-  guarded("cannot record a send", [&] {
+  guarded_sql("forum outbox", "cannot record a send", [&] {
     SQLite::Transaction t(*db_);
     SQLite::Statement q(*db_, "UPDATE posts SET sends = sends + 1, last_sent = ? WHERE uuid = ?");
     for (auto& u : uuids) {
@@ -232,7 +206,7 @@ void Outbox::mark_sent(const std::vector<std::string>& uuids, int64_t now) {
 }
 
 size_t Outbox::apply_answers(const std::vector<Answer>& answers) {
-  return guarded("cannot record HQ's answers", [&] {
+  return guarded_sql("forum outbox", "cannot record HQ's answers", [&] {
     size_t changed = 0;
     SQLite::Transaction t(*db_);
     SQLite::Statement sel(*db_, "SELECT state FROM posts WHERE uuid = ?");
@@ -266,7 +240,7 @@ size_t Outbox::apply_answers(const std::vector<Answer>& answers) {
 }
 
 bool Outbox::retry(const std::string& uuid) {
-  return guarded("cannot retry", [&] {
+  return guarded_sql("forum outbox", "cannot retry", [&] {
     SQLite::Statement q(*db_,
                         "UPDATE posts SET state = 'queued', retry = retry + 1, dismissed = 0, reason = '', reason_text = '' "
                         "WHERE uuid = ? AND state = 'refused'");

@@ -22,24 +22,7 @@ class SecondCenter:
         self.link, self.center, self.site = link, center, site
         self.proxy_port, self.control_port = mf.free_port(), mf.free_port()
         cfg = Path(center.distd_config)
-        text = cfg.read_text().replace('role = "regional"\n', f'role = "regional"\nsite = "{site}"\n', 1)
-        text += f"""
-[regional]
-hq_url = "http://127.0.0.1:{self.proxy_port}"
-hq_public_key = "{link.hq_pub}"
-probe_min_seconds = 1
-probe_max_seconds = 5
-connect_timeout = 3
-low_speed_time = 5
-
-[[channel]]
-name = "notes"
-path = "{cfg.parent}/notes"
-
-[forum]
-send_interval = 1
-"""
-        cfg.write_text(text)
+        link.join_center(cfg, site, self.proxy_port)
         self.config = cfg
         state = cfg.parent / "state"
         state.mkdir(parents=True, exist_ok=True)

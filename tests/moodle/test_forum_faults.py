@@ -392,10 +392,8 @@ class HqDatabaseSticksClockHtml(FaultCase):
         self.assert_once(us)
         # (The replica reconnects within its MASTER_CONNECT_RETRY, 60 s as distctl's profile sets
         # it: test_04 checks that replication flows again, once that has passed.)
-        # KNOWN BUG (reported): the message must say that HQ's database is down. Moodle prints
-        # "Database connection failed ... Error code: dbconnectionfailed" and then its stack trace;
-        # distd (inbox.cpp, apply_waiting: tail_lines(cr.output, 5)) quotes only the last 5 lines,
-        # which are the stack trace ("* line 215 of /lib/dml/moodle_read_slave_trait.php: ...").
+        # The message says that HQ's database is down: Moodle prints "Database connection failed
+        # ... Error code: dbconnectionfailed" and then its stack trace; distd points out the former.
         self.assertRegex(r.stderr, r"Database connection failed|dbconnectionfailed",
                          "distctl post apply does not say that HQ's database is down")
 

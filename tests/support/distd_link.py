@@ -73,26 +73,7 @@ apply_interval = {apply_interval}
         self._distctl("publish", "--channel", "notes", "--config", self.hq_config, check=True)
 
         # The center: site id, link to HQ through the proxy, the channel, the forum.
-        text = Path(world.distd_config).read_text()
-        if "\nsite = " not in text:
-            text = text.replace('role = "regional"\n', f'role = "regional"\nsite = "{CENTER_SITE}"\n', 1)
-        text += f"""
-[regional]
-hq_url = "http://127.0.0.1:{self.proxy_port}"
-hq_public_key = "{self.hq_pub}"
-probe_min_seconds = 1
-probe_max_seconds = 5
-connect_timeout = 3
-low_speed_time = 5
-
-[[channel]]
-name = "notes"
-path = "{self.center_dir}/notes"
-
-[forum]
-send_interval = {send_interval}
-"""
-        Path(world.distd_config).write_text(text)
+        self.join_center(Path(world.distd_config), CENTER_SITE, self.proxy_port, send_interval)
         self.center_config = Path(world.distd_config)
         self.state = self.center_dir / "state"
         self.state.mkdir(parents=True, exist_ok=True)
@@ -108,6 +89,30 @@ send_interval = {send_interval}
         world.stop = stop_all
         if start:
             self.start()
+
+    def join_center(self, config, site, proxy_port, send_interval=1):
+        """Makes a center's distd.toml (the fixture's [replica] part) a center of this HQ: its site id,
+        [regional] through the proxy on proxy_port, the small channel, [forum]."""
+        text = Path(config).read_text()
+        if "\nsite = " not in text:
+            text = text.replace('role = "regional"\n', f'role = "regional"\nsite = "{site}"\n', 1)
+        text += f"""
+[regional]
+hq_url = "http://127.0.0.1:{proxy_port}"
+hq_public_key = "{self.hq_pub}"
+probe_min_seconds = 1
+probe_max_seconds = 5
+connect_timeout = 3
+low_speed_time = 5
+
+[[channel]]
+name = "notes"
+path = "{Path(config).parent}/notes"
+
+[forum]
+send_interval = {send_interval}
+"""
+        Path(config).write_text(text)
 
     # --- processes ---
     def _distctl(self, *args, check=True, timeout=300):
