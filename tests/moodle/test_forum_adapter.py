@@ -252,6 +252,24 @@ echo json_encode(['names' => $names, 'missing' => $missing, 'contexts' => count(
         self.assertNotEqual(self.hq_sql("SELECT COUNT(*) FROM mdl_local_distd_posts")[0][0], "0",
                             "other authors' rows stay")
 
+    def test_11_activity_completion_as_moodles_own_form(self):
+        """A forum that completes after one post: the post from the center completes it for its author."""
+        fo, s2 = self.f["forum"], self.f["users"]["student2"]
+        self.w.hq.php_eval(f"""
+set_config('enablecompletion', 1);
+$DB->set_field('course', 'enablecompletion', 1, ['id' => {self.f['course']['id']}]);
+$DB->set_field('forum', 'completionposts', 1, ['id' => {fo['id']}]);
+$DB->set_field('course_modules', 'completion', 2 /* COMPLETION_TRACKING_AUTOMATIC */, ['id' => {fo['cmid']}]);
+rebuild_course_cache({self.f['course']['id']}, true);
+""")
+        done = f"coursemoduleid={fo['cmid']} AND userid={s2['id']} AND completionstate=1"
+        self.assertEqual(self.hq_sql(f"SELECT COUNT(*) FROM mdl_course_modules_completion WHERE {done}")[0][0], "0")
+        p = self.reply("student2", subject="Re: completing the forum")
+        answers, _, _ = self.apply(p)
+        self.assert_applied(answers[0], p)
+        self.assertEqual(self.hq_sql(f"SELECT COUNT(*) FROM mdl_course_modules_completion WHERE {done}")[0][0], "1",
+                         "the post did not complete the forum for its author")
+
     def test_99_database_lost_answers_error_and_exits_non_zero(self):
         proc = subprocess.Popen(["php", *mf.PHP_INI, str(self.w.hq.www / "local/distd/cli/apply.php")],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
