@@ -193,16 +193,20 @@ int run_hq(const Config& cfg, bool once) {
 
 int run_regional(const Config& cfg, bool once) {
   Notifier notify;
+  forum::SendSignal post_signal;  // the daemon's probe and the post socket wake the post sender
   std::atomic<bool> stop{once};  // --once: the daemon makes one pass and returns
   std::atomic<bool> done{false};
   int rc = 0;
   std::exception_ptr failure;
   std::thread worker([&] {
     try {
-      rc = run_regional_daemon(cfg, stop, [&notify](const std::string& s) {
-        notify.status(s);
-        log_line(s);
-      });
+      rc = run_regional_daemon(
+          cfg, stop,
+          [&notify](const std::string& s) {
+            notify.status(s);
+            log_line(s);
+          },
+          [&post_signal] { post_signal.link_up(); });
     } catch (...) {
       failure = std::current_exception();
     }
@@ -220,7 +224,6 @@ int run_regional(const Config& cfg, bool once) {
     });
   // Forum posts: the local_distd plugin hands them over on the post socket; the sender takes them
   // to HQ whenever it answers (distd/forum/channel.h).
-  forum::SendSignal post_signal;
   std::thread post_socket, post_sender;
   if (!once) {
     post_socket = std::thread([&] {
@@ -251,7 +254,7 @@ int run_regional(const Config& cfg, bool once) {
   worker.join();
   stop = true;
   if (cache_watch.joinable()) cache_watch.join();
-  post_signal.poke();
+  post_signal.link_up();  // stop is set: the sender returns
   if (post_socket.joinable()) post_socket.join();
   if (post_sender.joinable()) post_sender.join();
   if (failure) std::rethrow_exception(failure);

@@ -470,3 +470,38 @@ BOOST_AUTO_TEST_CASE(a_center_killed_between_outbox_write_and_answer_loses_nothi
   BOOST_TEST(bad["error"].get<std::string>().find("UUID") != std::string::npos);
   BOOST_TEST(s.outbox().size() == 1u);
 }
+
+BOOST_AUTO_TEST_CASE(posts_written_during_an_outage_leave_when_the_daemon_finds_hq_again) {
+  // A burst of posts while HQ is down must not drive the sender's backoff up: when the daemon's
+  // probe finds HQ again, the posts go at once (bench_forum.sh measured 45-57 s before this).
+  ForumSite s;
+  s.publish();
+  s.make_site_key();
+  s.enroll();
+  s.set_hq_url(s.hq_url(), "probe_min_seconds = 1\nprobe_max_seconds = 2");
+  std::string sock = s.reg_state + "/post.sock";
+  Process center({"distd", "--config", s.reg_cfg}, s.tmp / "center.log");
+  BOOST_REQUIRE_MESSAGE(wait_for_socket(sock, 20), center.log());
+  for (int n = 1; n <= 12; ++n) {
+    json req = {{"op", "submit"},
+                {"post", {{"uuid", uuid_n(n)}, {"userid", 5}, {"kind", "reply"}, {"parent", 1}, {"discussion", 1},
+                          {"subject", "Re: outage " + std::to_string(n)}, {"message", "<p>during the outage</p>"}}}};
+    BOOST_REQUIRE(json::parse(socket_request(sock, req.dump()))["ok"] == true);
+    ::usleep(100000);
+  }
+  ::sleep(3);  // the sender has tried and failed at least once
+  s.start_hq();
+  auto t0 = std::chrono::steady_clock::now();
+  size_t applied = 0;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30)) {
+    applied = 0;
+    for (auto& [u, p] : s.outbox()) applied += p["state"] == "applied";
+    if (applied == 12) break;
+    ::usleep(250000);
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  BOOST_TEST_INFO(center.log());
+  BOOST_TEST(applied == 12u);
+  BOOST_TEST(secs < 15.0);  // the probe (at most 2 s apart here) wakes the sender
+  BOOST_TEST_MESSAGE("posts applied " << secs << " s after HQ came back");
+}

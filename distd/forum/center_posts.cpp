@@ -57,7 +57,7 @@ json handle_line(const Config& cfg, const ForumSettings& fs, const std::string& 
     Post p = post_from_json(req["post"], true, fs.max_message_bytes);
     SubmitResult r = ob.submit(p, cfg.site, now_s());
     fault_point("forum-submitted");  // durable, not yet acknowledged to the plugin
-    if (!r.duplicate) signal.poke();
+    if (!r.duplicate) signal.new_post();
     return {{"ok", true},           {"uuid", r.item.post.uuid},        {"state", state_name(r.item.state)},
             {"created", r.item.post.created}, {"duplicate", r.duplicate}};
   }
@@ -154,21 +154,38 @@ int listen_unix(const std::string& path, const std::string& group) {
 
 }  // namespace
 
-void SendSignal::poke() {
+void SendSignal::new_post() {
   {
     std::lock_guard<std::mutex> g(mu);
-    pending = true;
+    post_pending = true;
   }
   cv.notify_all();
 }
 
-bool SendSignal::wait(double seconds, const std::atomic<bool>& stop) {
+void SendSignal::link_up() {
+  {
+    std::lock_guard<std::mutex> g(mu);
+    link_pending = true;
+  }
+  cv.notify_all();
+}
+
+SendSignal::Wake SendSignal::wait(double seconds, const std::atomic<bool>& stop, bool ignore_posts) {
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
   std::unique_lock<std::mutex> lk(mu);
-  while (!pending && !stop.load() && std::chrono::steady_clock::now() < until)
+  for (;;) {
+    if (stop.load()) return stopping;
+    if (link_pending) {
+      link_pending = post_pending = false;
+      return link;
+    }
+    if (post_pending && !ignore_posts) {
+      post_pending = false;
+      return post;
+    }
+    if (std::chrono::steady_clock::now() >= until) return timeout;
     cv.wait_for(lk, std::chrono::milliseconds(200));
-  pending = false;
-  return !stop.load();
+  }
 }
 
 void serve_post_socket(const Config& cfg, const std::atomic<bool>& stop, SendSignal& signal, const ForumLogFn& log) {
@@ -247,12 +264,17 @@ void run_post_sender(const Config& cfg, const std::atomic<bool>& stop, SendSigna
   Backoff backoff(std::min(static_cast<double>(rs.probe_min_seconds), cap), cap);
   std::string last_error;
   double next = 0;
-  while (signal.wait(next, stop)) {
+  bool failing = false;  // the last try could not reach HQ
+  for (;;) {
+    SendSignal::Wake why = signal.wait(next, stop, failing);
+    if (why == SendSignal::stopping) break;
+    if (why == SendSignal::link) backoff.reset();
     next = static_cast<double>(fs.send_interval);
     try {
       if (Outbox(fs.outbox).count_unanswered() == 0) continue;
       SendReport r = send_posts(cfg, &stop);
       backoff.reset();
+      failing = false;
       if (!last_error.empty()) log("forum: HQ takes posts again");
       last_error.clear();
       if (r.applied + r.refused > 0)
@@ -262,6 +284,7 @@ void run_post_sender(const Config& cfg, const std::atomic<bool>& stop, SendSigna
       std::string w = std::string("forum: posts wait: ") + e.what();
       if (w != last_error) log(w);
       last_error = w;
+      failing = true;
       next = backoff.step();
     }
   }

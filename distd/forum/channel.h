@@ -22,14 +22,20 @@ namespace distd::forum {
 
 using ForumLogFn = std::function<void(const std::string&)>;
 
-// Wakes the sender early (a new post arrived); shared by the socket server and the sender.
+// Wakes the sender early; shared by the socket server, the daemon's probe and the sender.
+//   new_post()  a post arrived: send now, unless HQ was unreachable at the last try (then the
+//               backoff's wait stands: a burst of posts must not drive the backoff up)
+//   link_up()   the daemon's probe found HQ reachable: send now, whatever the backoff
 struct SendSignal {
+  enum Wake { timeout, post, link, stopping };
   std::mutex mu;
   std::condition_variable cv;
-  bool pending = false;
-  void poke();
-  // Waits up to seconds or until poked or stop. Returns false when stop is set.
-  bool wait(double seconds, const std::atomic<bool>& stop);
+  bool post_pending = false, link_pending = false;
+  void new_post();
+  void link_up();
+  // Waits up to seconds, until woken, or until stop; says why it returned. With ignore_posts, a
+  // new post does not end the wait (it is remembered for the next wait).
+  Wake wait(double seconds, const std::atomic<bool>& stop, bool ignore_posts = false);
 };
 
 // Center. Listens on [forum] socket until stop (polls it every 200 ms). Throws Error{io} when the

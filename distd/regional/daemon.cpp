@@ -47,7 +47,8 @@ std::vector<HealthCheckFn>& health_checks() {
   return checks;
 }
 
-int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, const DaemonStatusFn& status) {
+int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, const DaemonStatusFn& status,
+                        const std::function<void()>& on_link_up) {
   // Called with stop already set (distd --once): one probe-and-sync pass, then return its status.
   const bool once = stop_in.load();
   std::atomic<bool> never{false};
@@ -93,6 +94,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
     }
 
     bool clean = false, deferred = false;
+    if (up && on_link_up) on_link_up();
     if (up) {
       say("HQ is reachable; syncing");
       SyncOptions so;

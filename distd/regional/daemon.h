@@ -20,8 +20,10 @@ using DaemonStatusFn = std::function<void(const std::string&)>;
 // Returns the process exit status (0 after a clean stop). When `stop` is already true on entry
 // (distd --once), makes exactly one probe-and-sync pass and returns 0 only when every channel
 // converged (else the status distctl sync would give). Throws Error{usage} for a bad config.
-// REQUIRES: cfg.role == "regional".
-int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop, const DaemonStatusFn& status = {});
+// on_link_up, when given, is called after every probe that finds HQ reachable (the forum's sender
+// sends what waits at once). REQUIRES: cfg.role == "regional".
+int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop, const DaemonStatusFn& status = {},
+                        const std::function<void()>& on_link_up = {});
 
 // Extension point: checks the daemon runs after every probe (the database replica's health, say;
 // composed by register_plugins() in distd/plugins.h). Each returns its warnings, one line each,
