@@ -108,22 +108,7 @@ Config center_config(const std::string& path, const char* what) {
   return cfg;
 }
 
-void register_post(CLI::App& app, Action& chosen) {
-  auto* post = app.add_subcommand("post", "Forum posts written at a center: the outbox there, the inbox at HQ");
-  post->require_subcommand(1);
-  post->footer(
-      "Students post on the center's Moodle (the local_distd plugin); distd keeps each post in the\n"
-      "center's outbox until HQ has answered for it (applied once, or refused with a reason), and sends\n"
-      "it over the link whenever HQ answers and inside every stick request. See docs/forum.md.\n\n"
-      "States: queued (HQ does not have it), sent (HQ holds it, not applied yet), applied, refused.\n\n"
-      "Examples:\n"
-      "  distctl post list                      # the center's outbox (at HQ: the inbox)\n"
-      "  distctl post list --state refused --json\n"
-      "  distctl post show 0b5c...-...          # one post, its text and HQ's answer\n"
-      "  distctl post retry 0b5c...-...         # HQ tries a refused post again (e.g. the discussion reopened)\n"
-      "  distctl post send                      # send now instead of waiting for the daemon\n"
-      "  distctl post apply                     # at HQ: apply posts that wait (its database was down)");
-
+void add_list(CLI::App* post, Action& chosen) {
   static Common list_a;
   static std::string list_state;
   static size_t list_limit = 50;
@@ -165,7 +150,9 @@ void register_post(CLI::App& app, Action& chosen) {
       return 0;
     };
   });
+}
 
+void add_show(CLI::App* post, Action& chosen) {
   static Common show_a;
   static std::string show_uuid;
   auto* show = post->add_subcommand("show", "Show one post: where it goes, its text, HQ's answer");
@@ -197,7 +184,9 @@ void register_post(CLI::App& app, Action& chosen) {
       throw Error(Errc::not_found, "no post " + show_uuid + " in HQ's inbox", "see 'distctl post list'");
     };
   });
+}
 
+void add_retry(CLI::App* post, Action& chosen) {
   static Common retry_a;
   static std::vector<std::string> retry_uuids;
   static bool retry_all = false;
@@ -227,7 +216,9 @@ void register_post(CLI::App& app, Action& chosen) {
       return skipped.empty() ? 0 : exit_status(Errc::not_found);
     };
   });
+}
 
+void add_submit(CLI::App* post, Action& chosen) {
   static Common submit_a;
   static int64_t sub_user = 0, sub_reply = 0, sub_discussion = 0, sub_forum = 0, sub_format = 1;
   static std::string sub_subject, sub_message, sub_message_file, sub_uuid;
@@ -268,7 +259,9 @@ void register_post(CLI::App& app, Action& chosen) {
       return 0;
     };
   });
+}
 
+void add_send(CLI::App* post, Action& chosen) {
   static Common send_a;
   auto* send = post->add_subcommand("send", "Send the posts that wait to HQ now, and record its answers");
   add_common(send, send_a);
@@ -288,7 +281,9 @@ void register_post(CLI::App& app, Action& chosen) {
       return rep.waiting ? kExitDeferred : 0;
     };
   });
+}
 
+void add_apply(CLI::App* post, Action& chosen) {
   static Common apply_a;
   auto* apply = post->add_subcommand("apply", "At HQ: apply the posts that wait in the inbox now");
   add_common(apply, apply_a);
@@ -319,6 +314,29 @@ void register_post(CLI::App& app, Action& chosen) {
       return waiting ? kExitDeferred : 0;
     };
   });
+}
+
+void register_post(CLI::App& app, Action& chosen) {
+  auto* post = app.add_subcommand("post", "Forum posts written at a center: the outbox there, the inbox at HQ");
+  post->require_subcommand(1);
+  post->footer(
+      "Students post on the center's Moodle (the local_distd plugin); distd keeps each post in the\n"
+      "center's outbox until HQ has answered for it (applied once, or refused with a reason), and sends\n"
+      "it over the link whenever HQ answers and inside every stick request. See docs/forum.md.\n\n"
+      "States: queued (HQ does not have it), sent (HQ holds it, not applied yet), applied, refused.\n\n"
+      "Examples:\n"
+      "  distctl post list                      # the center's outbox (at HQ: the inbox)\n"
+      "  distctl post list --state refused --json\n"
+      "  distctl post show 0b5c...-...          # one post, its text and HQ's answer\n"
+      "  distctl post retry 0b5c...-...         # HQ tries a refused post again (e.g. the discussion reopened)\n"
+      "  distctl post send                      # send now instead of waiting for the daemon\n"
+      "  distctl post apply                     # at HQ: apply posts that wait (its database was down)");
+  add_list(post, chosen);
+  add_show(post, chosen);
+  add_retry(post, chosen);
+  add_submit(post, chosen);
+  add_send(post, chosen);
+  add_apply(post, chosen);
 }
 
 const CommandRegistrar reg(47, register_post);
