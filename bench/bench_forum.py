@@ -445,8 +445,8 @@ def print_report(res):
         say(f"(ratio: posts/s over the floor's loop; target distd/floor >= 0.5)")
         say(f"distd per request of up to 200 posts, HQ inbox to answers (the adapter's run): "
             f"{', '.join(f'{x:.1f}' for x in d['requests_s'])} s")
-        say(f"distd: the first post reached HQ's inbox {d['first_at_hq_s']:.1f} s after link-up (the center's "
-            f"sender waits out its backoff from the failed tries while the link was down), the first 'applied' "
+        say(f"distd: the first post reached HQ's inbox {d['first_at_hq_s']:.1f} s after link-up (the daemon's "
+            f"probe, or the sender's next try, finds HQ again), the first 'applied' "
             f"at the center {fmt(d['first_applied_s'])} s; "
             f"outbox {d['states']}; HQ +{d['hq_posts_added']} posts, {d['hq_idempotency_rows']} idempotency rows; "
             f"{d['connections']} connections")
