@@ -505,3 +505,29 @@ BOOST_AUTO_TEST_CASE(posts_written_during_an_outage_leave_when_the_daemon_finds_
   BOOST_TEST(secs < 15.0);  // the probe (at most 2 s apart here) wakes the sender
   BOOST_TEST_MESSAGE("posts applied " << secs << " s after HQ came back");
 }
+
+BOOST_AUTO_TEST_CASE(a_refused_post_is_tried_again_only_when_an_operator_says_so) {
+  ForumSite s;
+  s.publish();
+  s.make_site_key();
+  s.enroll();
+  s.start_hq();
+  BOOST_REQUIRE_EQUAL(s.submit(1).status, 0);
+  set_mode(s.adapter_state, "refuse");
+  BOOST_TEST(s.send().status == 0);
+  BOOST_TEST(s.outbox()[uuid_n(1)]["state"] == "refused");
+  BOOST_TEST(s.outbox()[uuid_n(1)]["answer"]["reason"] == "discussion_locked");
+  set_mode(s.adapter_state, "apply");  // the teacher unlocked the discussion
+  BOOST_TEST(json::parse(s.send().out)["sent"] == 0);  // refused is final: nothing is resent by itself
+  RunResult r = run({"distctl", "post", "retry", uuid_n(1), "--config", s.reg_cfg});
+  BOOST_TEST_INFO(r.err);
+  BOOST_TEST(r.status == 0);
+  BOOST_TEST(s.outbox()[uuid_n(1)]["state"] == "queued");
+  BOOST_TEST(s.outbox()[uuid_n(1)]["retry"] == 1);
+  BOOST_TEST(s.send().status == 0);
+  BOOST_TEST(s.outbox()[uuid_n(1)]["state"] == "applied");
+  BOOST_TEST(s.applied_in_moodle() == 1u);
+  r = run({"distctl", "post", "retry", uuid_n(1), "--config", s.reg_cfg});
+  BOOST_TEST(r.status == exit_status(Errc::not_found));  // applied is done: docs/cli.md
+  BOOST_TEST(r.err.find("not refused") != std::string::npos);
+}

@@ -96,6 +96,15 @@ class ForumChannel(WorldCase):
         self.assertEqual(item["parent"], d["firstpost"])
         self.assertEqual(self.hq_post(uuid), [])
 
+    def test_01b_only_the_author_sees_a_pending_post(self):
+        d = self.f["discussion"]
+        other = self.browser("student2")
+        other.login(self.url, "student2", self.f["password"], "login student2")
+        body = other.visit(f"{self.url}/mod/forum/discuss.php?d={d['id']}", "discussion seen by another student",
+                           expect=[d["name"]])
+        self.assertNotIn("Standing waves: is the node fixed?", body)
+        self.assertEqual(other.driver.find_elements(By.CSS_SELECTOR, "[data-region='local-distd-pending']"), [])
+
     def test_02_new_discussion_while_the_link_is_down(self):
         fo = self.f["forum"]
         self.b.visit(f"{self.url}/mod/forum/view.php?id={fo['cmid']}", "forum", expect=[fo["name"]])
