@@ -112,7 +112,24 @@ class Browser:
         return body
 
     # --- acting ---
-    def login(self, base, username, password, label=None, expect=(), allow_problems=False):
+    def login(self, base, username, password, label=None, expect=(), allow_problems=False, attempts=3):
+        """Logs in as a person does, and as a person would, tries again when the page changed under
+        the typing (a stale field) or the login was refused for a token a racing request of the
+        page before overwrote ("Invalid login", see _login_once). Seen under load in CI: a few
+        logins in a hundred. A wrong password still fails: it is refused every time."""
+        from selenium.common.exceptions import ElementNotInteractableException, StaleElementReferenceException
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._login_once(base, username, password, label, expect, allow_problems)
+            except (StaleElementReferenceException, ElementNotInteractableException):
+                if attempt == attempts:
+                    raise
+            except PageProblem as e:
+                if "Invalid login" not in str(e) or attempt == attempts:
+                    raise
+            time.sleep(1)
+
+    def _login_once(self, base, username, password, label, expect, allow_problems):
         self.driver.get(base + "/login/index.php")
         self.wait_idle()
         if not self.driver.find_elements(By.ID, "username"):
