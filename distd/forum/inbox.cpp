@@ -167,16 +167,6 @@ std::vector<Answer> Inbox::answers_for(const std::string& site, const std::vecto
   });
 }
 
-std::vector<Answer> Inbox::answers_for_site(const std::string& site) {
-  return guarded_sql("forum inbox", "cannot read answers", [&] {
-    std::vector<Answer> out;
-    SQLite::Statement q(*db_, std::string("SELECT ") + kColumns + " FROM posts WHERE site = ? ORDER BY received");
-    q.bind(1, site);
-    while (q.executeStep()) out.push_back(read_row(q).answer);
-    return out;
-  });
-}
-
 std::vector<Inbox::Row> Inbox::list(const std::string& state, size_t limit) {
   return guarded_sql("forum inbox", "cannot list", [&] {
     std::vector<Row> out;

@@ -47,8 +47,6 @@ class Inbox {
   size_t receive(const std::vector<Post>& posts, int64_t clock_skew, int64_t now);
   // The answers for these posts as the inbox has them now.
   std::vector<Answer> answers_for(const std::string& site, const std::vector<Post>& posts);
-  // Every answer for a site (for the next stick).
-  std::vector<Answer> answers_for_site(const std::string& site);
 
   // Hands every waiting post to the adapter (at most `batch` per run) and records its answers.
   ApplyStats apply_waiting(const ForumSettings& fs, const std::string& tmp_dir, size_t batch = 500);

@@ -83,8 +83,6 @@ int rank(PostState s) {
 
 }  // namespace
 
-std::string outbox_path(const std::string& state_dir) { return state_dir + "/forum-outbox.db"; }
-
 Outbox::Outbox(const std::string& path) {
   db_ = open_store(path, kSchema, "forum outbox");
 }

@@ -70,6 +70,4 @@ class Outbox {
   std::unique_ptr<SQLite::Database> db_;
 };
 
-std::string outbox_path(const std::string& state_dir);
-
 }  // namespace distd::forum

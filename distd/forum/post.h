@@ -20,7 +20,6 @@ inline constexpr size_t kMaxSubjectChars = 255;
 inline constexpr size_t kMaxMessageBytes = 65536;       // default of [forum] max_message_bytes
 inline constexpr size_t kMaxPostJsonBytes = 128 * 1024;  // one post as JSON, all fields
 inline constexpr size_t kMaxPostsPerRequest = 200;      // over the link; the rest go next
-inline constexpr size_t kMaxBodyBytes = kMaxPostsPerRequest * kMaxPostJsonBytes + 4096;
 
 enum class PostState { queued, sent, applied, refused };
 const char* state_name(PostState s);
