@@ -52,7 +52,7 @@ replica::ReplicaConfig load_rc(const ReplicaOpts& o, const Config& cfg) {
 
 // The local-only tables against Moodle's own definitions (after an HQ upgrade); with repair, rebuilds
 // the drifted ones. Needs replica.moodle_dir; without it nothing is compared.
-std::vector<replica::Finding> drift_findings(const Config& cfg, const replica::ReplicaConfig& rc, replica::SqlConnection& db,
+std::vector<replica::Finding> drift_findings(const Config& cfg, const replica::ReplicaConfig& rc, db::SqlConnection& db,
                                              const replica::ProfileSpec& spec, std::vector<std::string>* repaired) {
   replica::DriftReport d;
   try {
@@ -99,7 +99,7 @@ int run_profile(const ReplicaOpts& o) {
     replica::Flavor fl = o.flavor == "mysql" ? replica::Flavor::mysql : replica::Flavor::mariadb;
     if (o.flavor == "auto") {
       try {
-        replica::SqlConnection db(rc.conn);
+        db::SqlConnection db(rc.conn);
         fl = replica::detect_flavor(db);
       } catch (const Error& e) {
         std::fprintf(stderr, "distctl: note: could not reach the replica to detect its flavor (%s); printing for "
@@ -120,7 +120,7 @@ int run_profile(const ReplicaOpts& o) {
     return 0;
   }
 
-  replica::SqlConnection db(rc.conn);
+  db::SqlConnection db(rc.conn);
   replica::Flavor fl = o.flavor == "auto" ? replica::detect_flavor(db)
                        : o.flavor == "mysql" ? replica::Flavor::mysql
                                              : replica::Flavor::mariadb;

@@ -20,7 +20,7 @@ std::string sha(int i) {
   return h;
 }
 
-void add_file(replica::SqlConnection& c, int id, int contextid, const std::string& hash, const std::string& name,
+void add_file(db::SqlConnection& c, int id, int contextid, const std::string& hash, const std::string& name,
               int size) {
   c.exec("INSERT INTO mdl_files (contenthash, pathnamehash, contextid, component, filearea, itemid, filepath, filename,"
          " userid, filesize, mimetype, timecreated, timemodified) VALUES ('" + hash + "', '" +

@@ -7,7 +7,7 @@
 
 #include "distd/course/course_publisher.h"
 #include "distd/course/course_record.h"
-#include "distd/replica/sql_connection.h"
+#include "distd/db/sql_connection.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
 
@@ -35,20 +35,20 @@ std::optional<MoodleDbSettings> moodle_db_settings(const Config& cfg) {
 }
 
 std::vector<std::string> course_filedir_hashes(const MoodleDbSettings& db, uint64_t course_id) {
-  replica::ConnectParams p;
+  db::ConnectParams p;
   p.host = db.host;
   p.port = db.port;
   p.socket = db.socket;
   p.user = db.user;
   p.password = db.password;
   p.database = db.database;
-  replica::SqlConnection c(p);
-  const std::string ctx = replica::quote_ident(db.prefix + "context");
-  const std::string files = replica::quote_ident(db.prefix + "files");
+  db::SqlConnection c(p);
+  const std::string ctx = db::quote_ident(db.prefix + "context");
+  const std::string files = db::quote_ident(db.prefix + "files");
   // CONTEXT_COURSE = 50; every context below it (modules 70, blocks 80) has a path that starts
   // with the course context's path (lib/accesslib.php, context::path = "/1/<cat>/.../<id>").
-  auto row = c.query("SELECT id, path FROM " + ctx + " WHERE contextlevel = 50 AND instanceid = " +
-                     std::to_string(course_id));
+  auto row = c.query_bound("SELECT id, path FROM " + ctx + " WHERE contextlevel = 50 AND instanceid = ?",
+                           {std::to_string(course_id)});
   if (row.empty())
     throw Error(Errc::not_found,
                 "course " + std::to_string(course_id) + " has no course context in " + p.describe() + " (" +
@@ -63,10 +63,11 @@ std::vector<std::string> course_filedir_hashes(const MoodleDbSettings& db, uint6
     escaped += ch;
   }
   std::vector<std::string> out;
-  c.for_each("SELECT DISTINCT f.contenthash FROM " + files + " f JOIN " + ctx +
-                 " x ON x.id = f.contextid WHERE f.filename <> '.' AND f.filesize > 0 AND (x.id = " + id +
-                 " OR x.path LIKE " + c.quote(escaped + "/%") + ")",
-             [&](const replica::Row& r) {
+  c.for_each_bound("SELECT DISTINCT f.contenthash FROM " + files + " f JOIN " + ctx +
+                       " x ON x.id = f.contextid WHERE f.filename <> '.' AND f.filesize > 0 AND (x.id = ?"
+                       " OR x.path LIKE ?)",
+                   {id, escaped + "/%"},
+             [&](const db::Row& r) {
                std::string h = r.str({"contenthash"});
                if (h.size() == 40 && std::all_of(h.begin(), h.end(), [](char x) { return isxdigit(static_cast<unsigned char>(x)); }))
                  out.push_back(h);

@@ -49,7 +49,7 @@ std::string sha1_file_hex(const std::string& path) {
   return to_hex(md, len);
 }
 
-FileCheckReport check_files(SqlConnection& db, const ReplicaConfig& rc, bool verify) {
+FileCheckReport check_files(db::SqlConnection& db, const ReplicaConfig& rc, bool verify) {
   FileCheckReport r;
   r.filedir = rc.filedir;
   r.verified = verify;
@@ -58,9 +58,9 @@ FileCheckReport check_files(SqlConnection& db, const ReplicaConfig& rc, bool ver
   const std::string sql =
       "SELECT contenthash, MAX(filesize) AS size, COUNT(*) AS refs, MIN(component) AS component, "
       "MIN(filearea) AS filearea FROM " +
-      quote_ident(rc.database) + "." + quote_ident(rc.prefix + "files") +
+      db::quote_ident(rc.database) + "." + db::quote_ident(rc.prefix + "files") +
       " WHERE filename <> '.' AND referencefileid IS NULL GROUP BY contenthash";
-  db.for_each(sql, [&](const Row& row) {
+  db.for_each(sql, [&](const db::Row& row) {
     std::string h = row.str({"contenthash"});
     if (!is_sha1_hex(h)) {
       ++r.invalid_hashes;
@@ -111,7 +111,7 @@ FileCheckReport check_files(const Config& cfg, bool verify) {
   if (::stat(rc.filedir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw Error(Errc::not_found, "replica.filedir '" + rc.filedir + "' is not a directory",
                 "check the path in " + cfg.file + " (Moodle's $CFG->dataroot + /filedir)");
-  SqlConnection db(rc.conn);
+  db::SqlConnection db(rc.conn);
   return check_files(db, rc, verify);
 }
 

@@ -15,7 +15,7 @@
 
 #include "distd/config/config.h"
 #include "distd/replica/replica_config.h"
-#include "distd/replica/sql_connection.h"
+#include "distd/db/sql_connection.h"
 
 namespace distd::replica {
 
@@ -55,7 +55,7 @@ std::string sha1_file_hex(const std::string& path);
 
 // Streams the distinct referenced hashes from mdl_files and checks each against filedir.
 // With verify, re-hashes every present blob (slow on a big filedir).
-FileCheckReport check_files(SqlConnection& db, const ReplicaConfig& rc, bool verify);
+FileCheckReport check_files(db::SqlConnection& db, const ReplicaConfig& rc, bool verify);
 // The same with the config's [replica] section. Throws Error{usage} when replica.filedir is not
 // set, Error{database} when the replica cannot be queried.
 FileCheckReport check_files(const Config& cfg, bool verify);

@@ -6,8 +6,8 @@
 
 namespace distd::replica {
 
-std::optional<Row> read_replication_status(SqlConnection& db) {
-  std::vector<Row> rows;
+std::optional<db::Row> read_replication_status(db::SqlConnection& db) {
+  std::vector<db::Row> rows;
   if (db.is_mariadb()) {
     rows = db.query("SHOW SLAVE STATUS");
   } else {
@@ -25,7 +25,7 @@ std::optional<Row> read_replication_status(SqlConnection& db) {
 
 static int to_int(const std::string& s) { return s.empty() ? 0 : std::atoi(s.c_str()); }
 
-ReplicaHealth replica_health(SqlConnection& db, const ReplicaConfig& rc, bool check) {
+ReplicaHealth replica_health(db::SqlConnection& db, const ReplicaConfig& rc, bool check) {
   ReplicaHealth h;
   h.configured = true;
   h.lag_warn_seconds = rc.lag_warn_seconds;
@@ -97,9 +97,9 @@ ReplicaHealth replica_health(const Config& cfg, bool check) {
     return h;
   }
   try {
-    ConnectParams p = rc.conn;
+    db::ConnectParams p = rc.conn;
     p.connect_timeout_s = 5;
-    SqlConnection db(p);
+    db::SqlConnection db(p);
     return replica_health(db, rc, check);
   } catch (const Error& e) {
     ReplicaHealth h;

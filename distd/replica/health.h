@@ -14,7 +14,7 @@
 
 #include "distd/config/config.h"
 #include "distd/replica/profile.h"
-#include "distd/replica/sql_connection.h"
+#include "distd/db/sql_connection.h"
 
 namespace distd::replica {
 
@@ -49,11 +49,11 @@ struct ReplicaHealth {
 ReplicaHealth replica_health(const Config& cfg, bool check_profile = true);
 
 // The same on an open connection (used by tests and the daemon).
-ReplicaHealth replica_health(SqlConnection& db, const ReplicaConfig& rc, bool check_profile = true);
+ReplicaHealth replica_health(db::SqlConnection& db, const ReplicaConfig& rc, bool check_profile = true);
 
 // SHOW SLAVE STATUS (or SHOW REPLICA STATUS on MySQL 8): the row, or nullopt when the server is
 // not a replica.
-std::optional<Row> read_replication_status(SqlConnection& db);
+std::optional<db::Row> read_replication_status(db::SqlConnection& db);
 
 nlohmann::json to_json(const ReplicaHealth& h);
 // A human report, several lines, ending with the warnings.

@@ -54,10 +54,10 @@ std::vector<Finding> check_moodle_config(const ReplicaConfig& rc) {
   return out;
 }
 
-std::string cache_fingerprint(SqlConnection& db, const ReplicaConfig& rc) {
+std::string cache_fingerprint(db::SqlConnection& db, const ReplicaConfig& rc) {
   std::string list;
   for (auto& t : rc.cache_watch_tables)
-    list += (list.empty() ? "" : ", ") + quote_ident(rc.database) + "." + quote_ident(rc.prefix + t);
+    list += (list.empty() ? "" : ", ") + db::quote_ident(rc.database) + "." + db::quote_ident(rc.prefix + t);
   if (list.empty()) return {};
   std::string fp;
   for (auto& row : db.query("CHECKSUM TABLE " + list))
@@ -76,7 +76,7 @@ CachePurge purge_caches_if_changed(const Config& cfg, const ReplicaConfig& rc, b
     throw Error(Errc::usage, "replica.moodle_dir is not set, so distd cannot purge the center's Moodle caches",
                 "set replica.moodle_dir to the center's Moodle code directory (or replica.moodle_purge_command)");
   CachePurge r;
-  SqlConnection db(rc.conn);
+  db::SqlConnection db(rc.conn);
   r.fingerprint = cache_fingerprint(db, rc);
   std::string last;
   try {

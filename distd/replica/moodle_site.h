@@ -19,7 +19,7 @@
 #include "distd/config/config.h"
 #include "distd/replica/profile.h"
 #include "distd/replica/replica_config.h"
-#include "distd/replica/sql_connection.h"
+#include "distd/db/sql_connection.h"
 
 namespace distd::replica {
 
@@ -41,7 +41,7 @@ std::vector<Finding> check_moodle_config(const ReplicaConfig& rc);
 
 // A fingerprint of the replicated tables whose content Moodle caches (replica.cache_watch_tables,
 // prefix added): CHECKSUM TABLE of each, so any row HQ changes changes it.
-std::string cache_fingerprint(SqlConnection& db, const ReplicaConfig& rc);
+std::string cache_fingerprint(db::SqlConnection& db, const ReplicaConfig& rc);
 
 struct CachePurge {
   bool changed = false;      // the fingerprint differs from the one at the last purge (or none yet)

@@ -95,12 +95,12 @@ ProfileSpec make_profile_spec(const ReplicaConfig& rc, Flavor flavor) {
 
 namespace {
 
-std::string db_q(const ProfileSpec& s) { return quote_ident(s.database); }
-std::string tbl_q(const ProfileSpec& s, const std::string& t) { return db_q(s) + "." + quote_ident(t); }
+std::string db_q(const ProfileSpec& s) { return db::quote_ident(s.database); }
+std::string tbl_q(const ProfileSpec& s, const std::string& t) { return db_q(s) + "." + db::quote_ident(t); }
 
 std::string column_list(bool quoted) {
   std::string s;
-  for (auto& c : user_writable_columns()) s += (s.empty() ? "" : ", ") + (quoted ? quote_ident(c) : c);
+  for (auto& c : user_writable_columns()) s += (s.empty() ? "" : ", ") + (quoted ? db::quote_ident(c) : c);
   return s;
 }
 
@@ -197,9 +197,9 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
   return s;
 }
 
-std::set<std::string> existing_tables(SqlConnection& db, const ProfileSpec& s) {
+std::set<std::string> existing_tables(db::SqlConnection& db, const ProfileSpec& s) {
   std::set<std::string> out;
-  for (auto& r : db.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = " + db.quote(s.database)))
+  for (auto& r : db.query_bound("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", {s.database}))
     out.insert(r.str({"TABLE_NAME"}));
   return out;
 }
@@ -285,12 +285,11 @@ std::string profile_text(const ProfileSpec& s) {
   return o.str();
 }
 
-Flavor detect_flavor(SqlConnection& db) { return db.is_mariadb() ? Flavor::mariadb : Flavor::mysql; }
+Flavor detect_flavor(db::SqlConnection& db) { return db.is_mariadb() ? Flavor::mariadb : Flavor::mysql; }
 
-std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
+std::vector<Finding> check_profile(db::SqlConnection& db, const ProfileSpec& s) {
   std::vector<Finding> f;
   const std::string g = s.grantee();
-  const std::string gq = db.quote(g);
   auto add = [&](std::string code, std::string sev, std::string msg, std::string fix) {
     f.push_back({std::move(code), std::move(sev), std::move(msg), std::move(fix)});
   };
@@ -311,7 +310,7 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
           "remove it from replica.extra_local_tables, or check replica.prefix");
 
   // --- Moodle's account: global, schema, table and column privileges.
-  auto global = db.query("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = " + gq);
+  auto global = db.query_bound("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?", {g});
   if (global.empty()) {
     add("account-missing", "error",
         "Moodle's account " + g + " does not exist on the replica, or distd's account cannot see its grants",
@@ -328,7 +327,8 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
     bool can_read = false, can_temp = false;
     std::set<std::string> schema_privs;
     std::map<std::string, std::vector<std::string>> bad_by_pattern;
-    for (auto& r : db.query("SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = " + gq)) {
+    for (auto& r : db.query_bound("SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ?",
+                                  {g})) {
       std::string pat = r.str({"TABLE_SCHEMA"});
       if (!like_match(pat, 0, s.database, 0)) continue;
       std::string p = r.str({"PRIVILEGE_TYPE"});
@@ -347,7 +347,7 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
       add("schema-privilege", "error",
           "Moodle's account " + g + " has " + join(privs, ", ") + " on every table of `" + s.database + "`" +
               (pat != s.database ? " (via grant on `" + pat + "`.*)" : ""),
-          "REVOKE " + join(privs, ", ") + " ON " + quote_ident(pat) + ".* FROM " + g + ";");
+          "REVOKE " + join(privs, ", ") + " ON " + db::quote_ident(pat) + ".* FROM " + g + ";");
     if (!can_read)
       add("read-missing", "error", "Moodle's account " + g + " cannot SELECT from `" + s.database + "`", grant_read(s));
     if (!can_temp)
@@ -355,8 +355,8 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
           grant_read(s));
     // Table level.
     std::map<std::string, std::set<std::string>> table_privs;
-    for (auto& r : db.query("SELECT TABLE_NAME, PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = " + gq +
-                            " AND TABLE_SCHEMA = " + db.quote(s.database)))
+    for (auto& r : db.query_bound("SELECT TABLE_NAME, PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES "
+                                  "WHERE GRANTEE = ? AND TABLE_SCHEMA = ?", {g, s.database}))
       table_privs[r.str({"TABLE_NAME"})].insert(r.str({"PRIVILEGE_TYPE"}));
     for (auto& [t, privs] : table_privs) {
       bool is_local = local.count(t) > 0;
@@ -385,8 +385,8 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
     // Column level.
     std::set<std::string> allowed_cols(user_writable_columns().begin(), user_writable_columns().end());
     std::set<std::string> user_update_cols;
-    for (auto& r : db.query("SELECT TABLE_NAME, COLUMN_NAME, PRIVILEGE_TYPE FROM information_schema.COLUMN_PRIVILEGES WHERE GRANTEE = " +
-                            gq + " AND TABLE_SCHEMA = " + db.quote(s.database))) {
+    for (auto& r : db.query_bound("SELECT TABLE_NAME, COLUMN_NAME, PRIVILEGE_TYPE FROM information_schema.COLUMN_PRIVILEGES "
+                                  "WHERE GRANTEE = ? AND TABLE_SCHEMA = ?", {g, s.database})) {
       std::string t = r.str({"TABLE_NAME"}), c = r.str({"COLUMN_NAME"}), p = r.str({"PRIVILEGE_TYPE"});
       if (p == "SELECT") continue;
       if (t == s.user_table() && p == "UPDATE" && allowed_cols.count(c)) {
@@ -395,7 +395,7 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
       }
       if (local.count(t)) continue;
       add("column-write", "error", "Moodle's account " + g + " can " + p + " column " + t + "." + c,
-          "REVOKE " + p + " (" + quote_ident(c) + ") ON " + tbl_q(s, t) + " FROM " + g + ";");
+          "REVOKE " + p + " (" + db::quote_ident(c) + ") ON " + tbl_q(s, t) + " FROM " + g + ";");
     }
     if (tables.empty() || tables.count(s.user_table())) {
       bool table_update = schema_privs.count("UPDATE") || table_privs[s.user_table()].count("UPDATE");
@@ -515,14 +515,14 @@ std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& s) {
   return f;
 }
 
-ApplyReport apply_profile(SqlConnection& db, const ProfileSpec& s) {
+ApplyReport apply_profile(db::SqlConnection& db, const ProfileSpec& s) {
   ApplyReport rep;
   auto run = [&](const std::string& sql) {
     db.exec(sql);
     rep.executed.push_back(sql);
   };
-  auto exists = db.scalar("SELECT COUNT(*) FROM mysql.user WHERE User = " + db.quote(s.moodle_user) +
-                          " AND Host = " + db.quote(s.moodle_host));
+  auto exists = db.scalar_bound("SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = ?",
+                                {s.moodle_user, s.moodle_host});
   if (!exists || *exists == "0")
     throw Error(Errc::not_found, "Moodle's database account " + s.grantee() + " does not exist on the replica",
                 "create it with Moodle's password first: CREATE USER " + s.grantee() +

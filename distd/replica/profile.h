@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "distd/replica/replica_config.h"
-#include "distd/replica/sql_connection.h"
+#include "distd/db/sql_connection.h"
 
 namespace distd::replica {
 
@@ -66,7 +66,7 @@ std::string profile_text(const ProfileSpec& spec);
 
 // Compares the live server with the profile. Throws Error{database} only when the server cannot
 // be queried at all; everything else is a finding.
-std::vector<Finding> check_profile(SqlConnection& db, const ProfileSpec& spec);
+std::vector<Finding> check_profile(db::SqlConnection& db, const ProfileSpec& spec);
 
 struct ApplyReport {
   std::vector<std::string> executed;  // statements run, in order
@@ -74,9 +74,9 @@ struct ApplyReport {
 };
 // Runs the profile's SQL. Throws Error{not_found} when Moodle's account does not exist (it must be
 // created with its password first) and Error{database} when a statement fails.
-ApplyReport apply_profile(SqlConnection& db, const ProfileSpec& spec);
+ApplyReport apply_profile(db::SqlConnection& db, const ProfileSpec& spec);
 
 // Detects the flavor of a connected server.
-Flavor detect_flavor(SqlConnection& db);
+Flavor detect_flavor(db::SqlConnection& db);
 
 }  // namespace distd::replica

@@ -26,13 +26,13 @@
 #include <vector>
 
 #include "distd/config/config.h"
-#include "distd/replica/sql_connection.h"
+#include "distd/db/sql_connection.h"
 
 namespace distd::replica {
 
 struct ReplicaConfig {
   bool present = false;  // the config file has a [replica] section
-  ConnectParams conn;    // password already read from password_file
+  db::ConnectParams conn;    // password already read from password_file
   std::string password_file;
   std::string database = "moodle";
   std::string prefix = "mdl_";

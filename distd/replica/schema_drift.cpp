@@ -46,18 +46,18 @@ struct Shape {
   std::map<std::string, std::string> indexes;  // "UNIQUE (a,b)" / "(a)" -> index name
 };
 
-Shape shape_of(SqlConnection& db, const std::string& schema, const std::string& table) {
+Shape shape_of(db::SqlConnection& db, const std::string& schema, const std::string& table) {
   Shape s;
-  for (auto& r : db.query("SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA FROM information_schema.COLUMNS "
-                          "WHERE TABLE_SCHEMA = " + db.quote(schema) + " AND TABLE_NAME = " + db.quote(table))) {
+  for (auto& r : db.query_bound("SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA FROM information_schema.COLUMNS "
+                                "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", {schema, table})) {
     std::string d = r.str({"COLUMN_TYPE"}) + (r.str({"IS_NULLABLE"}) == "YES" ? " NULL" : " NOT NULL");
     if (auto def = r.get({"COLUMN_DEFAULT"})) d += " DEFAULT " + *def;
     if (!r.str({"EXTRA"}).empty()) d += " " + r.str({"EXTRA"});
     s.columns[r.str({"COLUMN_NAME"})] = d;
   }
-  for (auto& r : db.query("SELECT INDEX_NAME, MAX(NON_UNIQUE) AS NU, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) AS COLS "
-                          "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = " + db.quote(schema) +
-                          " AND TABLE_NAME = " + db.quote(table) + " GROUP BY INDEX_NAME")) {
+  for (auto& r : db.query_bound("SELECT INDEX_NAME, MAX(NON_UNIQUE) AS NU, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) AS COLS "
+                                "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? "
+                                "GROUP BY INDEX_NAME", {schema, table})) {
     std::string name = r.str({"INDEX_NAME"});
     s.indexes[(name == "PRIMARY" ? "PRIMARY " : r.str({"NU"}) == "0" ? "UNIQUE " : "") + std::string("(") +
                r.str({"COLS"}) + ")"] = name;
@@ -89,15 +89,15 @@ std::vector<std::string> compare(const Shape& live, const Shape& want) {
 std::string alter_for(const std::string& table, const Shape& live, const Shape& want) {
   std::vector<std::string> parts;
   for (auto& [sig, name] : live.indexes)
-    if (!want.indexes.count(sig)) parts.push_back(name == "PRIMARY" ? "DROP PRIMARY KEY" : "DROP INDEX " + quote_ident(name));
+    if (!want.indexes.count(sig)) parts.push_back(name == "PRIMARY" ? "DROP PRIMARY KEY" : "DROP INDEX " + db::quote_ident(name));
   for (auto& [c, d] : live.columns)
-    if (!want.columns.count(c)) parts.push_back("DROP COLUMN " + quote_ident(c));
+    if (!want.columns.count(c)) parts.push_back("DROP COLUMN " + db::quote_ident(c));
   for (auto& [c, d] : want.columns) {
     auto it = live.columns.find(c);
     if (it == live.columns.end())
-      parts.push_back("ADD COLUMN " + quote_ident(c) + " " + d);
+      parts.push_back("ADD COLUMN " + db::quote_ident(c) + " " + d);
     else if (it->second != d)
-      parts.push_back("MODIFY COLUMN " + quote_ident(c) + " " + d);
+      parts.push_back("MODIFY COLUMN " + db::quote_ident(c) + " " + d);
   }
   for (auto& [sig, name] : want.indexes) {
     if (live.indexes.count(sig)) continue;
@@ -105,11 +105,11 @@ std::string alter_for(const std::string& table, const Shape& live, const Shape& 
     std::string q;
     for (size_t a = 1, b; a < cols.size(); a = b + 1) {
       b = cols.find_first_of(",)", a);
-      q += (q.empty() ? "" : ", ") + quote_ident(cols.substr(a, b - a));
+      q += (q.empty() ? "" : ", ") + db::quote_ident(cols.substr(a, b - a));
     }
     parts.push_back(sig.rfind("PRIMARY", 0) == 0  ? "ADD PRIMARY KEY (" + q + ")"
-                    : sig.rfind("UNIQUE", 0) == 0 ? "ADD UNIQUE INDEX " + quote_ident(name) + " (" + q + ")"
-                                                  : "ADD INDEX " + quote_ident(name) + " (" + q + ")");
+                    : sig.rfind("UNIQUE", 0) == 0 ? "ADD UNIQUE INDEX " + db::quote_ident(name) + " (" + q + ")"
+                                                  : "ADD INDEX " + db::quote_ident(name) + " (" + q + ")");
   }
   std::string sql = "ALTER TABLE " + table;
   for (size_t i = 0; i < parts.size(); ++i) sql += (i ? ", " : " ") + parts[i];
@@ -141,14 +141,14 @@ nlohmann::json moodle_definitions(const Config& cfg, const ReplicaConfig& rc, co
 }
 
 // Moodle's statements name the table with its prefix and no database: run them in `into`.
-void create_in(SqlConnection& db, const std::string& into, const std::vector<std::string>& sql) {
-  db.exec("USE " + quote_ident(into));
+void create_in(db::SqlConnection& db, const std::string& into, const std::vector<std::string>& sql) {
+  db.exec("USE " + db::quote_ident(into));
   for (auto& s : sql) db.exec(s);
 }
 
 }  // namespace
 
-DriftReport check_local_table_drift(const Config& cfg, const ReplicaConfig& rc, SqlConnection& db,
+DriftReport check_local_table_drift(const Config& cfg, const ReplicaConfig& rc, db::SqlConnection& db,
                                     const ProfileSpec& spec) {
   DriftReport r;
   if (rc.moodle_dir.empty()) return r;
@@ -165,7 +165,7 @@ DriftReport check_local_table_drift(const Config& cfg, const ReplicaConfig& rc, 
          "distctl replica profile --check again"});
     return r;  // the code's definitions are not HQ's: compare nothing
   }
-  db.exec("CREATE DATABASE IF NOT EXISTS " + quote_ident(kScratch));
+  db.exec("CREATE DATABASE IF NOT EXISTS " + db::quote_ident(kScratch));
   for (auto& full : spec.local_tables) {
     const std::string name = full.substr(spec.prefix.size());
     auto& sql = defs["tables"][name];
@@ -173,10 +173,10 @@ DriftReport check_local_table_drift(const Config& cfg, const ReplicaConfig& rc, 
     TableDrift d;
     d.table = full;
     d.create_sql = sql.get<std::vector<std::string>>();
-    db.exec("DROP TABLE IF EXISTS " + quote_ident(kScratch) + "." + quote_ident(full));
+    db.exec("DROP TABLE IF EXISTS " + db::quote_ident(kScratch) + "." + db::quote_ident(full));
     create_in(db, kScratch, d.create_sql);
     d.differences = compare(shape_of(db, spec.database, full), shape_of(db, kScratch, full));
-    db.exec("DROP TABLE " + quote_ident(kScratch) + "." + quote_ident(full));
+    db.exec("DROP TABLE " + db::quote_ident(kScratch) + "." + db::quote_ident(full));
     if (d.differences.empty()) continue;
     std::string what;
     for (auto& x : d.differences) what += (what.empty() ? "" : "; ") + x;
@@ -186,19 +186,19 @@ DriftReport check_local_table_drift(const Config& cfg, const ReplicaConfig& rc, 
                           "distctl replica profile --apply --db-user root (alters it in place; its rows stay)"});
     r.drifted.push_back(std::move(d));
   }
-  db.exec("USE " + quote_ident(spec.database));
+  db.exec("USE " + db::quote_ident(spec.database));
   return r;
 }
 
-std::vector<std::string> repair_local_table_drift(SqlConnection& db, const ProfileSpec& spec, const DriftReport& r) {
+std::vector<std::string> repair_local_table_drift(db::SqlConnection& db, const ProfileSpec& spec, const DriftReport& r) {
   std::vector<std::string> ran;
   for (auto& d : r.drifted) {
-    db.exec("DROP TABLE IF EXISTS " + quote_ident(kScratch) + "." + quote_ident(d.table));
+    db.exec("DROP TABLE IF EXISTS " + db::quote_ident(kScratch) + "." + db::quote_ident(d.table));
     create_in(db, kScratch, d.create_sql);
-    db.exec("USE " + quote_ident(spec.database));
+    db.exec("USE " + db::quote_ident(spec.database));
     auto want = shape_of(db, kScratch, d.table);
-    db.exec("DROP TABLE " + quote_ident(kScratch) + "." + quote_ident(d.table));
-    std::string sql = alter_for(quote_ident(spec.database) + "." + quote_ident(d.table), shape_of(db, spec.database, d.table), want);
+    db.exec("DROP TABLE " + db::quote_ident(kScratch) + "." + db::quote_ident(d.table));
+    std::string sql = alter_for(db::quote_ident(spec.database) + "." + db::quote_ident(d.table), shape_of(db, spec.database, d.table), want);
     db.exec(sql);
     ran.push_back(sql);
   }

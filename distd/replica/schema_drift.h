@@ -18,7 +18,7 @@
 #include "distd/config/config.h"
 #include "distd/replica/profile.h"
 #include "distd/replica/replica_config.h"
-#include "distd/replica/sql_connection.h"
+#include "distd/db/sql_connection.h"
 
 namespace distd::replica {
 
@@ -39,11 +39,11 @@ struct DriftReport {
 // Compares every local-only table of spec with Moodle's definition. REQUIRES: db's account may
 // create and drop tables in `distd_scratch` (root with --db-user, or GRANT ALL ON distd_scratch.*).
 // Throws Error{io} when Moodle's script fails, Error{database} on SQL errors.
-DriftReport check_local_table_drift(const Config& cfg, const ReplicaConfig& rc, SqlConnection& db,
+DriftReport check_local_table_drift(const Config& cfg, const ReplicaConfig& rc, db::SqlConnection& db,
                                     const ProfileSpec& spec);
 
 // Alters each drifted table to Moodle's definition (columns added, changed or dropped; indexes
 // added or dropped) and returns the statements it ran. REQUIRES: an administrator's connection.
-std::vector<std::string> repair_local_table_drift(SqlConnection& db, const ProfileSpec& spec, const DriftReport& r);
+std::vector<std::string> repair_local_table_drift(db::SqlConnection& db, const ProfileSpec& spec, const DriftReport& r);
 
 }  // namespace distd::replica

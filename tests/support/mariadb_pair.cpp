@@ -102,24 +102,24 @@ MariaDbServer::~MariaDbServer() {
   if (proc_) proc_->stop(15, 20);
 }
 
-std::unique_ptr<replica::SqlConnection> MariaDbServer::root(const std::string& database) const {
-  replica::ConnectParams p;
+std::unique_ptr<db::SqlConnection> MariaDbServer::root(const std::string& database) const {
+  db::ConnectParams p;
   p.socket = socket_;
   p.user = "root";
   p.database = database;
   p.connect_timeout_s = 2;
-  return std::make_unique<replica::SqlConnection>(p);
+  return std::make_unique<db::SqlConnection>(p);
 }
 
-std::unique_ptr<replica::SqlConnection> MariaDbServer::connect(const std::string& user, const std::string& password,
+std::unique_ptr<db::SqlConnection> MariaDbServer::connect(const std::string& user, const std::string& password,
                                                                const std::string& database) const {
-  replica::ConnectParams p;
+  db::ConnectParams p;
   p.socket = socket_;  // as user@localhost, like Moodle on the same box
   p.user = user;
   p.password = password;
   p.database = database;
   p.connect_timeout_s = 5;
-  return std::make_unique<replica::SqlConnection>(p);
+  return std::make_unique<db::SqlConnection>(p);
 }
 
 std::string MariaDbServer::error_log() const {

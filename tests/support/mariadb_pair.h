@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "distd/replica/sql_connection.h"
+#include "distd/db/sql_connection.h"
 #include "tests/support/test_support.h"
 
 namespace distd::test {
@@ -24,9 +24,9 @@ class MariaDbServer {
   const std::string& socket() const { return socket_; }
   const std::string& dir() const { return dir_; }
   // A connection as root over the socket (optionally to a database).
-  std::unique_ptr<replica::SqlConnection> root(const std::string& database = {}) const;
+  std::unique_ptr<db::SqlConnection> root(const std::string& database = {}) const;
   // A connection as user/password over the socket (the account's host is 'localhost').
-  std::unique_ptr<replica::SqlConnection> connect(const std::string& user, const std::string& password,
+  std::unique_ptr<db::SqlConnection> connect(const std::string& user, const std::string& password,
                                                   const std::string& database = {}) const;
   std::string error_log() const;
 

@@ -1,10 +1,10 @@
-#include "distd/replica/sql_connection.h"
+#include "distd/db/sql_connection.h"
 
 #include <mysql.h>
 
 #include "manifest/error.h"
 
-namespace distd::replica {
+namespace distd::db {
 
 std::string ConnectParams::describe() const {
   std::string who = (user.empty() ? std::string("(default user)") : user) + "@";
@@ -60,11 +60,13 @@ SqlConnection::~SqlConnection() {
   if (m_) mysql_close(m_);
 }
 
-void SqlConnection::fail(const std::string& sql) {
-  last_errno_ = mysql_errno(m_);
+void SqlConnection::fail(const std::string& sql) { fail(sql, mysql_errno(m_), mysql_error(m_)); }
+
+void SqlConnection::fail(const std::string& sql, unsigned err, const char* message) {
+  last_errno_ = err;
   std::string shown = sql.size() > 200 ? sql.substr(0, 200) + "..." : sql;
   throw Error(Errc::database,
-              "SQL error " + std::to_string(last_errno_) + " on " + params_.describe() + ": " + mysql_error(m_) +
+              "SQL error " + std::to_string(last_errno_) + " on " + params_.describe() + ": " + message +
                   " (statement: " + shown + ")",
               last_errno_ == 1142 || last_errno_ == 1143 || last_errno_ == 1227 || last_errno_ == 1044
                   ? "the database user lacks a privilege for this; see docs/replica.md for the privileges distd needs"
@@ -142,6 +144,96 @@ std::optional<std::string> SqlConnection::scalar(const std::string& sql) {
   return rows[0].values[0];
 }
 
+namespace {
+
+// Closes a prepared statement on every way out (it discards any rows not fetched).
+struct StmtCloser {
+  MYSQL_STMT* st;
+  ~StmtCloser() { mysql_stmt_close(st); }
+};
+
+}  // namespace
+
+void SqlConnection::for_each_bound(const std::string& sql, const std::vector<std::string>& params,
+                                   const std::function<void(const Row&)>& fn) {
+  last_errno_ = 0;
+  MYSQL_STMT* st = mysql_stmt_init(m_);
+  if (!st) fail(sql);
+  StmtCloser closer{st};
+  auto stmt_fail = [&] { fail(sql, mysql_stmt_errno(st), mysql_stmt_error(st)); };
+  if (mysql_stmt_prepare(st, sql.data(), sql.size()) != 0) stmt_fail();
+  if (mysql_stmt_param_count(st) != params.size())
+    throw Error(Errc::internal, "statement has " + std::to_string(mysql_stmt_param_count(st)) + " placeholders but " +
+                                    std::to_string(params.size()) + " values were given: " + sql);
+  std::vector<MYSQL_BIND> in(params.size());
+  std::vector<unsigned long> in_len(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    in[i] = MYSQL_BIND{};
+    in[i].buffer_type = MYSQL_TYPE_STRING;
+    in[i].buffer = const_cast<char*>(params[i].data());
+    in[i].buffer_length = in_len[i] = params[i].size();
+    in[i].length = &in_len[i];
+  }
+  if (!params.empty() && mysql_stmt_bind_param(st, in.data()) != 0) stmt_fail();
+  if (mysql_stmt_execute(st) != 0) stmt_fail();
+  MYSQL_RES* meta = mysql_stmt_result_metadata(st);
+  if (!meta) return;  // a statement without a result set
+  const std::vector<std::string> names = column_names(meta);
+  mysql_free_result(meta);
+
+  // Every column is fetched as text into a buffer that grows when a value does not fit.
+  const size_t n = names.size();
+  std::vector<MYSQL_BIND> out(n);
+  std::vector<std::string> buf(n, std::string(256, '\0'));
+  std::vector<unsigned long> len(n);
+  std::vector<my_bool> is_null(n), truncated(n);
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = MYSQL_BIND{};
+    out[i].buffer_type = MYSQL_TYPE_STRING;
+    out[i].buffer = buf[i].data();
+    out[i].buffer_length = buf[i].size();
+    out[i].length = &len[i];
+    out[i].is_null = &is_null[i];
+    out[i].error = &truncated[i];
+  }
+  if (mysql_stmt_bind_result(st, out.data()) != 0) stmt_fail();
+  for (;;) {
+    int rc = mysql_stmt_fetch(st);
+    if (rc == MYSQL_NO_DATA) break;
+    if (rc == 1) stmt_fail();
+    Row r;
+    r.names = names;
+    for (size_t i = 0; i < n; ++i) {
+      if (is_null[i]) {
+        r.values.emplace_back(std::nullopt);
+      } else if (len[i] > buf[i].size()) {
+        std::string whole(len[i], '\0');
+        MYSQL_BIND b{};
+        b.buffer_type = MYSQL_TYPE_STRING;
+        b.buffer = whole.data();
+        b.buffer_length = whole.size();
+        if (mysql_stmt_fetch_column(st, &b, static_cast<unsigned>(i), 0) != 0) stmt_fail();
+        r.values.emplace_back(std::move(whole));
+      } else {
+        r.values.emplace_back(buf[i].substr(0, len[i]));
+      }
+    }
+    fn(r);
+  }
+}
+
+std::vector<Row> SqlConnection::query_bound(const std::string& sql, const std::vector<std::string>& params) {
+  std::vector<Row> rows;
+  for_each_bound(sql, params, [&](const Row& r) { rows.push_back(r); });
+  return rows;
+}
+
+std::optional<std::string> SqlConnection::scalar_bound(const std::string& sql, const std::vector<std::string>& params) {
+  auto rows = query_bound(sql, params);
+  if (rows.empty() || rows[0].values.empty()) return std::nullopt;
+  return rows[0].values[0];
+}
+
 std::string SqlConnection::escape(const std::string& s) {
   std::string out(s.size() * 2 + 1, '\0');
   unsigned long n = mysql_real_escape_string(m_, out.data(), s.data(), s.size());
@@ -156,4 +248,4 @@ std::string SqlConnection::server_version() {
 
 bool SqlConnection::is_mariadb() { return server_version().find("MariaDB") != std::string::npos; }
 
-}  // namespace distd::replica
+}  // namespace distd::db

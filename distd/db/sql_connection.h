@@ -1,5 +1,11 @@
-// The database seam for the replica engine: one connection to a MariaDB or MySQL server through
-// MariaDB Connector/C (libmariadb). Every failure is a distd::Error{database} naming the server.
+// The database seam: one connection to a MariaDB or MySQL server through MariaDB Connector/C
+// (libmariadb), used by the replica engine (the center's replica) and the course engine (HQ's Moodle
+// database). Every failure is a distd::Error{database} naming the server.
+//
+// Values go into statements as bound parameters (`?` placeholders, the *_bound calls), never spliced
+// into the text. Statements that cannot take parameters (SET GLOBAL of a list, account DDL such as
+// CREATE USER and GRANT) quote with quote(), which escapes for the connection's character set.
+// Not safe for concurrent use: one connection per thread.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +16,7 @@
 
 struct st_mysql;
 
-namespace distd::replica {
+namespace distd::db {
 
 // Where and as whom to connect. An empty socket means TCP to host:port.
 struct ConnectParams {
@@ -52,7 +58,14 @@ class SqlConnection {
   // The first column of the first row, or nullopt (no row / NULL).
   std::optional<std::string> scalar(const std::string& sql);
 
-  // Escapes a string for use inside single quotes.
+  // The same, as a prepared statement: each `?` in sql takes the next of params, bound as a string
+  // (the server converts it to the column's type). Throws Error{internal} when the counts differ.
+  std::vector<Row> query_bound(const std::string& sql, const std::vector<std::string>& params);
+  void for_each_bound(const std::string& sql, const std::vector<std::string>& params,
+                      const std::function<void(const Row&)>& fn);
+  std::optional<std::string> scalar_bound(const std::string& sql, const std::vector<std::string>& params);
+
+  // Escapes a string for use inside single quotes, for the statements that cannot bind (see above).
   std::string escape(const std::string& s);
   // 'quoted' string literal.
   std::string quote(const std::string& s) { return "'" + escape(s) + "'"; }
@@ -65,6 +78,7 @@ class SqlConnection {
 
  private:
   [[noreturn]] void fail(const std::string& sql);
+  [[noreturn]] void fail(const std::string& sql, unsigned err, const char* message);
   st_mysql* m_ = nullptr;
   ConnectParams params_;
   unsigned last_errno_ = 0;
@@ -74,4 +88,4 @@ class SqlConnection {
 // Backquotes an identifier: `name` (doubling any backquote).
 std::string quote_ident(const std::string& name);
 
-}  // namespace distd::replica
+}  // namespace distd::db
