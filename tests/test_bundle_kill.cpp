@@ -8,6 +8,7 @@
 #include <random>
 
 #include "distd/regional/journal.h"
+#include "manifest/digest.h"
 #include "tests/support/bundle_site.h"
 
 using namespace distd;
@@ -38,7 +39,7 @@ void check_journal_not_ahead(const BundleSite& s) {
     if (it.state != ItemState::installed) continue;
     BOOST_TEST_INFO("journal says installed: " << it.path);
     BOOST_REQUIRE(exists(s.dst() + "/" + it.path));
-    BOOST_TEST(file_digest_hex(s.dst() + "/" + it.path) == it.digest);
+    BOOST_TEST(file_digest_hex(s.dst() + "/" + it.path) == digest_hex(it.digest));
   }
 }
 

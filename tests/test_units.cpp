@@ -1,4 +1,6 @@
 // The parts below the end-to-end tests: the planner (make_plan), HTTP byte ranges and the journal.
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <boost/test/unit_test.hpp>
 #include <map>
 #include <ostream>
@@ -58,6 +60,14 @@ BOOST_AUTO_TEST_CASE(plan_unchanged_copy_delta_full_in_order) {
   BOOST_TEST(m["big.bin"].action == Action::delta);       // both versions over delta_min_size
   BOOST_TEST(m["big.bin"].basis_path == "big.bin");
   BOOST_TEST(m["small.txt"].action == Action::full);      // under it: the whole object is as cheap
+  // Digests: the signed one of each entry; a basis digest for a delta (the old version's) and a
+  // copy (the same content), none for a whole download.
+  BOOST_TEST(digest_hex(m["small.txt"].digest) == digest_hex(digest_bytes("small v2")));
+  BOOST_TEST(!m["small.txt"].basis_digest.has_value());
+  BOOST_REQUIRE(m["big.bin"].basis_digest.has_value());
+  BOOST_TEST(digest_hex(*m["big.bin"].basis_digest) == digest_hex(digest_bytes("big v1")));
+  BOOST_REQUIRE(m["moved/new-name.txt"].basis_digest.has_value());
+  BOOST_TEST(digest_hex(*m["moved/new-name.txt"].basis_digest) == digest_hex(digest_bytes("moved content")));
   // The same new content at two paths is fetched once and copied to the other.
   int fetched = (m["two/a.txt"].action == Action::full) + (m["two/b.txt"].action == Action::full);
   BOOST_TEST(fetched == 1);
@@ -133,19 +143,19 @@ BOOST_AUTO_TEST_CASE(journal_keeps_the_plan_and_the_items_in_step) {
   PlanItem big, small;
   big.ord = 1;
   big.path = "big.bin";
-  big.digest = digest_hex(digest_bytes("big"));
+  big.digest = digest_bytes("big");
   big.size = 5'000'000;
   big.action = Action::delta;
   small.ord = 0;
   small.path = "small.txt";
-  small.digest = digest_hex(digest_bytes("small"));
+  small.digest = digest_bytes("small");
   small.size = 10;
   {
     Journal j(path);
     RunPlan p;
     p.channel = "c";
     p.target_version = 7;
-    p.manifest_digest = digest_hex(digest_bytes("manifest"));
+    p.manifest_digest = digest_bytes("manifest");
     j.start_plan(p, {small, big});
     j.set_delta("c", big, std::string(64, 'a'), 12'345);
     j.set_offset("c", big, 4096);
@@ -186,4 +196,60 @@ BOOST_AUTO_TEST_CASE(journal_keeps_the_plan_and_the_items_in_step) {
   BOOST_TEST(!j.plan("c")->done);
   j.finish_plan("c");
   BOOST_TEST(j.plan("c")->done);  // kept, marked done: the next run starts a new one
+}
+
+// Digests are Digest values in memory and lower-case hex TEXT in the file, '' where an item has
+// no basis or nothing is installed: the file format of docs/formats/journal.md, so journals
+// written by earlier versions open as they were.
+BOOST_AUTO_TEST_CASE(journal_stores_digests_as_hex_text) {
+  distd::test::TempDir d("journal");
+  const std::string path = d / "journal.sqlite";
+  PlanItem full, delta;
+  full.path = "full.bin";
+  full.digest = digest_bytes("full");
+  delta.ord = 1;
+  delta.path = "delta.bin";
+  delta.digest = digest_bytes("new");
+  delta.action = Action::delta;
+  delta.basis_path = "delta.bin";
+  delta.basis_digest = digest_bytes("old");
+  RunPlan p;
+  p.channel = "c";
+  p.target_version = 3;
+  p.manifest_digest = digest_bytes("manifest");
+  {
+    Journal j(path);
+    j.start_plan(p, {full, delta});
+    j.set_installed("c", 2, digest_bytes("installed v2"));
+    j.record_attempt("other");  // a channel with nothing installed
+  }
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    SQLite::Statement q(db, "SELECT digest, basis_digest FROM items WHERE channel='c' ORDER BY ord");
+    BOOST_REQUIRE(q.executeStep());
+    BOOST_TEST(q.getColumn(0).getString() == digest_hex(full.digest));
+    BOOST_TEST(q.getColumn(1).getString() == "");
+    BOOST_REQUIRE(q.executeStep());
+    BOOST_TEST(q.getColumn(0).getString() == digest_hex(delta.digest));
+    BOOST_TEST(q.getColumn(1).getString() == digest_hex(digest_bytes("old")));
+    BOOST_TEST(db.execAndGet("SELECT manifest_digest FROM runs WHERE channel='c'").getString() ==
+               digest_hex(p.manifest_digest));
+    BOOST_TEST(db.execAndGet("SELECT installed_digest FROM channels WHERE channel='c'").getString() ==
+               digest_hex(digest_bytes("installed v2")));
+    BOOST_TEST(db.execAndGet("SELECT installed_digest FROM channels WHERE channel='other'").getString() == "");
+  }
+  Journal j(path);
+  std::map<std::string, PlanItem> rows;
+  for (auto& it : j.items("c")) rows[it.path] = it;
+  BOOST_REQUIRE(rows.size() == 2u);
+  BOOST_TEST(digest_hex(rows["full.bin"].digest) == digest_hex(full.digest));
+  BOOST_TEST(!rows["full.bin"].basis_digest.has_value());
+  BOOST_TEST(digest_hex(rows["delta.bin"].digest) == digest_hex(delta.digest));
+  BOOST_REQUIRE(rows["delta.bin"].basis_digest.has_value());
+  BOOST_TEST(digest_hex(*rows["delta.bin"].basis_digest) == digest_hex(digest_bytes("old")));
+  BOOST_TEST(digest_hex(j.plan("c")->manifest_digest) == digest_hex(p.manifest_digest));
+  ChannelRecord rec = j.channel_record("c");
+  BOOST_REQUIRE(rec.installed_digest.has_value());
+  BOOST_TEST(digest_hex(*rec.installed_digest) == digest_hex(digest_bytes("installed v2")));
+  BOOST_TEST(!j.channel_record("other").installed_digest.has_value());
 }

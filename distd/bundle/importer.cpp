@@ -12,8 +12,9 @@ ImportResult Importer::run() {
     throw Error(Errc::usage, "config " + cfg_.file + " has role \"" + cfg_.role + "\"; bundles are imported at a regional center",
                 "use the regional center's config (role = \"regional\")");
   hq_key_ = regional_hq_key(cfg_);
-  slack_ = cfg_.get_int("regional.expiry_slack_days", 30) * 86400;
-  staging_ = cfg_.resolve(cfg_.get_string("regional.staging_dir", cfg_.state_dir + "/staging"));
+  RegionalSettings rs = RegionalSettings::offline(cfg_);
+  slack_ = rs.expiry_slack_days * 86400;
+  staging_ = rs.staging_dir;
   res_.dir = dir_;
 
   std::string index_path = dir_ + "/" + kIndexFile;
@@ -39,10 +40,10 @@ ImportResult Importer::run() {
       vol_pieces_[it.pieces[k].volume].push_back({i, k});
     }
     if (it.kind == ItemKind::manifest) manifest_items_[{it.channel, it.version}] = i;
-    if (it.kind == ItemKind::object) content_item_[digest_hex(it.digest)] = i;
-    if (it.kind == ItemKind::delta) content_item_.emplace(digest_hex(it.target), i);
+    if (it.kind == ItemKind::object) content_item_[it.digest] = i;
+    if (it.kind == ItemKind::delta) content_item_.emplace(it.target, i);
   }
-  for (auto& o : ix_.omitted) omitted_.insert(digest_hex(o.digest));
+  for (auto& o : ix_.omitted) omitted_.insert(o.digest);
   for (auto b : ix_.volume_bytes) total_bytes_ += b;
 
   j_ = std::make_unique<Journal>(journal_path(cfg_));
@@ -145,8 +146,7 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
   // The chain: each version names the previous one's body digest; and it continues ours.
   std::vector<const SignedManifest*> run;
   for (auto& m : ms) run.push_back(&m.first);
-  if (auto br = check_chain(run, rec.installed_version,
-                            rec.installed_digest.empty() ? std::nullopt : parse_digest_hex(rec.installed_digest))) {
+  if (auto br = check_chain(run, rec.installed_version, rec.installed_digest)) {
     if (!br->of_installed)
       throw Error(Errc::mismatch,
                   "bundle " + ix_.bundle_id + ": " + ch + " version " + std::to_string(br->version) +
@@ -180,7 +180,7 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
     return;
   }
   c.version = sm.manifest.version;
-  c.digest = digest_hex(sm.body_digest);
+  c.digest = sm.body_digest;
   c.target_file = plan.target_file;
   c.items = std::move(plan.items);
   c.queued.assign(c.items.size(), false);

@@ -77,6 +77,15 @@ inline bool copy_verified(const std::string& src, const std::string& dst, uint64
   return total == size && h.finish() == digest;
 }
 
+// Digests as hash-map keys: their first 8 bytes (BLAKE2b output is uniform already).
+struct DigestHash {
+  size_t operator()(const Digest& d) const noexcept {
+    size_t h = 0;
+    std::memcpy(&h, d.data(), sizeof h);
+    return h;
+  }
+};
+
 struct Rx {
   enum State : uint8_t { pending, receiving, complete, broken, unneeded } s = pending;
   uint32_t next = 0;  // pieces received
@@ -94,7 +103,7 @@ struct Ctx {
   const ChannelConfig* ch = nullptr;
   ChannelImport res;
   uint64_t version = 0;      // of the target manifest
-  std::string digest;        // its body digest (hex)
+  Digest digest{};           // its body digest
   std::string target_file;   // <state_dir>/manifests/<channel>/target.manifest
   std::unique_ptr<Installer> inst;
   std::vector<PlanItem> items;
@@ -143,6 +152,13 @@ class Importer {
   }
   std::string rx_file(size_t i) const { return bdir_ + "/" + std::to_string(i); }
   void read_volume(uint32_t v);
+  // read_volume()'s steps (importer_receive.cpp says what each does).
+  void mark_rest(uint32_t v, const std::string& reason);
+  bool open_volume(uint32_t v, UniqueFd* fd, std::unique_ptr<archive, ArchiveFree>* a);
+  void volume_damaged(archive* a, uint32_t v, const std::string& after);
+  bool read_volume_header(archive* a, uint32_t v);
+  bool accept_member(archive_entry* e, uint32_t v, const std::string& mname, std::set<std::string>& seen,
+                     uint64_t* size);
   void take_member(archive* a, uint32_t v, const std::string& name, uint64_t size, bool* fatal);
   void take_pieces(archive* a, uint32_t v, const std::string& name, uint64_t size, bool* fatal);
   void settle();
@@ -172,10 +188,10 @@ class Importer {
   std::unordered_map<std::string, std::pair<size_t, size_t>> member_;  // name -> (item, piece)
   std::vector<std::vector<std::pair<size_t, size_t>>> vol_pieces_;
   std::map<std::pair<std::string, uint64_t>, size_t> manifest_items_;
-  std::unordered_map<std::string, size_t> content_item_;  // object digest / delta target -> item
-  std::set<std::string> omitted_;                        // digests left out by --max-size
+  std::unordered_map<Digest, size_t, DigestHash> content_item_;  // object digest / delta target -> item
+  std::set<Digest> omitted_;                                     // digests left out by --max-size
   std::vector<std::unique_ptr<Ctx>> ctx_;
-  std::unordered_map<std::string, std::vector<std::pair<Ctx*, size_t>>> needs_;  // digest hex
+  std::unordered_map<Digest, std::vector<std::pair<Ctx*, size_t>>, DigestHash> needs_;  // content digest -> items
   bool prepared_ = false;
   size_t pending_files_ = 0;
   uint64_t pending_bytes_ = 0;
@@ -188,7 +204,7 @@ class Importer {
     std::string name;
     uint64_t size = 0, got = 0;
     enum End : uint8_t { whole, damaged, too_long } end = whole;
-    std::string target;  // digest hex of what it brings
+    std::optional<Digest> target;  // the content it brings (none for a manifest)
   };
   std::unique_ptr<MemberPipe> pipe_;
   std::optional<Flight> flight_;

@@ -88,13 +88,13 @@ void Importer::on_complete(size_t i) {
   const Item& it = ix_.items[i];
   std::string file = rx_file(i);
   if (it.kind == ItemKind::manifest) return;  // read by prepare()
-  std::string t = digest_hex(it.kind == ItemKind::object ? it.digest : it.target);
+  const Digest& t = it.kind == ItemKind::object ? it.digest : it.target;
   std::vector<std::pair<Ctx*, size_t>> todo;
   if (auto f = needs_.find(t); f != needs_.end())
     for (auto& n : f->second) {
       const PlanItem& p = n.first->items[n.second];
       if (p.state == ItemState::installed || n.first->queued[n.second]) continue;
-      if (it.kind == ItemKind::delta && (p.action != Action::delta || p.basis_digest != digest_hex(it.basis))) continue;
+      if (it.kind == ItemKind::delta && (p.action != Action::delta || p.basis_digest != it.basis)) continue;
       todo.push_back(n);
     }
   bool moved = false;  // the received file became the last consumer's staged file
@@ -104,7 +104,7 @@ void Importer::on_complete(size_t i) {
     try {
       if (it.kind == ItemKind::object) {
         if (p.size != it.size) {
-          problem(Errc::mismatch, "object " + t.substr(0, 16) + "... has " + std::to_string(it.size) +
+          problem(Errc::mismatch, "object " + digest_hex(t).substr(0, 16) + "... has " + std::to_string(it.size) +
                                       " bytes, the manifest signs " + std::to_string(p.size) + " for '" + p.path + "'");
           continue;
         }
@@ -130,7 +130,7 @@ void Importer::on_complete(size_t i) {
           problem(Errc::mismatch, "'" + p.path + "': the delta from the bundle does not apply: " + e.what());
           continue;
         }
-        if (written != p.size || digest_hex(d) != p.digest) {
+        if (written != p.size || d != p.digest) {
           ::unlink(out.c_str());
           problem(Errc::mismatch, "'" + p.path + "': the delta did not produce the signed content (the local file "
                                                  "changed?): refused, the old file is untouched");

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <map>
 #include <string_view>
 #include <unordered_map>
 
@@ -85,8 +86,8 @@ ChannelRecord installed_record(const Config& cfg, const PublicKey& hq_key, Journ
   vo.check_expiry = false;
   SignedManifest old = verify_manifest(read_file(ip, kMaxManifestBytes, "installed manifest"), hq_key, vo, ip);
   rec.installed_version = old.manifest.version;
-  rec.installed_digest = digest_hex(old.body_digest);
-  j.set_installed(channel, rec.installed_version, rec.installed_digest);
+  rec.installed_digest = old.body_digest;
+  j.set_installed(channel, rec.installed_version, old.body_digest);
   return rec;
 }
 
@@ -94,7 +95,7 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
                                  const ChannelRecord& rec, const SignedManifest& sm, std::string& body,
                                  const PlanOptions& opts) {
   const Manifest& m = sm.manifest;
-  const std::string digest = digest_hex(sm.body_digest);
+  const Digest& digest = sm.body_digest;
   ChannelPlan out;
   auto plan = j.plan(ch.name);
   if (m.version < rec.installed_version || (plan && !plan->done && m.version < plan->target_version))
@@ -104,12 +105,12 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
                     " is already " + (m.version < rec.installed_version ? "installed" : "being installed") +
                     "; refusing to go back",
                 opts.rollback_hint);
-  if (m.version == rec.installed_version && !rec.installed_digest.empty() && digest != rec.installed_digest)
+  if (m.version == rec.installed_version && rec.installed_digest && digest != *rec.installed_digest)
     throw Error(Errc::rollback,
                 opts.offered_by + " a different manifest with the installed version " + std::to_string(m.version) +
                     " of channel '" + ch.name + "'; refusing it",
                 "nothing was changed; HQ must publish a new, higher version");
-  if (opts.trust_installed && m.version == rec.installed_version && digest == rec.installed_digest) {
+  if (opts.trust_installed && m.version == rec.installed_version && rec.installed_digest == digest) {
     out.up_to_date = true;
     out.unchanged = m.entries.size();
     std::string().swap(body);
@@ -152,7 +153,7 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
     return out;
   }
   // Carry the offsets of partial whole-object downloads of an unfinished older plan.
-  std::unordered_map<std::string, uint64_t> partial;
+  std::map<Digest, uint64_t> partial;
   if (plan && !plan->done)
     for (auto& old : j.items(ch.name))
       if (old.action == Action::full && old.offset > 0 && old.state != ItemState::installed)
@@ -164,9 +165,9 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
     if (p == partial.end()) continue;
     it.action = Action::full;  // finishing a half-fetched object beats a new delta
     it.basis_path.clear();
-    it.basis_digest.clear();
+    it.basis_digest.reset();
     it.offset = p->second;
-    keep.push_back(it.digest + ".part");
+    keep.push_back(digest_hex(it.digest) + ".part");
   }
   inst.clean_staging(keep);
   j.start_plan(RunPlan{ch.name, m.version, digest, static_cast<int64_t>(std::time(nullptr)), false}, out.items);
@@ -265,7 +266,7 @@ uint64_t install_local_copies(Installer& inst, Journal& j, const std::string& ch
 }
 
 uint64_t finish_channel_install(const Config& cfg, const ChannelConfig& ch, const PublicKey& hq_key, Journal& j,
-                                Installer& inst, uint64_t version, const std::string& digest,
+                                Installer& inst, uint64_t version, const Digest& digest,
                                 const std::string& target_file, const std::function<void(uint64_t)>& recorded,
                                 const LogLineFn& log) {
   fault_point("before_deletions");

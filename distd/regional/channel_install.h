@@ -109,10 +109,11 @@ bool copies_fetched_content(const PlanItem& it, const Map& fetched) {
 
 // Step 4, once every file of the target is in place: deletes what the installed version had and
 // the target does not, renames the target manifest to installed.manifest, records the version
-// in the journal (plan finished, success), empties the staging area, calls recorded(deleted)
-// and runs the after-install steps (run_after_install). Returns the number of files deleted.
+// and digest (the target's body digest) in the journal (plan finished, success), empties the
+// staging area, calls recorded(deleted) and runs the after-install steps (run_after_install).
+// Returns the number of files deleted.
 uint64_t finish_channel_install(const Config& cfg, const ChannelConfig& ch, const PublicKey& hq_key, Journal& j,
-                                Installer& inst, uint64_t version, const std::string& digest,
+                                Installer& inst, uint64_t version, const Digest& digest,
                                 const std::string& target_file, const std::function<void(uint64_t)>& recorded,
                                 const LogLineFn& log);
 

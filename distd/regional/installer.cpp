@@ -69,7 +69,7 @@ Installer::Installer(std::string root, std::string staging_dir)
                 "set [regional] staging_dir to a directory on the same file system as '" + root_ + "'");
 }
 
-void Installer::verify(const std::string& staged_path, const std::string& digest_hex, uint64_t size,
+void Installer::verify(const std::string& staged_path, const Digest& digest, uint64_t size,
                        const std::string& what) const {
   UniqueFd fd(::open(staged_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) throw_errno("cannot open staged file", staged_path, errno);
@@ -82,10 +82,10 @@ void Installer::verify(const std::string& staged_path, const std::string& digest
                 "the bytes are discarded and fetched again");
   uint64_t n = 0;
   Digest d = digest_fd(fd.get(), staged_path, &n);
-  if (n != size || distd::digest_hex(d) != digest_hex)
+  if (n != size || d != digest)
     throw Error(Errc::mismatch,
-                "'" + what + "': the received bytes do not match the signed digest (got " + distd::digest_hex(d).substr(0, 16) +
-                    "..., signed " + digest_hex.substr(0, 16) + "...)",
+                "'" + what + "': the received bytes do not match the signed digest (got " + digest_hex(d).substr(0, 16) +
+                    "..., signed " + digest_hex(digest).substr(0, 16) + "...)",
                 "the bytes are discarded and fetched again; if this repeats, HQ's copy is damaged: republish there");
 }
 
@@ -126,7 +126,7 @@ void Installer::install_many(const std::vector<Staged>& files) const {
   sync_staging();  // same file system as the tree: every new directory and rename durable
 }
 
-bool Installer::stage_copy(const std::string& src_rel, const std::string& staged_path, const std::string& digest_hex,
+bool Installer::stage_copy(const std::string& src_rel, const std::string& staged_path, const Digest& digest,
                            uint64_t size, bool sync) const {
   std::string src = final_path(src_rel);
   UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
@@ -154,7 +154,7 @@ bool Installer::stage_copy(const std::string& src_rel, const std::string& staged
     h.update(buf.data(), static_cast<size_t>(n));
     total += static_cast<uint64_t>(n);
   }
-  if (ok && total == size && distd::digest_hex(h.finish()) == digest_hex) {
+  if (ok && total == size && h.finish() == digest) {
     if (sync) sync_file(out.get(), staged_path);
     return true;
   }
@@ -162,14 +162,14 @@ bool Installer::stage_copy(const std::string& src_rel, const std::string& staged
   return false;
 }
 
-bool Installer::final_matches(const std::string& rel, const std::string& digest_hex, uint64_t size) const {
+bool Installer::final_matches(const std::string& rel, const Digest& digest, uint64_t size) const {
   std::string p = final_path(rel);
   struct stat st {};
   if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != size)
     return false;
   try {
     uint64_t n = 0;
-    return distd::digest_hex(digest_file(p, &n)) == digest_hex && n == size;
+    return digest_file(p, &n) == digest && n == size;
   } catch (const Error&) {
     return false;
   }

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "manifest/digest.h"
+
 namespace distd {
 
 class Installer {
@@ -22,10 +24,9 @@ class Installer {
   std::string staged(const std::string& name) const { return staging_ + "/" + name; }
   std::string final_path(const std::string& rel) const { return root_ + "/" + rel; }
 
-  // Checks that the staged file has exactly `size` bytes and digest_hex (reading no further than
+  // Checks that the staged file has exactly `size` bytes and `digest` (reading no further than
   // size). Throws Error{mismatch} naming `what` (the entry's path) otherwise.
-  void verify(const std::string& staged_path, const std::string& digest_hex, uint64_t size,
-              const std::string& what) const;
+  void verify(const std::string& staged_path, const Digest& digest, uint64_t size, const std::string& what) const;
 
   // Sets mode, fsyncs, creates parent directories (refusing symlinked ones), renames the staged
   // file to rel, fsyncs the directory. REQUIRES: verify() passed on staged_path.
@@ -48,11 +49,11 @@ class Installer {
   // bytes. Returns true when the copy has exactly size bytes and the digest; false otherwise
   // (the staged file is then removed). Throws Error{io,no_space} on write failures. With
   // sync = false the copy is not fsynced: the caller calls sync_staging() or install_many().
-  bool stage_copy(const std::string& src_rel, const std::string& staged_path, const std::string& digest_hex,
-                  uint64_t size, bool sync = true) const;
+  bool stage_copy(const std::string& src_rel, const std::string& staged_path, const Digest& digest, uint64_t size,
+                  bool sync = true) const;
 
   // True when the file at rel has exactly this size and digest (hashes it when the size fits).
-  bool final_matches(const std::string& rel, const std::string& digest_hex, uint64_t size) const;
+  bool final_matches(const std::string& rel, const Digest& digest, uint64_t size) const;
 
   // Removes rel (absent is fine) and then its parent directories that became empty.
   void remove(const std::string& rel) const;

@@ -85,7 +85,7 @@ std::function<void(uint64_t)> durable_progress(Run& r, PlanItem& it, uint64_t do
 }
 
 void fetch_full(Run& r, PlanItem& it, uint64_t done_before) {
-  std::string sp = r.inst->staged(it.digest + ".part");
+  std::string sp = r.inst->staged(digest_hex(it.digest) + ".part");
   uint64_t off = 0;
   UniqueFd fd = open_for_resume(r, it, sp, &off);
   if (off < it.size) {
@@ -98,19 +98,19 @@ void fetch_full(Run& r, PlanItem& it, uint64_t done_before) {
                   "the download of '" + it.path + "' ended after " + std::to_string(d.size) + " of " +
                       std::to_string(it.size) + " bytes",
                   "the next attempt resumes from there");
-    std::string got;
+    Digest got{};
     if (d.restarted) {  // the server sent it all again: what the thread read may be stale
       hasher.stop();
       r.inst->verify(sp, it.digest, it.size, it.path);
       got = it.digest;
     } else {
-      got = digest_hex(hasher.finish(it.size));
+      got = hasher.finish(it.size);
     }
     fd = UniqueFd();
     if (got != it.digest)
       throw Error(Errc::mismatch,
-                  "'" + it.path + "': the received bytes do not match the signed digest (got " + got.substr(0, 16) +
-                      "..., signed " + it.digest.substr(0, 16) + "...)",
+                  "'" + it.path + "': the received bytes do not match the signed digest (got " +
+                      digest_hex(got).substr(0, 16) + "..., signed " + digest_hex(it.digest).substr(0, 16) + "...)",
                   "the bytes are discarded and fetched again; if this repeats, HQ's copy is damaged: republish there");
   } else {
     fd = UniqueFd();
@@ -135,7 +135,7 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
       return false;
     }
     DeltaDeclined declined;
-    auto ticket = request_delta(r.http, sig, it.digest, it.size, &declined);
+    auto ticket = request_delta(r.http, sig, digest_hex(it.digest), it.size, &declined);
     if (!ticket) {
       if (declined.reason == NoDelta::unsupported) r.deltas_unsupported = true;
       fall_back(r, it, declined.why);
@@ -171,7 +171,7 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
                     "the next attempt resumes from there");
     }
   }
-  std::string out = r.inst->staged(it.digest + ".patched");
+  std::string out = r.inst->staged(digest_hex(it.digest) + ".patched");
   UniqueFd ofd(::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!ofd) throw_errno("cannot create staged file", out, errno);
   uint64_t written = 0;
@@ -186,7 +186,7 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
     return false;
   }
   ofd = UniqueFd();
-  if (written != it.size || digest_hex(d) != it.digest) {
+  if (written != it.size || d != it.digest) {
     ::unlink(out.c_str());
     ++r.res.rejected;
     fall_back(r, it, "the patched file does not match the signed digest (damaged delta or changed basis)");
@@ -201,8 +201,8 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
 // The staged file of an item that a previous run verified (empty when none applies).
 std::string verified_staged_name(const PlanItem& it) {
   switch (it.action) {
-    case Action::full: return it.digest + ".part";
-    case Action::delta: return it.digest + ".patched";
+    case Action::full: return digest_hex(it.digest) + ".part";
+    case Action::delta: return digest_hex(it.digest) + ".patched";
     case Action::copy: return "c" + std::to_string(it.ord) + ".copy";
     default: return {};
   }
@@ -264,7 +264,7 @@ void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
           ++mismatches;
           r.log(std::string("rejected: ") + e.what());
           r.j.add_attempt(r.ch.name, it, e.what());
-          ::unlink(r.inst->staged(it.digest + ".part").c_str());
+          ::unlink(r.inst->staged(digest_hex(it.digest) + ".part").c_str());
           r.j.set_offset(r.ch.name, it, 0);
           set_state(r, it, ItemState::planned);
           if (mismatches >= r.rs.max_attempts) {

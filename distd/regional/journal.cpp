@@ -49,6 +49,17 @@ ItemState parse_state(const std::string& s) {
   return ItemState::planned;
 }
 
+// Digests are TEXT columns of lower-case hex ('' for none), as docs/formats/journal.md has them:
+// converted here and nowhere else.
+std::string digest_text(const std::optional<Digest>& d) { return d ? digest_hex(*d) : std::string(); }
+
+// The digest in a TEXT column; none when it is '' (or, in a damaged row, not 64 hex digits).
+std::optional<Digest> digest_column(const SQLite::Column& c) {
+  std::string s = c.getString();
+  if (s.empty()) return std::nullopt;
+  return parse_digest_hex(s);
+}
+
 void ensure_channel(SQLite::Database& db, const std::string& channel) {
   SQLite::Statement q(db, "INSERT OR IGNORE INTO channels(channel) VALUES(?)");
   q.bind(1, channel);
@@ -139,7 +150,7 @@ std::optional<RunPlan> Journal::plan(const std::string& channel) {
     RunPlan p;
     p.channel = channel;
     p.target_version = static_cast<uint64_t>(q.getColumn(0).getInt64());
-    p.manifest_digest = q.getColumn(1).getString();
+    p.manifest_digest = digest_column(q.getColumn(1)).value_or(Digest{});
     p.started = q.getColumn(2).getInt64();
     p.done = q.getColumn(3).getInt() != 0;
     return p;
@@ -158,7 +169,7 @@ void Journal::start_plan(const RunPlan& plan, const std::vector<PlanItem>& items
                           "VALUES(?,?,?,?,0)");
       r.bind(1, plan.channel);
       r.bind(2, static_cast<int64_t>(plan.target_version));
-      r.bind(3, plan.manifest_digest);
+      r.bind(3, digest_hex(plan.manifest_digest));
       r.bind(4, plan.started ? plan.started : now_s());
       r.exec();
       SQLite::Statement ins(*db_,
@@ -169,13 +180,13 @@ void Journal::start_plan(const RunPlan& plan, const std::vector<PlanItem>& items
         ins.bind(1, plan.channel);
         ins.bind(2, it.path.data(), static_cast<int>(it.path.size()));
         ins.bind(3, it.ord);
-        ins.bind(4, it.digest);
+        ins.bind(4, digest_hex(it.digest));
         ins.bind(5, static_cast<int64_t>(it.size));
         ins.bind(6, static_cast<int64_t>(it.mode));
         ins.bind(7, action_name(it.action));
         ins.bind(8, it.priority ? 1 : 0);
         ins.bind(9, it.basis_path.data(), static_cast<int>(it.basis_path.size()));
-        ins.bind(10, it.basis_digest);
+        ins.bind(10, digest_text(it.basis_digest));
         ins.bind(11, it.delta_id);
         ins.bind(12, static_cast<int64_t>(it.delta_size));
         ins.bind(13, static_cast<int64_t>(it.offset));
@@ -225,13 +236,13 @@ std::vector<PlanItem> Journal::select_items(const std::string& channel, bool unf
         return std::string(static_cast<const char*>(c.getBlob()), static_cast<size_t>(c.getBytes()));
       };
       it.path = blob(1);
-      it.digest = q.getColumn(2).getString();
+      it.digest = digest_column(q.getColumn(2)).value_or(Digest{});
       it.size = static_cast<uint64_t>(q.getColumn(3).getInt64());
       it.mode = static_cast<uint32_t>(q.getColumn(4).getInt64());
       it.action = parse_action(q.getColumn(5).getString());
       it.priority = q.getColumn(6).getInt() != 0;
       it.basis_path = blob(7);
-      it.basis_digest = q.getColumn(8).getString();
+      it.basis_digest = digest_column(q.getColumn(8));
       it.delta_id = q.getColumn(9).getString();
       it.delta_size = static_cast<uint64_t>(q.getColumn(10).getInt64());
       it.offset = static_cast<uint64_t>(q.getColumn(11).getInt64());
@@ -363,7 +374,7 @@ ChannelRecord Journal::channel_record(const std::string& channel) {
     q.bind(1, channel);
     if (q.executeStep()) {
       r.installed_version = static_cast<uint64_t>(q.getColumn(0).getInt64());
-      r.installed_digest = q.getColumn(1).getString();
+      r.installed_digest = digest_column(q.getColumn(1));
       r.latest_known_version = static_cast<uint64_t>(q.getColumn(2).getInt64());
       r.last_attempt = q.getColumn(3).getInt64();
       r.last_success = q.getColumn(4).getInt64();
@@ -374,12 +385,12 @@ ChannelRecord Journal::channel_record(const std::string& channel) {
   });
 }
 
-void Journal::set_installed(const std::string& channel, uint64_t version, const std::string& digest) {
+void Journal::set_installed(const std::string& channel, uint64_t version, const Digest& digest) {
   guarded("record the installed version", [&] {
     ensure_channel(*db_, channel);
     SQLite::Statement q(*db_, "UPDATE channels SET installed_version=?, installed_digest=? WHERE channel=?");
     q.bind(1, static_cast<int64_t>(version));
-    q.bind(2, digest);
+    q.bind(2, digest_hex(digest));
     q.bind(3, channel);
     q.exec();
     return 0;

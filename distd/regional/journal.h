@@ -8,7 +8,8 @@
 // last 2 s of a download; small objects are recorded per batch group (Batch below). The cost,
 // one fsync and one WAL fsync every 2 s on a link of tens of kbit/s, is negligible; NORMAL could
 // roll back hundreds of commits (everything since the last checkpoint) and make a center
-// download them again. The format is described in docs/formats/journal.md.
+// download them again. The format is described in docs/formats/journal.md: digests are hex TEXT
+// there ('' for none) and Digest values here, converted only in journal.cpp.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "manifest/digest.h"
 
 namespace SQLite { class Database; }
 
@@ -31,13 +34,13 @@ const char* state_name(ItemState s);
 struct PlanItem {
   int64_t ord = 0;          // execution order (0, 1, ...)
   std::string path;         // relative path in the channel
-  std::string digest;       // hex BLAKE2b-256 of the signed entry
+  Digest digest{};          // BLAKE2b-256 of the signed entry
   uint64_t size = 0;
   uint32_t mode = 0644;
   Action action = Action::full;
   bool priority = false;
   std::string basis_path;    // copy: the local source; delta: the old version (same path)
-  std::string basis_digest;  // hex, of the basis
+  std::optional<Digest> basis_digest;  // of the basis; none when there is no basis (full)
   std::string delta_id;      // hex, once HQ answered the delta request
   uint64_t delta_size = 0;
   uint64_t offset = 0;       // durable bytes in the staged download
@@ -50,14 +53,14 @@ struct PlanItem {
 struct RunPlan {
   std::string channel;
   uint64_t target_version = 0;
-  std::string manifest_digest;  // hex body digest of the target manifest
+  Digest manifest_digest{};  // body digest of the target manifest
   int64_t started = 0;
   bool done = false;
 };
 
 struct ChannelRecord {
   uint64_t installed_version = 0;  // 0: nothing installed yet
-  std::string installed_digest;
+  std::optional<Digest> installed_digest;  // body digest of the installed manifest; none: not recorded
   uint64_t latest_known_version = 0;  // the newest version HQ offered
   int64_t last_attempt = 0, last_success = 0, last_error_time = 0;
   std::string last_error;
@@ -103,7 +106,7 @@ class Journal {
   void add_attempt(const std::string& channel, PlanItem& it, const std::string& error);
 
   ChannelRecord channel_record(const std::string& channel);
-  void set_installed(const std::string& channel, uint64_t version, const std::string& digest);
+  void set_installed(const std::string& channel, uint64_t version, const Digest& digest);
   void set_latest_known(const std::string& channel, uint64_t version);
   void record_attempt(const std::string& channel);
   void record_success(const std::string& channel);

@@ -17,7 +17,21 @@ int parse_hhmm(const std::string& s) {
   return h < 24 && m < 60 ? h * 60 + m : -1;
 }
 
+// The keys that need no link to HQ, with their defaults.
+void read_offline_keys(const Config& cfg, RegionalSettings& s) {
+  s.expiry_slack_days = cfg.get_int("regional.expiry_slack_days", 30);
+  s.staging_dir = cfg.resolve(cfg.get_string("regional.staging_dir", cfg.state_dir + "/staging"));
+  s.site_secret_key = cfg.resolve(cfg.get_string("regional.site_secret_key", cfg.state_dir + "/site.key"));
+  s.site_public_key = cfg.resolve(cfg.get_string("regional.site_public_key", cfg.state_dir + "/site.pub"));
+}
+
 }  // namespace
+
+RegionalSettings RegionalSettings::offline(const Config& cfg) {
+  RegionalSettings s;
+  read_offline_keys(cfg, s);
+  return s;
+}
 
 RegionalSettings RegionalSettings::from(const Config& cfg) {
   RegionalSettings s;
@@ -27,8 +41,7 @@ RegionalSettings RegionalSettings::from(const Config& cfg) {
     throw Error(Errc::usage, where + "[regional] hq_url '" + s.hq_url + "' is not an http:// or https:// URL",
                 "write e.g. hq_url = \"http://hq.example.org:8080\"");
   s.hq_key = regional_hq_key(cfg);
-  s.expiry_slack_days = cfg.get_int("regional.expiry_slack_days", 30);
-  s.staging_dir = cfg.resolve(cfg.get_string("regional.staging_dir", cfg.state_dir + "/staging"));
+  read_offline_keys(cfg, s);
   s.connect_timeout = cfg.get_int("regional.connect_timeout", 30);
   s.low_speed_limit = cfg.get_int("regional.low_speed_limit", 64);
   s.low_speed_time = cfg.get_int("regional.low_speed_time", 60);

@@ -71,143 +71,187 @@ namespace {
 
 using namespace sync_detail;
 
-// The work of one plan. Returns true when every item is installed.
-bool execute(Run& r, std::vector<PlanItem>& items) {
-  int64_t now = r.opts.now ? r.opts.now : now_s();
-  bool big_ok = !r.opts.honour_window || r.rs.big_files_allowed(now);
-  // path (in items) -> delta/full item, for the paths copy items take their content from
-  std::unordered_set<std::string_view> copy_sources;
-  for (auto& it : items)
-    if (it.action == Action::copy && it.basis_path != it.path) copy_sources.insert(it.basis_path);
-  std::unordered_map<std::string_view, PlanItem*> fetched;
-  for (auto& it : items)
-    if ((it.action == Action::full || it.action == Action::delta) && copy_sources.count(it.path))
-      fetched.emplace(it.path, &it);
-  auto from_plan = [&](const PlanItem& it) { return copies_fetched_content(it, fetched); };
-  auto deferred = [&](const PlanItem& it) {
-    return !big_ok && !it.priority && it.size > r.rs.big_file_threshold;
-  };
-
-  // Progress totals.
-  for (auto& it : items) {
-    if (it.state == ItemState::installed) continue;
-    r.prog.files_total++;
-    if ((it.action == Action::full || it.action == Action::delta) && !deferred(it)) {
-      r.prog.bytes_total += it.size;
-      r.res.content_bytes += it.size;
-    }
+// The work of one plan, in three steps (local copies, downloads, copies of what was
+// downloaded), and what the steps share: the paths copies take their content from, and which
+// items wait for the big-files window. One per execute(); REQUIRES: items outlives it and is not
+// resized (the maps point into it).
+class Execution {
+ public:
+  Execution(Run& r, std::vector<PlanItem>& items) : r_(r), items_(items) {
+    int64_t now = r.opts.now ? r.opts.now : now_s();
+    big_ok_ = !r.opts.honour_window || r.rs.big_files_allowed(now);
+    for (auto& it : items_)
+      if (it.action == Action::copy && it.basis_path != it.path) copy_sources_.insert(it.basis_path);
+    for (auto& it : items_)
+      if ((it.action == Action::full || it.action == Action::delta) && copy_sources_.count(it.path))
+        fetched_.emplace(it.path, &it);
   }
 
-  // 1. Copies from files here now (renames, duplicates), before anything is overwritten.
-  std::vector<PlanItem*> fell_back;
-  uint64_t copied = install_local_copies(*r.inst, r.j, r.ch.name, items, r.opts.log, &fell_back);
-  r.res.copied += copied;
-  r.prog.files_done += copied;
-  for (PlanItem* it : fell_back) {
-    if (copy_sources.count(it->path)) fetched.emplace(it->path, it);
-    if (!deferred(*it)) {
-      r.prog.bytes_total += it->size;
-      r.res.content_bytes += it->size;
-    }
+  // Carries out every step. Returns true when every item is installed.
+  bool run() {
+    count_totals();
+    copy_local();
+    download();
+    copy_fetched();
+    return all_installed();
   }
 
-  // 2. Downloads, in plan order (priority, then small first).
-  uint64_t done = 0;
-  std::vector<PlanItem*> order;
-  for (auto& it : items)
-    if ((it.action == Action::full || it.action == Action::delta) && it.state != ItemState::installed)
-      order.push_back(&it);
-  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->ord < b->ord; });
-  auto batchable = [&](const PlanItem& it) {
-    return !r.batches_unsupported && it.action == Action::full && it.size <= kBatchObjectMax && it.offset == 0 &&
+ private:
+  // True for an item that waits for the big-files window.
+  bool deferred(const PlanItem& it) const { return !big_ok_ && !it.priority && it.size > r_.rs.big_file_threshold; }
+  // True for an item that may come in a batch (a small whole object not begun).
+  bool batchable(const PlanItem& it) const {
+    return !r_.batches_unsupported && it.action == Action::full && it.size <= kBatchObjectMax && it.offset == 0 &&
            (it.state == ItemState::planned || it.state == ItemState::fetching || it.state == ItemState::failed);
-  };
-  for (size_t i = 0; i < order.size();) {
-    PlanItem* it = order[i];
-    if (deferred(*it)) {
-      r.res.deferred_files++;
-      r.res.deferred_bytes += it->size;
+  }
+
+  // Adds the items not installed yet to the progress totals (the bytes of those fetched now).
+  void count_totals() {
+    for (auto& it : items_) {
+      if (it.state == ItemState::installed) continue;
+      r_.prog.files_total++;
+      if ((it.action == Action::full || it.action == Action::delta) && !deferred(it)) {
+        r_.prog.bytes_total += it.size;
+        r_.res.content_bytes += it.size;
+      }
+    }
+  }
+
+  // 1. Copies from files here now (renames, duplicates), before anything is overwritten. A copy
+  // whose source changed becomes a download.
+  void copy_local() {
+    std::vector<PlanItem*> fell_back;
+    uint64_t copied = install_local_copies(*r_.inst, r_.j, r_.ch.name, items_, r_.opts.log, &fell_back);
+    r_.res.copied += copied;
+    r_.prog.files_done += copied;
+    for (PlanItem* it : fell_back) {
+      if (copy_sources_.count(it->path)) fetched_.emplace(it->path, it);
+      if (!deferred(*it)) {
+        r_.prog.bytes_total += it->size;
+        r_.res.content_bytes += it->size;
+      }
+    }
+  }
+
+  // 2. Downloads, in plan order (priority, then small first): small whole objects in batches,
+  // the others (and a batch that brought nothing) one by one with retries.
+  void download() {
+    uint64_t done = 0;
+    std::vector<PlanItem*> order;
+    for (auto& it : items_)
+      if ((it.action == Action::full || it.action == Action::delta) && it.state != ItemState::installed)
+        order.push_back(&it);
+    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->ord < b->ord; });
+    for (size_t i = 0; i < order.size();) {
+      PlanItem* it = order[i];
+      if (deferred(*it)) {
+        r_.res.deferred_files++;
+        r_.res.deferred_bytes += it->size;
+        ++i;
+        continue;
+      }
+      if (it->state == ItemState::failed) set_state(r_, *it, ItemState::planned);  // a new run, a new chance
+      if (batchable(*it)) {
+        if (!fetch_next_batch(order, i, done)) continue;
+        it = order[i];  // nothing came through: this one the careful way (retries, backoff)
+      }
+      fetch_item(r_, *it, done);
+      if (it->state == ItemState::installed) done += it->size;
+      r_.prog.bytes_done = done;
+      r_.progress(true);
       ++i;
-      continue;
     }
-    if (it->state == ItemState::failed) set_state(r, *it, ItemState::planned);  // a new run, a new chance
-    if (batchable(*it)) {
-      // Small whole objects: many per request, installed together.
-      std::vector<PlanItem*> group;
-      uint64_t bytes = 0;
-      size_t j = i;
-      const size_t limit = r.batch_limit ? r.batch_limit : kBatchFiles;
-      for (; j < order.size() && group.size() < limit && bytes < kBatchBytes; ++j) {
-        if (order[j]->state == ItemState::installed || deferred(*order[j])) continue;
-        if (!batchable(*order[j])) break;
-        group.push_back(order[j]);
-        bytes += order[j]->size;
+  }
+
+  // One batch of the small whole objects from order[i] on (REQUIRES: batchable(*order[i])),
+  // many per request, installed together; i moves past what is installed. Returns true when
+  // order[i] is to be fetched the careful way now (the batch brought nothing), false when the
+  // download loop goes on from i.
+  bool fetch_next_batch(const std::vector<PlanItem*>& order, size_t& i, uint64_t& done) {
+    std::vector<PlanItem*> group;
+    uint64_t bytes = 0;
+    size_t j = i;
+    const size_t limit = r_.batch_limit ? r_.batch_limit : kBatchFiles;
+    for (; j < order.size() && group.size() < limit && bytes < kBatchBytes; ++j) {
+      if (order[j]->state == ItemState::installed || deferred(*order[j])) continue;
+      if (!batchable(*order[j])) break;
+      group.push_back(order[j]);
+      bytes += order[j]->size;
+    }
+    const size_t asked = group.size();
+    bool progressed = fetch_batch(r_, group, done);
+    if (r_.batch_missing) {
+      // HQ lacks an object of this batch (404): bisect. Halves go on as batches, so finding
+      // it costs about 2 log2(n) requests, not one failing request per object after it.
+      r_.batch_missing = false;
+      if (asked > 1) {
+        r_.batch_limit = std::max<size_t>(1, asked / 2);
+        return false;
       }
-      const size_t asked = group.size();
-      bool progressed = fetch_batch(r, group, done);
-      if (r.batch_missing) {
-        // HQ lacks an object of this batch (404): bisect. Halves go on as batches, so finding
-        // it costs about 2 log2(n) requests, not one failing request per object after it.
-        r.batch_missing = false;
-        if (asked > 1) {
-          r.batch_limit = std::max<size_t>(1, asked / 2);
-          continue;
+      r_.batch_limit = 0;  // alone, it takes the careful way below, which records why it is missing
+    } else if (progressed) {
+      r_.batch_limit = 0;
+    }
+    while (i < order.size() && order[i]->state == ItemState::installed) ++i;
+    if (progressed || i >= order.size() || r_.batches_unsupported) return false;
+    return !deferred(*order[i]);
+  }
+
+  // 3. Copies of content fetched above (the same new file at several paths), installed in
+  // groups; a copy whose content did not come is recorded failed (or deferred with it).
+  void copy_fetched() {
+    std::vector<PlanItem*> copies;
+    std::vector<Installer::Staged> copy_group;
+    for (auto& it : items_) {
+      if (!copies_fetched_content(it, fetched_) || it.state == ItemState::installed) continue;
+      PlanItem* leader = fetched_.find(it.basis_path)->second;
+      if (leader->state != ItemState::installed) {
+        if (deferred(*leader)) {
+          r_.res.deferred_files++;
+          r_.res.deferred_bytes += it.size;
+        } else {
+          record_failure(r_, it, "its content ('" + leader->path + "') could not be fetched");
         }
-        r.batch_limit = 0;  // alone, it takes the careful way below, which records why it is missing
-      } else if (progressed) {
-        r.batch_limit = 0;
+        continue;
       }
-      while (i < order.size() && order[i]->state == ItemState::installed) ++i;
-      if (progressed || i >= order.size() || r.batches_unsupported) continue;
-      it = order[i];  // nothing came through: this one the careful way (retries, backoff)
-      if (deferred(*it)) continue;
+      std::string sp = r_.inst->staged("c" + std::to_string(it.ord) + ".copy");
+      if (!r_.inst->stage_copy(it.basis_path, sp, it.digest, it.size, /*sync=*/false)) {
+        record_failure(r_, it, "copying '" + it.basis_path + "' did not verify (was it changed locally?)");
+        continue;
+      }
+      copies.push_back(&it);
+      copy_group.push_back({sp, it.path, it.mode});
+      if (copies.size() >= kBatchFiles) {
+        install_group(r_, copies, copy_group);
+        r_.res.copied += copies.size();
+        copies.clear();
+        copy_group.clear();
+      }
     }
-    fetch_item(r, *it, done);
-    if (it->state == ItemState::installed) done += it->size;
-    r.prog.bytes_done = done;
-    r.progress(true);
-    ++i;
+    install_group(r_, copies, copy_group);
+    r_.res.copied += copies.size();
   }
 
-  // 3. Copies of content fetched above (the same new file at several paths).
-  std::vector<PlanItem*> copies;
-  std::vector<Installer::Staged> copy_group;
-  for (auto& it : items) {
-    if (!from_plan(it) || it.state == ItemState::installed) continue;
-    PlanItem* leader = fetched.find(it.basis_path)->second;
-    if (leader->state != ItemState::installed) {
-      if (deferred(*leader)) {
-        r.res.deferred_files++;
-        r.res.deferred_bytes += it.size;
-      } else {
-        record_failure(r, it, "its content ('" + leader->path + "') could not be fetched");
-      }
-      continue;
+  // True when every item is installed; counts the unchanged ones in the result.
+  bool all_installed() {
+    bool all = true;
+    for (auto& it : items_) {
+      if (it.state != ItemState::installed) all = false;
+      else if (it.action == Action::unchanged) r_.res.unchanged++;
     }
-    std::string sp = r.inst->staged("c" + std::to_string(it.ord) + ".copy");
-    if (!r.inst->stage_copy(it.basis_path, sp, it.digest, it.size, /*sync=*/false)) {
-      record_failure(r, it, "copying '" + it.basis_path + "' did not verify (was it changed locally?)");
-      continue;
-    }
-    copies.push_back(&it);
-    copy_group.push_back({sp, it.path, it.mode});
-    if (copies.size() >= kBatchFiles) {
-      install_group(r, copies, copy_group);
-      r.res.copied += copies.size();
-      copies.clear();
-      copy_group.clear();
-    }
+    return all;
   }
-  install_group(r, copies, copy_group);
-  r.res.copied += copies.size();
 
-  bool all = true;
-  for (auto& it : items) {
-    if (it.state != ItemState::installed) all = false;
-    else if (it.action == Action::unchanged) r.res.unchanged++;
-  }
-  return all;
-}
+  Run& r_;
+  std::vector<PlanItem>& items_;
+  bool big_ok_ = true;
+  // path (in items) -> delta/full item, for the paths copy items take their content from
+  std::unordered_set<std::string_view> copy_sources_;
+  std::unordered_map<std::string_view, PlanItem*> fetched_;
+};
+
+// The work of one plan. Returns true when every item is installed.
+bool execute(Run& r, std::vector<PlanItem>& items) { return Execution(r, items).run(); }
 
 ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const ChannelConfig& ch,
                           const SyncOptions& opts, Journal& j) {
@@ -258,7 +302,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
   if (m.channel != ch.name)
     throw Error(Errc::mismatch, "HQ's manifest for channel '" + ch.name + "' is for channel '" + m.channel + "'",
                 "check [regional] hq_url and the channel names at HQ");
-  std::string digest = digest_hex(sm.body_digest);
+  const Digest digest = sm.body_digest;
   res.to_version = m.version;
   j.set_latest_known(ch.name, m.version);
   // 2. The plan: continue the journal's plan for this very manifest, or make a new one.

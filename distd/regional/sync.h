@@ -30,9 +30,14 @@ struct RegionalSettings {
   uint64_t big_file_threshold = 10 * 1024 * 1024;
   int64_t probe_min_seconds = 10, probe_max_seconds = 900;
   int max_attempts = 3;
+  std::string site_secret_key, site_public_key;  // this center's key pair; <state_dir>/site.key, site.pub
 
   // Throws Error{usage} naming the key and what to write.
   static RegionalSettings from(const Config& cfg);
+  // Only expiry_slack_days, staging_dir and the site key pair, with the same defaults, checking
+  // nothing else: what a bundle import or request reads, at a center with or without hq_url.
+  // Throws Error{usage} when one of them has the wrong type.
+  static RegionalSettings offline(const Config& cfg);
   // True when big files may be fetched at unix time `now` (always true without a window).
   bool big_files_allowed(int64_t now) const;
 };

@@ -16,6 +16,7 @@
 #include "distd/regional/journal.h"
 #include "distd/regional/planner.h"
 #include "distd/regional/sync.h"
+#include "manifest/digest.h"
 
 namespace distd::sync_detail {
 
@@ -26,7 +27,11 @@ inline bool exists_file(const std::string& p) {
   return ::lstat(p.c_str(), &st) == 0;
 }
 
-inline std::string object_path(const std::string& hex) { return "/objects/" + hex.substr(0, 2) + "/" + hex; }
+// HQ's URL path of an object: /objects/<first 2 hex digits>/<hex digest>.
+inline std::string object_path(const Digest& d) {
+  std::string hex = digest_hex(d);
+  return "/objects/" + hex.substr(0, 2) + "/" + hex;
+}
 
 // One channel's sync in progress: its settings, journal, HTTP client, installer and counters.
 struct Run {
