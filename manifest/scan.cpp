@@ -201,49 +201,36 @@ bool hash_one(const std::string& root, Candidate& c) {
   return true;
 }
 
-}  // namespace
-
-bool is_excluded(std::string_view rel, bool is_dir, const std::vector<std::string>& patterns) {
-  // The path itself, then each parent directory.
-  if (excluded_here(rel, is_dir, patterns)) return true;
-  for (size_t pos = rel.find('/'); pos != std::string_view::npos; pos = rel.find('/', pos + 1))
-    if (excluded_here(rel.substr(0, pos), true, patterns)) return true;
-  return false;
+// Marks the candidates to hash (all without a cache; else those whose row is missing or untrusted,
+// the rest taking the cached digest). REQUIRES: cands sorted by path. Returns cached paths now gone.
+std::vector<std::string> mark_for_hashing(std::vector<Candidate>& cands, StatCache* cache) {
+  std::vector<std::string> gone;  // cached paths no longer in the tree
+  if (!cache) {
+    for (auto& c : cands) c.need_hash = true;
+    return gone;
+  }
+  size_t i = 0;
+  cache->for_each_sorted([&](std::string_view path, const StatRecord& r) {
+    while (i < cands.size() && std::string_view(cands[i].path) < path) cands[i++].need_hash = true;
+    if (i < cands.size() && cands[i].path == path) {
+      Candidate& c = cands[i++];
+      if (r.same_stat(c.rec) && r.trustworthy()) {
+        c.rec.digest = r.digest;
+        c.rec.hashed_at_ns = r.hashed_at_ns;
+      } else {
+        c.need_hash = true;
+      }
+    } else {
+      gone.emplace_back(path);
+    }
+  });
+  for (; i < cands.size(); ++i) cands[i].need_hash = true;
+  return gone;
 }
 
-std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts, ScanStats* stats_out) {
-  ScanStats stats;
-  std::string root = root_in;
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  std::vector<Candidate> cands = Walker(root, opts, stats).walk();
-  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.path < b.path; });
-
-  // Merge the sorted candidates with the cache's rows (also in path order): no map in memory.
-  std::unique_ptr<StatCache> cache;
-  std::vector<std::string> gone;  // cached paths no longer in the tree
-  if (!opts.stat_cache_path.empty()) {
-    cache = std::make_unique<StatCache>(opts.stat_cache_path, root);
-    size_t i = 0;
-    cache->for_each_sorted([&](std::string_view path, const StatRecord& r) {
-      while (i < cands.size() && std::string_view(cands[i].path) < path) cands[i++].need_hash = true;
-      if (i < cands.size() && cands[i].path == path) {
-        Candidate& c = cands[i++];
-        if (r.same_stat(c.rec) && r.trustworthy()) {
-          c.rec.digest = r.digest;
-          c.rec.hashed_at_ns = r.hashed_at_ns;
-        } else {
-          c.need_hash = true;
-        }
-      } else {
-        gone.emplace_back(path);
-      }
-    });
-    for (; i < cands.size(); ++i) cands[i].need_hash = true;
-  } else {
-    for (auto& c : cands) c.need_hash = true;
-  }
+// Returns the candidates marked need_hash, largest first, and fills prog's totals for them.
+std::vector<Candidate*> hash_queue(std::vector<Candidate>& cands, ScanProgress& prog) {
   std::vector<Candidate*> todo;
-  ScanProgress prog;
   prog.files_seen = cands.size();
   for (auto& c : cands) {
     if (c.need_hash) {
@@ -254,7 +241,14 @@ std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts
   prog.files_to_hash = todo.size();
   // Largest first: keeps both cores busy to the end.
   std::sort(todo.begin(), todo.end(), [](const Candidate* a, const Candidate* b) { return a->rec.size > b->rec.size; });
+  return todo;
+}
 
+// Hashes every candidate of todo on opts.threads threads, reporting through opts.progress every
+// 200 ms and once at the end. Rethrows the first error of any thread after all have stopped.
+void hash_in_pool(const std::string& root, const ScanOptions& opts, const std::vector<Candidate*>& todo,
+                  ScanProgress& prog) {
+  if (todo.empty()) return;
   unsigned threads = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
   threads = std::min<unsigned>(threads, std::max<size_t>(1, todo.size()));
   std::atomic<size_t> next{0};
@@ -290,33 +284,28 @@ std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts
     std::lock_guard<std::mutex> g(mu);
     if (--running == 0) done_cv.notify_all();
   };
-  if (!todo.empty()) {
-    std::vector<std::thread> pool;
-    for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
-    if (opts.progress) {
-      std::unique_lock<std::mutex> lk(mu);
-      while (running > 0) {
-        lk.unlock();
-        prog.files_hashed = files_done.load();
-        prog.bytes_hashed = bytes_done.load();
-        opts.progress(prog);
-        lk.lock();
-        done_cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return running == 0; });
-      }
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
+  if (opts.progress) {
+    std::unique_lock<std::mutex> lk(mu);
+    while (running > 0) {
+      lk.unlock();
+      prog.files_hashed = files_done.load();
+      prog.bytes_hashed = bytes_done.load();
+      opts.progress(prog);
+      lk.lock();
+      done_cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return running == 0; });
     }
-    for (auto& t : pool) t.join();
-    if (error) std::rethrow_exception(error);
-    prog.files_hashed = files_done.load();
-    prog.bytes_hashed = bytes_done.load();
-    if (opts.progress) opts.progress(prog);
   }
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+  prog.files_hashed = files_done.load();
+  prog.bytes_hashed = bytes_done.load();
+  if (opts.progress) opts.progress(prog);
+}
 
-  if (cache) {
-    std::vector<std::pair<const std::string*, const StatRecord*>> changed;
-    for (auto& c : cands)
-      if (c.need_hash) changed.emplace_back(&c.path, &c.rec);
-    cache->update(changed, gone);
-  }
+// Moves the candidates, in their order, into manifest entries, adding them to stats.
+std::vector<Entry> to_entries(std::vector<Candidate>& cands, ScanStats& stats) {
   std::vector<Entry> entries;
   entries.reserve(cands.size());
   for (auto& c : cands) {
@@ -333,6 +322,41 @@ std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts
     e.digest = c.rec.digest;
     entries.push_back(std::move(e));
   }
+  return entries;
+}
+
+}  // namespace
+
+bool is_excluded(std::string_view rel, bool is_dir, const std::vector<std::string>& patterns) {
+  // The path itself, then each parent directory.
+  if (excluded_here(rel, is_dir, patterns)) return true;
+  for (size_t pos = rel.find('/'); pos != std::string_view::npos; pos = rel.find('/', pos + 1))
+    if (excluded_here(rel.substr(0, pos), true, patterns)) return true;
+  return false;
+}
+
+std::vector<Entry> scan_tree(const std::string& root_in, const ScanOptions& opts, ScanStats* stats_out) {
+  ScanStats stats;
+  std::string root = root_in;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  std::vector<Candidate> cands = Walker(root, opts, stats).walk();
+  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.path < b.path; });
+
+  // Merge the sorted candidates with the cache's rows (also in path order): no map in memory.
+  std::unique_ptr<StatCache> cache;
+  if (!opts.stat_cache_path.empty()) cache = std::make_unique<StatCache>(opts.stat_cache_path, root);
+  std::vector<std::string> gone = mark_for_hashing(cands, cache.get());
+  ScanProgress prog;
+  std::vector<Candidate*> todo = hash_queue(cands, prog);
+  hash_in_pool(root, opts, todo, prog);
+
+  if (cache) {
+    std::vector<std::pair<const std::string*, const StatRecord*>> changed;
+    for (auto& c : cands)
+      if (c.need_hash) changed.emplace_back(&c.path, &c.rec);
+    cache->update(changed, gone);
+  }
+  std::vector<Entry> entries = to_entries(cands, stats);
   std::vector<Candidate>().swap(cands);
   if (stats_out) *stats_out = stats;
   return entries;

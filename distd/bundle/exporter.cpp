@@ -1,33 +1,31 @@
 #include "distd/bundle/exporter.h"
 #include "distd/bundle/hooks.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <deque>
 #include <ctime>
 #include <map>
 #include <set>
 #include <unordered_map>
 
+#include "distd/bundle/bundle_writer.h"
 #include "distd/bundle/request.h"
-#include "distd/bundle/tar_volume.h"
 #include "distd/hq/delta_service.h"
 #include "distd/hq/object_store.h"
 #include "distd/hq/publisher.h"
 #include "distd/delta/rsync.h"
-#include "distd/io/member_pipe.h"
 #include "distd/regional/planner.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
-#include "manifest/fault.h"
 #include "manifest/fs.h"
 
 namespace distd::bundle {
 
+// By hand, not CLI::AsSizeValue: that takes whole numbers only, and "3.9G" (the default volume
+// size) and "7.5G" are the documented forms.
 uint64_t parse_size(const std::string& text, const std::string& what) {
   std::string t = text;
   uint64_t mult = 1;
@@ -133,20 +131,6 @@ void hash_pieces(Item& it, const std::string& source) {
   }
 }
 
-void remove_old_bundle(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  std::vector<std::string> doomed;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n == kIndexFile || (n.rfind("distd-bundle-", 0) == 0 && n.size() > 4 && n.substr(n.size() - 4) == ".tar") ||
-        n.rfind("distd-answers-", 0) == 0)
-      doomed.push_back(n);
-  }
-  ::closedir(d);
-  for (auto& n : doomed) ::unlink((dir + "/" + n).c_str());
-}
-
 bool held_has(const std::vector<std::array<uint8_t, kHeldPrefixBytes>>& held, const Digest& d) {
   std::array<uint8_t, kHeldPrefixBytes> k{};
   std::copy_n(d.begin(), kHeldPrefixBytes, k.begin());
@@ -160,45 +144,19 @@ std::optional<SignedManifest> load_manifest(const hq::Layout& L, const std::stri
   return parse_manifest(read_file(p, kMaxManifestBytes, "manifest"), p);
 }
 
-}  // namespace
+// A channel to bring, and what the center has of it.
+struct Want {
+  const ChannelConfig* ch;
+  uint64_t from = 0;
+  std::string from_digest = "-";
+  const RequestChannel* rc = nullptr;
+};
 
-ExportResult export_bundle(const Config& cfg, const std::string& dir, const ExportOptions& opts) {
-  if (cfg.role != "hq")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; bundles are exported at HQ",
-                "use HQ's config (role = \"hq\")");
-  if (opts.volume_size < kMinVolumeSize || opts.volume_size > kFatMaxFile)
-    throw Error(Errc::usage, "volume size " + std::to_string(opts.volume_size) + " is out of range",
-                "use between 64k and 4G-1 (FAT32's limit); the default is 3.9G");
-  if (!opts.request_path.empty() && opts.since)
-    throw Error(Errc::usage, "--request and --since do not go together", "the request says which version the center has");
-  auto log = [&](const std::string& s) {
-    if (opts.log) opts.log(s);
-  };
-  hq::HqSettings hs = hq::hq_settings(cfg);
-  if (hs.secret_key.empty())
-    throw Error(Errc::usage, "config " + cfg.file + ": [hq] secret_key is not set; bundles are signed with it",
-                "set [hq] secret_key to the path of HQ's secret key");
-  SecretKey sk = load_secret_key(cfg.resolve(hs.secret_key));
-  hq::ObjectStore store(cfg.state_dir);
-  const hq::Layout& L = store.layout();
-  ExportResult res;
-  res.dir = dir;
-
-  std::optional<Request> req;
-  std::string req_digest = "-";
-  if (!opts.request_path.empty()) {
-    req = read_verified_request(cfg, opts.request_path, &req_digest);
-    res.site = req->site;
-    log("request from site '" + req->site + "' verified (made " + format_utc(req->created) + ")");
-  }
-
-  // Which channels, and what the center has of each.
-  struct Want {
-    const ChannelConfig* ch;
-    uint64_t from = 0;
-    std::string from_digest = "-";
-    const RequestChannel* rc = nullptr;
-  };
+// Returns the channels to bring: opts.channel or all of HQ's, and of those only the ones the
+// request asks for. Throws Error{not_found} when opts.channel is not among them; a channel the
+// request names that HQ does not publish is a warning in res.
+std::vector<Want> wanted_channels(const Config& cfg, const ExportOptions& opts, const std::optional<Request>& req,
+                                  ExportResult& res) {
   std::vector<Want> wants;
   for (const auto& ch : cfg.channels) {
     if (!opts.channel.empty() && ch.name != opts.channel) continue;
@@ -223,143 +181,191 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
     for (auto& c : req->channels)
       if (std::none_of(cfg.channels.begin(), cfg.channels.end(), [&](auto& x) { return x.name == c.name; }))
         res.warnings.push_back("the request names channel '" + c.name + "', which HQ does not publish");
+  return wants;
+}
 
+using HeldPrefixes = std::vector<std::array<uint8_t, kHeldPrefixBytes>>;
+
+// The items a bundle could bring, gathered channel by channel: each content digest comes once,
+// noting every entry it serves. Adds each channel's span to ix and counts what it finds into res.
+struct Gatherer {
+  Gatherer(const hq::ObjectStore& s, hq::DeltaService& d, const std::set<std::string>& p, const ExportOptions& o,
+           ExportResult& r, Index& i)
+      : store(s), L(s.layout()), deltas(d), priority(p), opts(o), res(r), ix(i) {}
+
+  const hq::ObjectStore& store;
+  const hq::Layout& L;
+  hq::DeltaService& deltas;
+  const std::set<std::string>& priority;
+  const ExportOptions& opts;
+  ExportResult& res;
+  Index& ix;
   std::vector<std::unique_ptr<Cand>> cands;
   std::unordered_map<std::string, Cand*> by_digest;  // content digests already brought
-  std::set<std::string> priority;
-  if (req) priority.insert(req->priority.begin(), req->priority.end());
-  hq::DeltaService deltas(cfg.state_dir);
-  Index ix;
-  ix.bundle_id = random_id_hex(16);
-  ix.created = static_cast<int64_t>(std::time(nullptr));
-  ix.site = res.site;
-  ix.request = req_digest;
-  ix.volume_size = opts.volume_size;
 
-  for (auto& w : wants) {
-    const std::string& ch = w.ch->name;
-    auto latest = hq::read_latest_manifest(L, ch);
-    if (!latest) {
-      res.warnings.push_back("channel '" + ch + "' has no published version yet: nothing to bring");
-      continue;
-    }
-    const Manifest& m = latest->manifest;
-    if (w.from > m.version && !w.rc)
-      throw Error(Errc::not_found,
-                  "channel '" + ch + "' has no version " + std::to_string(w.from) + " (HQ's latest is " +
-                      std::to_string(m.version) + ")",
-                  "check --since: it is the version the center has installed ('distctl status' there)");
-    if (w.from > m.version) {
-      res.warnings.push_back("channel '" + ch + "': the center has version " + std::to_string(w.from) +
-                             ", newer than HQ's latest " + std::to_string(m.version) + "; nothing brought");
-      continue;
-    }
-    ix.channels.push_back(ChannelSpan{ch, w.from, m.version});
-    if (w.from == m.version) continue;  // up to date
-
-    // Manifests: from the center's version (exclusive) to the latest, each as it was signed.
-    uint64_t first = w.from == 0 ? m.version : w.from + 1;
-    for (uint64_t v = first; v <= m.version; ++v) {
-      std::string p = L.manifest(ch, v);
-      struct stat st {};
-      if (::stat(p.c_str(), &st) != 0) continue;  // retired by [hq] keep_versions
-      auto c = std::make_unique<Cand>();
-      c->item.kind = ItemKind::manifest;
-      c->item.channel = ch;
-      c->item.version = v;
-      uint64_t n = 0;
-      c->item.digest = digest_file(p, &n);
-      c->item.size = n;
-      c->source = p;
-      c->mandatory = true;
-      cands.push_back(std::move(c));
-      res.manifests++;
-    }
-
-    // What the center holds: its request's digest summary, or version --since.
-    std::vector<std::array<uint8_t, kHeldPrefixBytes>> held;
-    std::optional<SignedManifest> old = load_manifest(L, ch, w.from);
-    if (w.rc) {
-      held = w.rc->held;
-      if (old && digest_hex(old->body_digest) != w.from_digest) {
-        res.warnings.push_back("channel '" + ch + "': the center's version " + std::to_string(w.from) +
-                               " is not HQ's; no deltas against it");
-        old.reset();
-      }
-    } else if (w.from) {
-      if (!old)
-        throw Error(Errc::not_found,
-                    "HQ no longer has version " + std::to_string(w.from) + " of channel '" + ch +
-                        "' ([hq] keep_versions), so it cannot tell what a center at that version lacks",
-                    "export with a request from the center, or without --since (everything)");
-      for (auto& e : old->manifest.entries) {
-        std::array<uint8_t, kHeldPrefixBytes> k{};
-        std::copy_n(e.digest.begin(), kHeldPrefixBytes, k.begin());
-        held.push_back(k);
-      }
-      std::sort(held.begin(), held.end());
-    }
-    if (!old && w.from) log(ch + ": HQ no longer has the center's version " + std::to_string(w.from) + "; no deltas");
-
-    for (const auto& e : m.entries) {
-      Omitted serve{ch, e.path, e.size, e.digest};
-      if (held_has(held, e.digest)) {
-        res.held_entries++;
-        continue;
-      }
-      std::string hex = digest_hex(e.digest);
-      if (auto f = by_digest.find(hex); f != by_digest.end()) {
-        res.shared_entries++;
-        f->second->serves.push_back(serve);
-        f->second->priority = f->second->priority || is_priority(e.path, priority);
-        continue;
-      }
-      auto c = std::make_unique<Cand>();
-      c->priority = is_priority(e.path, priority);
-      c->sort_size = e.size;
-      c->sort_path = ch + "/" + e.path;
-      c->serves.push_back(serve);
-      // A librsync delta against the old version at the same path, when the center has it.
-      const Entry* base = old ? old->manifest.find(e.path) : nullptr;
-      if (base && base->digest != e.digest && e.size >= kDeltaMinSize && base->size >= kDeltaMinSize &&
-          held_has(held, base->digest) && store.contains(base->digest, base->size)) {
-        try {
-          std::string sig = make_signature(store.path_of(base->digest));
-          hq::DeltaInfo di = deltas.get_or_compute(e.digest, sig);
-          if (delta_pays(di.size, sig.size(), e.size)) {
-            c->item.kind = ItemKind::delta;
-            c->item.delta_id = di.id;
-            c->item.basis = base->digest;
-            c->item.target = e.digest;
-            c->item.target_size = e.size;
-            c->source = L.delta(di.id);
-            uint64_t n = 0;
-            c->item.digest = digest_file(c->source, &n);
-            c->item.size = n;
-          }
-        } catch (const Error& err) {
-          log(ch + ": '" + e.path + "': no delta (" + err.what() + "); the whole file goes instead");
-        }
-      }
-      if (c->item.kind != ItemKind::delta) {
-        if (!store.contains(e.digest, e.size)) {
-          res.warnings.push_back("channel '" + ch + "': object " + hex + " of '" + e.path +
-                                 "' is missing from HQ's store; left out (republish to repair)");
-          res.omitted.push_back(serve);
-          res.omitted_bytes += e.size;
-          continue;
-        }
-        c->item.kind = ItemKind::object;
-        c->item.digest = e.digest;
-        c->item.size = e.size;
-        c->source = store.path_of(e.digest);
-      }
-      by_digest.emplace(hex, c.get());
-      cands.push_back(std::move(c));
-    }
+  // Adds what the center lacks of w's channel: the manifests after its version, then an object
+  // or delta for each entry of the latest it does not hold. Throws Error{not_found} for a version
+  // --since that HQ does not have.
+  void add_channel(const Want& w);
+  // Adds manifest versions first..last of channel ch, each as it was signed; a version retired
+  // by [hq] keep_versions is skipped.
+  void add_manifests(const std::string& ch, uint64_t first, uint64_t last);
+  // Returns what the center holds of w's channel: its request's digest summary, or the entries of
+  // version --since (old). Drops old when the center's version is not HQ's.
+  HeldPrefixes held_by_center(const Want& w, std::optional<SignedManifest>& old);
+  // Adds entry e of channel ch unless the center holds it or another entry brings its content:
+  // a delta against old's entry at its path when that pays, else its object.
+  void add_entry(const std::string& ch, const Entry& e, const HeldPrefixes& held,
+                 const std::optional<SignedManifest>& old);
+  // Makes c a librsync delta from base to e when one pays for itself; a failure is logged and c
+  // stays as it was (the whole file goes instead).
+  void try_delta(Cand& c, const std::string& ch, const Entry& e, const Entry& base);
+  void log(const std::string& s) const {
+    if (opts.log) opts.log(s);
   }
+};
 
-  // Order: manifests, then like sync: priority first, then small files first.
+void Gatherer::add_channel(const Want& w) {
+  const std::string& ch = w.ch->name;
+  auto latest = hq::read_latest_manifest(L, ch);
+  if (!latest) {
+    res.warnings.push_back("channel '" + ch + "' has no published version yet: nothing to bring");
+    return;
+  }
+  const Manifest& m = latest->manifest;
+  if (w.from > m.version && !w.rc)
+    throw Error(Errc::not_found,
+                "channel '" + ch + "' has no version " + std::to_string(w.from) + " (HQ's latest is " +
+                    std::to_string(m.version) + ")",
+                "check --since: it is the version the center has installed ('distctl status' there)");
+  if (w.from > m.version) {
+    res.warnings.push_back("channel '" + ch + "': the center has version " + std::to_string(w.from) +
+                           ", newer than HQ's latest " + std::to_string(m.version) + "; nothing brought");
+    return;
+  }
+  ix.channels.push_back(ChannelSpan{ch, w.from, m.version});
+  if (w.from == m.version) return;  // up to date
+
+  // Manifests: from the center's version (exclusive) to the latest, each as it was signed.
+  add_manifests(ch, w.from == 0 ? m.version : w.from + 1, m.version);
+
+  // What the center holds: its request's digest summary, or version --since.
+  std::optional<SignedManifest> old = load_manifest(L, ch, w.from);
+  const HeldPrefixes held = held_by_center(w, old);
+  if (!old && w.from) log(ch + ": HQ no longer has the center's version " + std::to_string(w.from) + "; no deltas");
+
+  for (const auto& e : m.entries) add_entry(ch, e, held, old);
+}
+
+void Gatherer::add_manifests(const std::string& ch, uint64_t first, uint64_t last) {
+  for (uint64_t v = first; v <= last; ++v) {
+    std::string p = L.manifest(ch, v);
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) continue;  // retired by [hq] keep_versions
+    auto c = std::make_unique<Cand>();
+    c->item.kind = ItemKind::manifest;
+    c->item.channel = ch;
+    c->item.version = v;
+    uint64_t n = 0;
+    c->item.digest = digest_file(p, &n);
+    c->item.size = n;
+    c->source = p;
+    c->mandatory = true;
+    cands.push_back(std::move(c));
+    res.manifests++;
+  }
+}
+
+HeldPrefixes Gatherer::held_by_center(const Want& w, std::optional<SignedManifest>& old) {
+  const std::string& ch = w.ch->name;
+  HeldPrefixes held;
+  if (w.rc) {
+    held = w.rc->held;
+    if (old && digest_hex(old->body_digest) != w.from_digest) {
+      res.warnings.push_back("channel '" + ch + "': the center's version " + std::to_string(w.from) +
+                             " is not HQ's; no deltas against it");
+      old.reset();
+    }
+  } else if (w.from) {
+    if (!old)
+      throw Error(Errc::not_found,
+                  "HQ no longer has version " + std::to_string(w.from) + " of channel '" + ch +
+                      "' ([hq] keep_versions), so it cannot tell what a center at that version lacks",
+                  "export with a request from the center, or without --since (everything)");
+    for (auto& e : old->manifest.entries) {
+      std::array<uint8_t, kHeldPrefixBytes> k{};
+      std::copy_n(e.digest.begin(), kHeldPrefixBytes, k.begin());
+      held.push_back(k);
+    }
+    std::sort(held.begin(), held.end());
+  }
+  return held;
+}
+
+void Gatherer::add_entry(const std::string& ch, const Entry& e, const HeldPrefixes& held,
+                         const std::optional<SignedManifest>& old) {
+  Omitted serve{ch, e.path, e.size, e.digest};
+  if (held_has(held, e.digest)) {
+    res.held_entries++;
+    return;
+  }
+  std::string hex = digest_hex(e.digest);
+  if (auto f = by_digest.find(hex); f != by_digest.end()) {
+    res.shared_entries++;
+    f->second->serves.push_back(serve);
+    f->second->priority = f->second->priority || is_priority(e.path, priority);
+    return;
+  }
+  auto c = std::make_unique<Cand>();
+  c->priority = is_priority(e.path, priority);
+  c->sort_size = e.size;
+  c->sort_path = ch + "/" + e.path;
+  c->serves.push_back(serve);
+  // A librsync delta against the old version at the same path, when the center has it.
+  const Entry* base = old ? old->manifest.find(e.path) : nullptr;
+  if (base && base->digest != e.digest && e.size >= kDeltaMinSize && base->size >= kDeltaMinSize &&
+      held_has(held, base->digest) && store.contains(base->digest, base->size))
+    try_delta(*c, ch, e, *base);
+  if (c->item.kind != ItemKind::delta) {
+    if (!store.contains(e.digest, e.size)) {
+      res.warnings.push_back("channel '" + ch + "': object " + hex + " of '" + e.path +
+                             "' is missing from HQ's store; left out (republish to repair)");
+      res.omitted.push_back(serve);
+      res.omitted_bytes += e.size;
+      return;
+    }
+    c->item.kind = ItemKind::object;
+    c->item.digest = e.digest;
+    c->item.size = e.size;
+    c->source = store.path_of(e.digest);
+  }
+  by_digest.emplace(hex, c.get());
+  cands.push_back(std::move(c));
+}
+
+void Gatherer::try_delta(Cand& c, const std::string& ch, const Entry& e, const Entry& base) {
+  try {
+    std::string sig = make_signature(store.path_of(base.digest));
+    hq::DeltaInfo di = deltas.get_or_compute(e.digest, sig);
+    if (delta_pays(di.size, sig.size(), e.size)) {
+      c.item.kind = ItemKind::delta;
+      c.item.delta_id = di.id;
+      c.item.basis = base.digest;
+      c.item.target = e.digest;
+      c.item.target_size = e.size;
+      c.source = L.delta(di.id);
+      uint64_t n = 0;
+      c.item.digest = digest_file(c.source, &n);
+      c.item.size = n;
+    }
+  } catch (const Error& err) {
+    log(ch + ": '" + e.path + "': no delta (" + err.what() + "); the whole file goes instead");
+  }
+}
+
+// Returns cands in the order they go on the stick: manifests, then like sync: priority first,
+// then small files first (then by path).
+std::vector<Cand*> export_order(const std::vector<std::unique_ptr<Cand>>& cands) {
   std::vector<Cand*> order;
   for (auto& c : cands) order.push_back(c.get());
   std::stable_sort(order.begin(), order.end(), [](const Cand* a, const Cand* b) {
@@ -369,43 +375,50 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
     if (a->sort_size != b->sort_size) return a->sort_size < b->sort_size;
     return a->sort_path < b->sort_path;
   });
+  return order;
+}
 
-  // --max-size: greedy by that order with a safe estimate, then exact trimming.
+// --max-size, first cut: returns the candidates of order that fit opts.max_size by a safe (high)
+// estimate, manifests always; the others go to *left_out, in order.
+std::vector<Cand*> greedy_choice(const std::vector<Cand*>& order, const ExportOptions& opts,
+                                 std::vector<Cand*>* left_out) {
   std::vector<Cand*> chosen;
-  std::vector<Cand*> left_out;
-  if (opts.max_size) {
-    uint64_t est = 4096 + 3 * 1024;  // index head, signature, first volume's header and end
-    for (Cand* c : order) {
-      uint64_t cost = tar_member_bytes(c->item.size) + 512 + 400 + 300 * (c->item.size / opts.volume_size + 1);
-      cost += (c->item.size / opts.volume_size + 1) * 2048;  // volumes it may open
-      if (c->mandatory || est + cost <= opts.max_size) {
-        chosen.push_back(c);
-        est += cost;
-      } else {
-        left_out.push_back(c);
-      }
+  uint64_t est = 4096 + 3 * 1024;  // index head, signature, first volume's header and end
+  for (Cand* c : order) {
+    uint64_t cost = tar_member_bytes(c->item.size) + 512 + 400 + 300 * (c->item.size / opts.volume_size + 1);
+    cost += (c->item.size / opts.volume_size + 1) * 2048;  // volumes it may open
+    if (c->mandatory || est + cost <= opts.max_size) {
+      chosen.push_back(c);
+      est += cost;
+    } else {
+      left_out->push_back(c);
     }
-  } else {
-    chosen = order;
   }
-  auto set_omitted = [&] {
-    res.omitted.clear();
-    res.omitted_bytes = 0;
-    for (Cand* c : left_out)
-      for (auto& sv : c->serves) {
-        res.omitted.push_back(sv);
-        res.omitted_bytes += sv.size;
-      }
-    ix.omitted = res.omitted;
-  };
+  return chosen;
+}
+
+// Lists the entries the candidates of left_out serve in res.omitted and ix.omitted.
+void set_omitted(const std::vector<Cand*>& left_out, Index& ix, ExportResult& res) {
+  res.omitted.clear();
+  res.omitted_bytes = 0;
+  for (Cand* c : left_out)
+    for (auto& sv : c->serves) {
+      res.omitted.push_back(sv);
+      res.omitted_bytes += sv.size;
+    }
+  ix.omitted = res.omitted;
+}
+
+// Lays chosen out in volumes (ix.volume_bytes), moving its last candidates to left_out until the
+// bundle's exact size fits opts.max_size (0: no limit). Returns that size. Throws Error{usage}
+// when not even the manifests fit.
+uint64_t trim_to_fit(Index& ix, std::vector<Cand*>& chosen, std::vector<Cand*>& left_out, const ExportOptions& opts,
+                     ExportResult& res) {
   for (;;) {
-    set_omitted();
+    set_omitted(left_out, ix, res);
     ix.volume_bytes = layout(chosen, opts.volume_size);
     uint64_t total = exact_total(ix, chosen);
-    if (!opts.max_size || total <= opts.max_size) {
-      res.bytes = total;
-      break;
-    }
+    if (!opts.max_size || total <= opts.max_size) return total;
     if (chosen.empty() || chosen.back()->mandatory)
       throw Error(Errc::usage,
                   "--max-size " + human_bytes(opts.max_size) + " is too small even for the manifests (" +
@@ -414,6 +427,11 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
     left_out.push_back(chosen.back());
     chosen.pop_back();
   }
+}
+
+// Gives each chosen item its piece digests (hashing the pieces of a split one), counts it into
+// res, and makes the chosen items the index's.
+void seal_items(const std::vector<Cand*>& chosen, Index& ix, ExportResult& res) {
   for (Cand* c : chosen) {
     if (c->item.pieces.size() == 1)
       c->item.pieces[0].digest = c->item.digest;
@@ -425,130 +443,123 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
   }
   ix.items.clear();
   for (Cand* c : chosen) ix.items.push_back(c->item);
+}
+
+// Keeps each outbound item of req that matches the signed request in <state_dir>/inbound/<site>/.
+// Returns their names; an item that does not match or cannot be kept is a warning in res.
+std::vector<std::string> receive_outbound(const Config& cfg, const std::string& request_path, const Request& req,
+                                          ExportResult& res) {
+  std::vector<std::string> received;
+  std::string from = dir_name(request_path) + "/" + kOutboundDir;
+  std::string inbox = cfg.state_dir + "/inbound/" + req.site;
+  for (auto& ob : req.outbound) {
+    try {
+      std::string data = read_file(from + "/" + ob.name, ob.size, "outbound item");
+      if (data.size() != ob.size || digest_bytes(data) != ob.digest) {
+        res.warnings.push_back("outbound item '" + ob.name + "' does not match the signed request; ignored");
+        continue;
+      }
+      make_dirs(inbox, 0750);
+      write_file_atomic(inbox + "/" + ob.name, data, 0640);
+      res.outbound_received++;
+      received.push_back(ob.name);
+    } catch (const Error& e) {
+      res.warnings.push_back(std::string("outbound item '") + ob.name + "': " + e.what());
+    }
+  }
+  return received;
+}
+
+// Runs every export hook on what came along from req's site. Returns the files the hooks want on
+// the stick; their log lines become notes in res, a hook's Error a warning.
+std::vector<StickFile> run_export_hooks(const Config& cfg, const Request& req, const std::vector<std::string>& received,
+                                        ExportResult& res) {
+  std::vector<StickFile> extras;
+  auto log = [&](const std::string& line) { res.notes.push_back(line); };
+  for (auto& hook : export_hooks()) {
+    try {
+      for (auto& f : hook(cfg, req.site, cfg.state_dir + "/inbound/" + req.site, received, log)) extras.push_back(std::move(f));
+    } catch (const Error& e) {
+      res.warnings.push_back(e.what());
+    }
+  }
+  return extras;
+}
+
+}  // namespace
+
+ExportResult export_bundle(const Config& cfg, const std::string& dir, const ExportOptions& opts) {
+  if (cfg.role != "hq")
+    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; bundles are exported at HQ",
+                "use HQ's config (role = \"hq\")");
+  if (opts.volume_size < kMinVolumeSize || opts.volume_size > kFatMaxFile)
+    throw Error(Errc::usage, "volume size " + std::to_string(opts.volume_size) + " is out of range",
+                "use between 64k and 4G-1 (FAT32's limit); the default is 3.9G");
+  if (!opts.request_path.empty() && opts.since)
+    throw Error(Errc::usage, "--request and --since do not go together", "the request says which version the center has");
+  auto log = [&](const std::string& s) {
+    if (opts.log) opts.log(s);
+  };
+  hq::HqSettings hs = hq::hq_settings(cfg);
+  if (hs.secret_key.empty())
+    throw Error(Errc::usage, "config " + cfg.file + ": [hq] secret_key is not set; bundles are signed with it",
+                "set [hq] secret_key to the path of HQ's secret key");
+  SecretKey sk = load_secret_key(cfg.resolve(hs.secret_key));
+  hq::ObjectStore store(cfg.state_dir);
+  ExportResult res;
+  res.dir = dir;
+
+  std::optional<Request> req;
+  std::string req_digest = "-";
+  if (!opts.request_path.empty()) {
+    req = read_verified_request(cfg, opts.request_path, &req_digest);
+    res.site = req->site;
+    log("request from site '" + req->site + "' verified (made " + format_utc(req->created) + ")");
+  }
+
+  // Which channels, and what the center has of each.
+  const std::vector<Want> wants = wanted_channels(cfg, opts, req, res);
+
+  std::set<std::string> priority;
+  if (req) priority.insert(req->priority.begin(), req->priority.end());
+  hq::DeltaService deltas(cfg.state_dir);
+  Index ix;
+  ix.bundle_id = random_id_hex(16);
+  ix.created = static_cast<int64_t>(std::time(nullptr));
+  ix.site = res.site;
+  ix.request = req_digest;
+  ix.volume_size = opts.volume_size;
+
+  Gatherer gather(store, deltas, priority, opts, res, ix);
+  for (const auto& w : wants) gather.add_channel(w);
+
+  // Order: manifests, then like sync: priority first, then small files first.
+  const std::vector<Cand*> order = export_order(gather.cands);
+
+  // --max-size: greedy by that order with a safe estimate, then exact trimming.
+  std::vector<Cand*> left_out;
+  std::vector<Cand*> chosen = opts.max_size ? greedy_choice(order, opts, &left_out) : order;
+  res.bytes = trim_to_fit(ix, chosen, left_out, opts, res);
+  seal_items(chosen, ix, res);
   res.bundle_id = ix.bundle_id;
   res.channels = ix.channels;
   res.volumes = static_cast<uint32_t>(ix.volume_bytes.size());
 
   // Outbound items the center sent along (the sealed forum posts): verified and kept per site.
   std::vector<std::string> received;
-  if (req && !req->outbound.empty()) {
-    std::string from = dir_name(opts.request_path) + "/" + kOutboundDir;
-    std::string inbox = cfg.state_dir + "/inbound/" + req->site;
-    for (auto& ob : req->outbound) {
-      try {
-        std::string data = read_file(from + "/" + ob.name, ob.size, "outbound item");
-        if (data.size() != ob.size || digest_bytes(data) != ob.digest) {
-          res.warnings.push_back("outbound item '" + ob.name + "' does not match the signed request; ignored");
-          continue;
-        }
-        make_dirs(inbox, 0750);
-        write_file_atomic(inbox + "/" + ob.name, data, 0640);
-        res.outbound_received++;
-        received.push_back(ob.name);
-      } catch (const Error& e) {
-        res.warnings.push_back(std::string("outbound item '") + ob.name + "': " + e.what());
-      }
-    }
-  }
+  if (req && !req->outbound.empty()) received = receive_outbound(cfg, opts.request_path, *req, res);
 
   // Plug-ins answer what came along (the forum: its answers for this site, sealed to it).
   std::vector<StickFile> extras;
-  if (req) {
-    auto log = [&](const std::string& line) { res.notes.push_back(line); };
-    for (auto& hook : export_hooks()) {
-      try {
-        for (auto& f : hook(cfg, req->site, cfg.state_dir + "/inbound/" + req->site, received, log)) extras.push_back(std::move(f));
-      } catch (const Error& e) {
-        res.warnings.push_back(e.what());
-      }
-    }
-  }
+  if (req) extras = run_export_hooks(cfg, *req, received, res);
 
   // Write: the signed index first (a stick pulled later still says what is missing), then the
   // volumes in order, each member checked against its digest as it is copied.
-  make_dirs(dir, 0755);
-  remove_old_bundle(dir);
-  std::string index_text = sign_text(render_index_body(ix), sk);
-  write_file_atomic(dir + "/" + kIndexFile, index_text, 0644);
-  for (auto& f : extras) {
-    if (f.name.rfind("distd-", 0) != 0 || !is_safe_name(f.name)) continue;
-    write_file_atomic(dir + "/" + f.name, f.data, 0644);
-    res.extra_files.push_back(f.name);
-  }
-  uint64_t done = index_text.size();
+  const uint64_t done = write_index(dir, ix, sk, extras, &res.extra_files);
   if (opts.progress) opts.progress(done, res.bytes);
-  // The main thread reads each chunk and writes it to the volume; a second thread hashes the
-  // same chunk (MemberPipe, hash only). A few pieces may be in flight; all are checked before a
-  // volume is closed, so a complete volume only ever holds verified members.
-  MemberPipe pipe;
-  struct Pending {
-    size_t id;
-    const Digest* digest;
-    const std::string* source;
-  };
-  std::deque<Pending> pending;
-  size_t next_id = 0;
-  constexpr size_t kMaxPending = 4;
-  auto check_oldest = [&] {
-    Pending pd = pending.front();
-    pending.pop_front();
-    if (pipe.take(pd.id).digest != *pd.digest)
-      throw Error(Errc::mismatch,
-                  "'" + *pd.source + "' in HQ's store does not match its digest (damaged on disk); the bundle is incomplete",
-                  "republish the channel to repair the store, then export again");
-    fault_point("bundle_after_piece");
-  };
-  auto check_all = [&] {
-    while (!pending.empty()) check_oldest();
-  };
-  std::unique_ptr<TarVolumeWriter> vol;
-  uint32_t cur = 0;
-  auto open_volume = [&](uint32_t v) {
-    while (cur < v) {
-      if (vol) {
-        check_all();
-        vol->close();
-        fault_point("bundle_after_volume");
-      }
-      ++cur;
-      vol = std::make_unique<TarVolumeWriter>(dir + "/" + volume_file(cur), ix.created);
-      vol->add(kVolumeHeaderMember, volume_header_text(ix.bundle_id, cur));
-    }
-  };
-  for (Cand* c : chosen) {
-    const Item& it = c->item;
-    const std::string& source = c->source;
-    UniqueFd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) throw_errno("cannot open", source, errno);
-    for (const Piece& p : it.pieces) {
-      open_volume(p.volume);
-      vol->begin(p.member, p.size);
-      size_t id = next_id++;
-      pipe.begin(id, UniqueFd(), std::string(), -1);
-      uint64_t left = p.size, off = p.offset;
-      while (left) {
-        char* buf = pipe.buffer();
-        ssize_t n = ::pread(fd.get(), buf, std::min<uint64_t>(left, pipe.buffer_size()), static_cast<off_t>(off));
-        if (n < 0 && errno == EINTR) {
-          pipe.commit(0);
-          continue;
-        }
-        if (n <= 0) throw Error(Errc::mismatch, "'" + source + "' became shorter during the export", "export again");
-        vol->write(buf, static_cast<size_t>(n));
-        pipe.commit(static_cast<size_t>(n));
-        left -= static_cast<uint64_t>(n);
-        off += static_cast<uint64_t>(n);
-        done += static_cast<uint64_t>(n);
-        if (opts.progress) opts.progress(done, res.bytes);
-      }
-      pipe.end();
-      pending.push_back(Pending{id, &p.digest, &source});
-      if (pending.size() > kMaxPending) check_oldest();
-    }
-  }
-  check_all();
-  open_volume(static_cast<uint32_t>(ix.volume_bytes.size()));
-  vol->close();
+  BundleVolumeWriter volumes(dir, ix, opts.progress, done, res.bytes);
+  for (const Cand* c : chosen) volumes.write_item(c->item, c->source);
+  volumes.finish();
   fsync_dir(dir);
   if (opts.progress) opts.progress(res.bytes, res.bytes);
   return res;

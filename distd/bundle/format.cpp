@@ -193,7 +193,11 @@ std::string render_index_body(const Index& ix) {
   return o;
 }
 
-Index parse_index(std::string_view file, const PublicKey& key, const std::string& name) {
+namespace {
+
+// Returns the signed body of a bundle index file. Throws when it has no signature line, is signed by
+// another key than `key`, or its signature does not verify.
+std::string_view verified_body(std::string_view file, const PublicKey& key, const std::string& name) {
   std::string_view body;
   Digest kid{};
   Signature sig{};
@@ -208,9 +212,11 @@ Index parse_index(std::string_view file, const PublicKey& key, const std::string
   if (!verify_detached(key, body, sig))
     throw Error(Errc::bad_signature, "bundle index " + name + ": the signature does not verify (the index was altered)",
                 "nothing was installed; export the bundle again at HQ");
+  return body;
+}
 
-  Lines L(body, name, "bundle index");
-  Index ix;
+// Reads the header lines, from "distd-bundle 1" to "volume-size", into ix.
+void read_header(Lines& L, Index& ix) {
   if (L.next() != "distd-bundle 1") L.fail("is not 'distd-bundle 1' (another format or version)");
   auto f = L.expect("bundle", 2);
   if (!is_hex(f[1], 32)) L.fail("has a bad bundle id");
@@ -225,78 +231,106 @@ Index parse_index(std::string_view file, const PublicKey& key, const std::string
   if (ix.request != "-" && !is_hex(ix.request, 64)) L.fail("has a bad request digest");
   ix.volume_size = L.u64(L.expect("volume-size", 2)[1]);
   if (ix.volume_size < kMinVolumeSize || ix.volume_size > kFatMaxFile) L.fail("has a volume size out of range");
+}
+
+// Reads the "volumes" count and its "volume" lines into ix.volume_bytes. REQUIRES: ix.volume_size read.
+void read_volumes(Lines& L, Index& ix) {
   uint64_t nvol = L.u64(L.expect("volumes", 2)[1]);
   if (nvol > 100000) L.fail("lists too many volumes");
   for (uint64_t v = 1; v <= nvol; ++v) {
-    f = L.expect("volume", 3);
+    auto f = L.expect("volume", 3);
     if (L.u64(f[1]) != v) L.fail("is out of order");
     uint64_t b = L.u64(f[2]);
     if (b > ix.volume_size || b < 1024 + 512) L.fail("gives a volume size beyond the volume size");
     ix.volume_bytes.push_back(b);
   }
+}
+
+// Reads the "channels" count and its "channel" lines into ix.channels. Returns the channel names.
+std::set<std::string> read_channels(Lines& L, Index& ix) {
   uint64_t nch = L.u64(L.expect("channels", 2)[1]);
   if (nch > 10000) L.fail("lists too many channels");
   std::set<std::string> chans;
   for (uint64_t i = 0; i < nch; ++i) {
-    f = L.expect("channel", 4);
+    auto f = L.expect("channel", 4);
     ChannelSpan c{std::string(f[1]), L.u64(f[2]), L.u64(f[3])};
     if (!is_safe_name(c.name) || !chans.insert(c.name).second) L.fail("has a bad or duplicate channel");
     ix.channels.push_back(c);
   }
+  return chans;
+}
+
+// Reads one item line (manifest, object or delta) into an Item without pieces; sets *npieces to
+// the count of piece lines that follow it. A manifest must name one of chans.
+Item read_item_line(Lines& L, const std::set<std::string>& chans, uint64_t* npieces) {
+  Item it;
+  auto g = L.peek_fields();
+  if (g[0] == "manifest") {
+    auto f = L.expect("manifest", 6);
+    it.kind = ItemKind::manifest;
+    it.channel = std::string(f[1]);
+    if (!chans.count(it.channel)) L.fail("names a channel not listed above");
+    it.version = L.u64(f[2]);
+    it.size = L.u64(f[3]);
+    it.digest = L.digest(f[4]);
+    *npieces = L.u64(f[5]);
+  } else if (g[0] == "object") {
+    auto f = L.expect("object", 4);
+    it.kind = ItemKind::object;
+    it.digest = L.digest(f[1]);
+    it.size = L.u64(f[2]);
+    *npieces = L.u64(f[3]);
+  } else if (g[0] == "delta") {
+    auto f = L.expect("delta", 8);
+    it.kind = ItemKind::delta;
+    if (!is_hex(f[1], 64)) L.fail("has a bad delta id");
+    it.delta_id = std::string(f[1]);
+    it.basis = L.digest(f[2]);
+    it.target = L.digest(f[3]);
+    it.target_size = L.u64(f[4]);
+    it.size = L.u64(f[5]);
+    it.digest = L.digest(f[6]);
+    *npieces = L.u64(f[7]);
+  } else {
+    L.fail("is not an item line (manifest, object or delta)");
+  }
+  return it;
+}
+
+// Reads npieces "piece" lines into it.pieces; they must lie in volumes 1..nvol and cover the item
+// in order, without gaps.
+void read_pieces(Lines& L, Item& it, uint64_t npieces, uint64_t nvol) {
+  if (npieces == 0 || npieces > 1'000'000 || it.size > (uint64_t(1) << 50)) L.fail("has a bad piece count or size");
+  uint64_t off = 0;
+  for (uint64_t k = 0; k < npieces; ++k) {
+    auto f = L.expect("piece", 6);
+    Piece p;
+    p.volume = static_cast<uint32_t>(L.u64(f[1]));
+    p.offset = L.u64(f[2]);
+    p.size = L.u64(f[3]);
+    p.digest = L.digest(f[4]);
+    p.member = std::string(f[5]);
+    if (p.volume < 1 || p.volume > nvol) L.fail("names a volume that does not exist");
+    if (p.offset != off || (p.size == 0 && it.size != 0) || p.size > it.size - off)
+      L.fail("has a piece that does not continue its item");
+    off += p.size;
+    it.pieces.push_back(std::move(p));
+  }
+  if (off != it.size) L.fail("has pieces that do not cover their item");
+}
+
+// Reads the "items" count and its items with their pieces into ix, then checks that each volume's
+// size is what its pieces fill. REQUIRES: volumes read; chans are the channels read.
+void read_items(Lines& L, Index& ix, const std::set<std::string>& chans) {
+  const uint64_t nvol = ix.volume_bytes.size();
   uint64_t nitems = L.u64(L.expect("items", 2)[1]);
   if (nitems > 100'000'000) L.fail("lists too many items");
   std::set<std::string> members;
   std::vector<uint64_t> used(nvol, 512 + 512 + kTarEndBytes);  // header member (< 512 bytes) + end
   for (uint64_t i = 0; i < nitems; ++i) {
-    Item it;
-    auto g = L.peek_fields();
     uint64_t npieces = 0;
-    if (g[0] == "manifest") {
-      f = L.expect("manifest", 6);
-      it.kind = ItemKind::manifest;
-      it.channel = std::string(f[1]);
-      if (!chans.count(it.channel)) L.fail("names a channel not listed above");
-      it.version = L.u64(f[2]);
-      it.size = L.u64(f[3]);
-      it.digest = L.digest(f[4]);
-      npieces = L.u64(f[5]);
-    } else if (g[0] == "object") {
-      f = L.expect("object", 4);
-      it.kind = ItemKind::object;
-      it.digest = L.digest(f[1]);
-      it.size = L.u64(f[2]);
-      npieces = L.u64(f[3]);
-    } else if (g[0] == "delta") {
-      f = L.expect("delta", 8);
-      it.kind = ItemKind::delta;
-      if (!is_hex(f[1], 64)) L.fail("has a bad delta id");
-      it.delta_id = std::string(f[1]);
-      it.basis = L.digest(f[2]);
-      it.target = L.digest(f[3]);
-      it.target_size = L.u64(f[4]);
-      it.size = L.u64(f[5]);
-      it.digest = L.digest(f[6]);
-      npieces = L.u64(f[7]);
-    } else {
-      L.fail("is not an item line (manifest, object or delta)");
-    }
-    if (npieces == 0 || npieces > 1'000'000 || it.size > (uint64_t(1) << 50)) L.fail("has a bad piece count or size");
-    uint64_t off = 0;
-    for (uint64_t k = 0; k < npieces; ++k) {
-      f = L.expect("piece", 6);
-      Piece p;
-      p.volume = static_cast<uint32_t>(L.u64(f[1]));
-      p.offset = L.u64(f[2]);
-      p.size = L.u64(f[3]);
-      p.digest = L.digest(f[4]);
-      p.member = std::string(f[5]);
-      if (p.volume < 1 || p.volume > nvol) L.fail("names a volume that does not exist");
-      if (p.offset != off || (p.size == 0 && it.size != 0) || p.size > it.size - off)
-        L.fail("has a piece that does not continue its item");
-      off += p.size;
-      it.pieces.push_back(std::move(p));
-    }
-    if (off != it.size) L.fail("has pieces that do not cover their item");
+    Item it = read_item_line(L, chans, &npieces);
+    read_pieces(L, it, npieces, nvol);
     for (size_t k = 0; k < it.pieces.size(); ++k) {
       if (it.pieces[k].member != Index::member_name(it, k)) L.fail("has a member name that does not fit its item");
       if (!members.insert(it.pieces[k].member).second) L.fail("lists a member twice");
@@ -307,9 +341,13 @@ Index parse_index(std::string_view file, const PublicKey& key, const std::string
   }
   for (uint64_t v = 0; v < nvol; ++v)
     if (used[v] != ix.volume_bytes[v]) L.fail("gives volume " + std::to_string(v + 1) + " a size unlike its pieces");
+}
+
+// Reads the "omitted" count and its "omit" lines into ix.omitted.
+void read_omitted(Lines& L, Index& ix) {
   uint64_t nom = L.u64(L.expect("omitted", 2)[1]);
   for (uint64_t i = 0; i < nom; ++i) {
-    f = L.expect("omit", 5);
+    auto f = L.expect("omit", 5);
     Omitted m;
     m.channel = std::string(f[1]);
     m.size = L.u64(f[2]);
@@ -319,6 +357,19 @@ Index parse_index(std::string_view file, const PublicKey& key, const std::string
     m.path = *p;
     ix.omitted.push_back(std::move(m));
   }
+}
+
+}  // namespace
+
+Index parse_index(std::string_view file, const PublicKey& key, const std::string& name) {
+  std::string_view body = verified_body(file, key, name);
+  Lines L(body, name, "bundle index");
+  Index ix;
+  read_header(L, ix);
+  read_volumes(L, ix);
+  std::set<std::string> chans = read_channels(L, ix);
+  read_items(L, ix, chans);
+  read_omitted(L, ix);
   if (L.next() != "end" || !L.done()) L.fail("has data after the items (expected 'end')");
   (void)kind_word;
   return ix;

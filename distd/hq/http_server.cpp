@@ -154,6 +154,88 @@ void serve_file(const httplib::Request& req, httplib::Response& res, const std::
       [src](bool) { src->fd = UniqueFd(); });
 }
 
+// Answers POST /channels/<ch>/latest.manifest: the manifest at path as a librsync delta against
+// the copy whose signature is the body, gzipped when the client accepts it. 404 when it cannot be read.
+void serve_manifest_delta(const httplib::Request& req, httplib::Response& res, const std::string& path) {
+  std::string body;
+  try {
+    body = read_file(path, kMaxManifestBytes, "manifest");
+  } catch (const Error& e) {
+    return send_text(res, e.code() == Errc::not_found || e.code() == Errc::io ? 404 : 500, "channel not found");
+  }
+  try {
+    std::string delta = delta_of_bytes(req.body, body);
+    std::string().swap(body);
+    res.status = 200;
+    res.set_header("Cache-Control", "no-cache");
+    // The new lines are mostly hex digests: gzip halves them.
+    if (req.get_header_value("Accept-Encoding").find("gzip") != std::string::npos) {
+      if (auto z = gzip_bytes(delta)) {
+        res.set_header("Content-Encoding", "gzip");
+        delta = std::move(*z);
+      }
+    }
+    res.set_content(std::move(delta), "application/octet-stream");
+  } catch (const Error& e) {
+    send_text(res, status_for(e.code()), std::string(e.what()) + (e.hint().empty() ? "" : "; " + e.hint()));
+  }
+}
+
+// Answers POST /objects: the objects whose raw digests the body lists, concatenated in that order
+// and streamed from the store. 400 for a malformed list, 404 naming the first object not stored.
+void serve_object_batch(const httplib::Request& req, httplib::Response& res, const Layout& layout) {
+  if (req.body.empty() || req.body.size() % 32 != 0 || req.body.size() / 32 > kMaxBatchObjects)
+    return send_text(res, 400, "POST /objects needs 1 to " + std::to_string(kMaxBatchObjects) +
+                                   " raw 32-byte digests");
+  struct Batch {
+    std::vector<std::pair<std::string, uint64_t>> files;  // path, size
+    size_t index = 0;      // file being sent
+    uint64_t in_file = 0;  // bytes of it sent
+    UniqueFd fd;
+    std::vector<char> buf;
+  };
+  auto b = std::make_shared<Batch>();
+  uint64_t total = 0;
+  for (size_t i = 0; i < req.body.size(); i += 32) {
+    Digest d{};
+    std::memcpy(d.data(), req.body.data() + i, 32);
+    std::string p = layout.object(d);
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      return send_text(res, 404, "object " + digest_hex(d) + " not found");
+    b->files.emplace_back(std::move(p), static_cast<uint64_t>(st.st_size));
+    total += static_cast<uint64_t>(st.st_size);
+  }
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  if (total == 0) return res.set_content("", "application/octet-stream");
+  res.set_content_provider(
+      static_cast<size_t>(total), "application/octet-stream",
+      [b](size_t, size_t len, httplib::DataSink& sink) {
+        while (b->index < b->files.size() && b->in_file == b->files[b->index].second) {
+          b->fd = UniqueFd();
+          b->index++;
+          b->in_file = 0;
+        }
+        if (b->index == b->files.size()) return false;
+        auto& [path, size] = b->files[b->index];
+        if (!b->fd) {
+          b->fd = UniqueFd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+          if (!b->fd) return false;  // removed under us: abort the connection
+        }
+        if (b->buf.empty()) b->buf.resize(kSendChunk);
+        size_t want = static_cast<size_t>(std::min<uint64_t>({len, b->buf.size(), size - b->in_file}));
+        ssize_t n;
+        do {
+          n = ::pread(b->fd.get(), b->buf.data(), want, static_cast<off_t>(b->in_file));
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0) return false;  // truncated under us: abort the connection
+        b->in_file += static_cast<uint64_t>(n);
+        return sink.write(b->buf.data(), static_cast<size_t>(n));
+      },
+      [b](bool) { b->fd = UniqueFd(); });
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -211,7 +293,19 @@ struct HttpServer::Impl {
     return c.json;
   }
 
+  // Registers every route and hook, in the order httplib matches them. REQUIRES: called once,
+  // before the server runs.
   void routes() {
+    channel_routes();
+    object_routes();
+    delta_routes();
+    plugin_routes();
+    status_route();
+    error_and_log_hooks();
+  }
+
+  // GET and POST /channels/<ch>/latest.manifest, GET /channels/<ch>/manifests/<version>.manifest.
+  void channel_routes() {
     const std::string ch = "([A-Za-z0-9_-]{1,128})";
     svr.Get("/channels/" + ch + R"(/latest\.manifest)", [this](const httplib::Request& req, httplib::Response& res) {
       serve_file(req, res, layout.latest_manifest(req.matches[1]), "channel", "no-cache");
@@ -220,29 +314,7 @@ struct HttpServer::Impl {
     // body is that copy's signature): a center that has a manifest fetches a few KiB instead of
     // the whole list again. Plain web servers answer 405 and the client GETs the file instead.
     svr.Post("/channels/" + ch + R"(/latest\.manifest)", [this](const httplib::Request& req, httplib::Response& res) {
-      const std::string path = layout.latest_manifest(req.matches[1]);
-      std::string body;
-      try {
-        body = read_file(path, kMaxManifestBytes, "manifest");
-      } catch (const Error& e) {
-        return send_text(res, e.code() == Errc::not_found || e.code() == Errc::io ? 404 : 500, "channel not found");
-      }
-      try {
-        std::string delta = delta_of_bytes(req.body, body);
-        std::string().swap(body);
-        res.status = 200;
-        res.set_header("Cache-Control", "no-cache");
-        // The new lines are mostly hex digests: gzip halves them.
-        if (req.get_header_value("Accept-Encoding").find("gzip") != std::string::npos) {
-          if (auto z = gzip_bytes(delta)) {
-            res.set_header("Content-Encoding", "gzip");
-            delta = std::move(*z);
-          }
-        }
-        res.set_content(std::move(delta), "application/octet-stream");
-      } catch (const Error& e) {
-        send_text(res, status_for(e.code()), std::string(e.what()) + (e.hint().empty() ? "" : "; " + e.hint()));
-      }
+      serve_manifest_delta(req, res, layout.latest_manifest(req.matches[1]));
     });
     svr.Get("/channels/" + ch + R"(/manifests/([1-9][0-9]{0,18})\.manifest)",
             [this](const httplib::Request& req, httplib::Response& res) {
@@ -251,6 +323,10 @@ struct HttpServer::Impl {
               serve_file(req, res, layout.manifest(req.matches[1], *v), "manifest version",
                          "public, max-age=31536000, immutable");
             });
+  }
+
+  // GET /objects/<xx>/<digest> and POST /objects (a batch).
+  void object_routes() {
     svr.Get(R"(/objects/([0-9a-f]{2})/([0-9a-f]{64}))", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string hex = req.matches[2];
       if (hex.compare(0, 2, std::string(req.matches[1])) != 0) return send_text(res, 404, "object not found");
@@ -263,57 +339,12 @@ struct HttpServer::Impl {
     // small files cost no request and header each. Plain web servers answer 405; the client then
     // GETs each object.
     svr.Post("/objects", [this](const httplib::Request& req, httplib::Response& res) {
-      if (req.body.empty() || req.body.size() % 32 != 0 || req.body.size() / 32 > kMaxBatchObjects)
-        return send_text(res, 400, "POST /objects needs 1 to " + std::to_string(kMaxBatchObjects) +
-                                       " raw 32-byte digests");
-      struct Batch {
-        std::vector<std::pair<std::string, uint64_t>> files;  // path, size
-        size_t index = 0;      // file being sent
-        uint64_t in_file = 0;  // bytes of it sent
-        UniqueFd fd;
-        std::vector<char> buf;
-      };
-      auto b = std::make_shared<Batch>();
-      uint64_t total = 0;
-      for (size_t i = 0; i < req.body.size(); i += 32) {
-        Digest d{};
-        std::memcpy(d.data(), req.body.data() + i, 32);
-        std::string p = layout.object(d);
-        struct stat st {};
-        if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-          return send_text(res, 404, "object " + digest_hex(d) + " not found");
-        b->files.emplace_back(std::move(p), static_cast<uint64_t>(st.st_size));
-        total += static_cast<uint64_t>(st.st_size);
-      }
-      res.status = 200;
-      res.set_header("Cache-Control", "no-cache");
-      if (total == 0) return res.set_content("", "application/octet-stream");
-      res.set_content_provider(
-          static_cast<size_t>(total), "application/octet-stream",
-          [b](size_t, size_t len, httplib::DataSink& sink) {
-            while (b->index < b->files.size() && b->in_file == b->files[b->index].second) {
-              b->fd = UniqueFd();
-              b->index++;
-              b->in_file = 0;
-            }
-            if (b->index == b->files.size()) return false;
-            auto& [path, size] = b->files[b->index];
-            if (!b->fd) {
-              b->fd = UniqueFd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-              if (!b->fd) return false;  // removed under us: abort the connection
-            }
-            if (b->buf.empty()) b->buf.resize(kSendChunk);
-            size_t want = static_cast<size_t>(std::min<uint64_t>({len, b->buf.size(), size - b->in_file}));
-            ssize_t n;
-            do {
-              n = ::pread(b->fd.get(), b->buf.data(), want, static_cast<off_t>(b->in_file));
-            } while (n < 0 && errno == EINTR);
-            if (n <= 0) return false;  // truncated under us: abort the connection
-            b->in_file += static_cast<uint64_t>(n);
-            return sink.write(b->buf.data(), static_cast<size_t>(n));
-          },
-          [b](bool) { b->fd = UniqueFd(); });
+      serve_object_batch(req, res, layout);
     });
+  }
+
+  // GET /deltas/<id> and POST /deltas?target=<digest> (computes or reuses a delta).
+  void delta_routes() {
     svr.Get(R"(/deltas/([0-9a-f]{64}))", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string id = req.matches[1];
       serve_file(req, res, layout.delta(id), "delta", "public, max-age=31536000, immutable", id);
@@ -334,6 +365,10 @@ struct HttpServer::Impl {
         send_text(res, status_for(e.code()), std::string(e.what()) + (e.hint().empty() ? "" : "; " + e.hint()));
       }
     });
+  }
+
+  // The POST routes plug-ins registered in plugin_post_routes(); their answers are never cached.
+  void plugin_routes() {
     for (const auto& route : plugin_post_routes()) {
       svr.Post(route.path, [this, handler = route.handler](const httplib::Request& req, httplib::Response& res) {
         try {
@@ -346,6 +381,10 @@ struct HttpServer::Impl {
         }
       });
     }
+  }
+
+  // GET /status: role, uptime, request count, each channel's latest version, delta counts (JSON).
+  void status_route() {
     svr.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
       nlohmann::json chans = nlohmann::json::array();
       for (const auto& c : cfg.channels) chans.push_back(channel_status(c.name));
@@ -360,6 +399,11 @@ struct HttpServer::Impl {
       res.set_header("Cache-Control", "no-cache");
       res.set_content(j.dump() + "\n", "application/json");
     });
+  }
+
+  // A handler's exception becomes a 500 logged to stderr; every request is counted, and answers
+  // of 400 and above (but 404 and 416) are logged.
+  void error_and_log_hooks() {
     svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
       std::string what = "unknown";
       try {
