@@ -171,17 +171,14 @@ void add_show(CLI::App* post, Action& chosen) {
                           "  sends     " + std::to_string(it->sends) + (it->last_sent ? ", last " + when(it->last_sent) : "") + "\n");
         return 0;
       }
-      Inbox ib(fs.inbox);
-      for (auto& r : ib.list("", 1u << 30)) {
-        if (r.post.uuid != show_uuid) continue;
-        if (show_a.json) print_json(row_json(r));
-        else
-          print_item_text(r.post, r.answer.state, r.answer,
-                          "  received  " + when(r.received) + ", " + std::to_string(r.attempts) + " attempts" +
-                              (r.last_error.empty() ? "" : "; last error: " + r.last_error) + "\n");
-        return 0;
-      }
-      throw Error(Errc::not_found, "no post " + show_uuid + " in HQ's inbox", "see 'distctl post list'");
+      auto r = Inbox(fs.inbox).get(show_uuid);
+      if (!r) throw Error(Errc::not_found, "no post " + show_uuid + " in HQ's inbox", "see 'distctl post list'");
+      if (show_a.json) print_json(row_json(*r));
+      else
+        print_item_text(r->post, r->answer.state, r->answer,
+                        "  received  " + when(r->received) + ", " + std::to_string(r->attempts) + " attempts" +
+                            (r->last_error.empty() ? "" : "; last error: " + r->last_error) + "\n");
+      return 0;
     };
   });
 }

@@ -109,11 +109,7 @@ int run_hq(const Config& cfg, bool once) {
   if (once) return publish_all(cfg, nullptr);
 
   hq::HttpServerOptions opts;
-  int64_t threads = cfg.get_int("hq.threads", 16);
-  if (threads < 1 || threads > 1024)
-    throw Error(Errc::usage, "config " + cfg.file + ": [hq] threads must be between 1 and 1024",
-                "each open connection holds one thread; 16 is the default");
-  opts.threads = static_cast<unsigned>(threads);
+  opts.threads = hs.threads;
   hq::HttpServer server(cfg, opts);
   server.bind();
   const std::string where = server.address().host + ":" + std::to_string(server.address().port);

@@ -127,6 +127,12 @@ int try_rename(const std::string& from, const std::string& to) {
 
 int try_sync_file(int fd) { return ::fsync(fd) == 0 ? 0 : errno; }
 
+int try_remove_file(const std::string& path) { return ::unlink(path.c_str()) == 0 ? 0 : errno; }
+
+void discard_file(const std::string& path) noexcept { (void)::unlink(path.c_str()); }
+
+int try_remove_dir(const std::string& path) { return ::rmdir(path.c_str()) == 0 ? 0 : errno; }
+
 void write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rng() % 1000000);

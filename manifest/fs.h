@@ -56,6 +56,13 @@ void rename_file(const std::string& from, const std::string& to, std::string_vie
 [[nodiscard]] int try_rename(const std::string& from, const std::string& to);
 // fsync(2) without throwing: 0 on success, else the errno.
 [[nodiscard]] int try_sync_file(int fd);
+// unlink(2) of a file or a link (never its target); 0 on success, else the errno (ENOENT included,
+// so a caller decides whether "already gone" is fine). Not durable until the directory is synced.
+[[nodiscard]] int try_remove_file(const std::string& path);
+// unlink(2), best effort, for temporaries whose leftover is harmless (the next run removes it).
+void discard_file(const std::string& path) noexcept;
+// rmdir(2) of an empty directory; 0 on success, else the errno (ENOTEMPTY when it is not empty).
+[[nodiscard]] int try_remove_dir(const std::string& path);
 
 // mkdir -p with the given mode for directories it creates.
 void make_dirs(const std::string& path, unsigned mode = 0755);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "distd/hq/sites.h"
 #include "distd/regional/channel_install.h"
 #include "distd/regional/journal.h"
 #include "distd/regional/sync.h"
@@ -21,9 +22,10 @@
 namespace distd::bundle {
 
 SiteKeyPaths site_key_paths(const Config& cfg) {
+  RegionalSettings rs = RegionalSettings::offline(cfg);
   SiteKeyPaths p;
-  p.secret = cfg.resolve(cfg.get_string("regional.site_secret_key", cfg.state_dir + "/site.key"));
-  p.pub = cfg.resolve(cfg.get_string("regional.site_public_key", cfg.state_dir + "/site.pub"));
+  p.secret = rs.site_secret_key;
+  p.pub = rs.site_public_key;
   return p;
 }
 
@@ -87,7 +89,7 @@ RequestResult write_request(const Config& cfg, const std::string& dir, const Req
       rc.name = ch.name;
       ChannelRecord rec = j.channel_record(ch.name);
       rc.installed_version = rec.installed_version;
-      rc.installed_digest = rec.installed_digest.empty() ? "-" : rec.installed_digest;
+      rc.installed_digest = rec.installed_digest ? digest_hex(*rec.installed_digest) : "-";
       for (const auto& e : scan_channel_tree(cfg, ch, opts.log)) {
         std::array<uint8_t, kHeldPrefixBytes> h{};
         std::copy_n(e.digest.begin(), kHeldPrefixBytes, h.begin());
@@ -127,16 +129,15 @@ Request read_verified_request(const Config& cfg, const std::string& path, std::s
   std::string body;
   Signature sig{};
   Request r = parse_request(bytes, path, &kid, &body, &sig);
-  std::string sites = cfg.resolve(cfg.get_string("hq.sites_dir", cfg.state_dir + "/sites"));
-  std::string keyfile = sites + "/" + r.site + ".pub";
-  struct stat st {};
-  if (::stat(keyfile.c_str(), &st) != 0)
+  const std::string keyfile = hq::site_key_file(cfg, r.site);
+  std::optional<PublicKey> found = hq::find_enrolled_site_key(cfg, r.site);
+  if (!found)
     throw Error(Errc::not_found,
                 "request " + path + " comes from site '" + r.site + "', which is not enrolled at HQ (no " + keyfile +
                     "); it is signed by key " + digest_hex(kid).substr(0, 16) + "...",
                 "if the center really is '" + r.site + "', copy its site.pub (compare the key id by eye) to " +
                     keyfile + " and export again");
-  PublicKey enrolled = load_public_key(keyfile);
+  const PublicKey& enrolled = *found;
   if (enrolled.key_id() != kid)
     throw Error(Errc::bad_signature,
                 "request " + path + " claims to come from site '" + r.site + "' but is signed by key " +

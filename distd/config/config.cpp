@@ -80,6 +80,13 @@ Config load_config(const std::string& path) {
           throw Error(Errc::usage, "config " + path + ": channel name '" + ch.name + "' may use only letters, digits, - and _");
       for (auto& other : cfg.channels)
         if (other.name == ch.name) throw Error(Errc::usage, "config " + path + ": channel '" + ch.name + "' appears twice");
+      if (auto link = (*t)["link"]) {
+        auto b = link.value<bool>();
+        if (!b)
+          throw Error(Errc::usage, "config " + path + ": channel '" + ch.name + "': link must be true or false",
+                      "write link = true (hard links into an immutable source tree) or leave it out");
+        ch.link = *b;
+      }
       cfg.channels.push_back(std::move(ch));
     }
   }

@@ -5,7 +5,7 @@
 //   state_dir = "/var/lib/distd"
 //   [hq]       listen, secret_key, public_key, keep_versions, expires_days
 //   [regional] hq_url, hq_public_key, expiry_slack_days, ...
-//   [[channel]] name, path, exclude = [...], preset = "moodledata"
+//   [[channel]] name, path, exclude = [...], preset = "moodledata", link = true
 //   [replica]  (see distd/replica/)
 //
 // Sections that belong to one engine are parsed by that engine from Config::table.
@@ -23,6 +23,7 @@ struct ChannelConfig {
   std::string path;                   // HQ: the source tree; regional: where it is installed
   std::vector<std::string> excludes;  // scan exclude patterns (see manifest/scan.h)
   std::string preset;                 // "moodledata" adds Moodle's local-only directories
+  bool link = false;                  // `link = true`: HQ may store objects as hard links to the sources
 };
 
 struct Config {

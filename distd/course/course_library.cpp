@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "distd/course/course_publisher.h"
+#include "distd/course/course_settings.h"
 #include "distd/course/mbz_archive.h"
 #include "manifest/digest.h"
 #include "manifest/encoding.h"
@@ -24,10 +25,9 @@ namespace distd::course {
 
 namespace {
 
-const ChannelConfig* courses_channel(const Config& cfg) {
-  const std::string name = courses_channel_name(cfg);
+const ChannelConfig* courses_channel(const Config& cfg, const CourseSettings& cs) {
   for (const auto& c : cfg.channels)
-    if (c.name == name) return &c;
+    if (c.name == cs.channel) return &c;
   return nullptr;
 }
 
@@ -62,8 +62,8 @@ std::vector<std::string> course_keys(const std::string& root) {
 }
 
 // Reads one course from the tree; false when its record is unreadable (logged).
-bool read_course(const Config& cfg, const std::string& root, const std::string& key, const nlohmann::json& state,
-                 LocalCourse* c, const LogFn& log) {
+bool read_course(const Config& cfg, const CourseSettings& cs, const std::string& root, const std::string& key,
+                 const nlohmann::json& state, LocalCourse* c, const LogFn& log) {
   const std::string rp = root + "/" + key + "/" + kRecordName;
   std::string bytes;
   try {
@@ -86,15 +86,14 @@ bool read_course(const Config& cfg, const std::string& root, const std::string& 
       c->bytes_present += m.h.size;
     }
   }
-  c->mbz_path = courses_dir(cfg) + "/" + key + ".mbz";
+  c->mbz_path = cs.courses_dir + "/" + key + ".mbz";
   struct stat st {};
   bool exists = ::stat(c->mbz_path.c_str(), &st) == 0;
   if (exists) c->mbz_size = static_cast<uint64_t>(st.st_size);
   auto s = state.find(key);
   c->built = exists && s != state.end() && s->value("built", "") == c->version;
   c->complete = c->built && c->members_present == c->members_total;
-  std::string hook_cmd = cfg.get_string("regional.course_hook", "");
-  if (!hook_cmd.empty() && cfg.role == "regional") {
+  if (!cs.hook.empty() && cfg.role == "regional") {
     c->hook = "pending";
     if (s != state.end() && s->contains("hook") && (*s)["hook"].value("version", "") == c->version) {
       const auto& h = (*s)["hook"];
@@ -145,7 +144,7 @@ bool build_archive(const std::string& root, const LocalCourse& c, const std::str
     if (problem.empty()) w.finish();
   }
   if (!problem.empty()) {
-    ::unlink(tmp.c_str());
+    discard_file(tmp);
     if (log) log("course " + c.record.info.shortname + ": not rebuilt yet: " + problem);
     return false;
   }
@@ -183,33 +182,31 @@ int run_hook(const Config& cfg, const std::string& hook, const std::string& mbz,
 
 }  // namespace
 
-std::string courses_dir(const Config& cfg) {
-  return cfg.resolve(cfg.get_string("regional.courses_dir", cfg.state_dir + "/courses"));
-}
-
 std::vector<LocalCourse> list_courses(const Config& cfg) {
   std::vector<LocalCourse> out;
-  const ChannelConfig* ch = courses_channel(cfg);
+  const CourseSettings cs = CourseSettings::from(cfg);
+  const ChannelConfig* ch = courses_channel(cfg, cs);
   if (!ch) return out;
   nlohmann::json state = load_state(cfg);
   for (const auto& key : course_keys(ch->path)) {
     LocalCourse c;
-    if (read_course(cfg, ch->path, key, state, &c, {})) out.push_back(std::move(c));
+    if (read_course(cfg, cs, ch->path, key, state, &c, {})) out.push_back(std::move(c));
   }
   return out;
 }
 
 RebuildSummary rebuild_courses(const Config& cfg, const LogFn& log) {
   RebuildSummary sum;
-  const ChannelConfig* ch = courses_channel(cfg);
+  const CourseSettings cs = CourseSettings::from(cfg);
+  const ChannelConfig* ch = courses_channel(cfg, cs);
   if (!ch) return sum;
-  const std::string out_dir = courses_dir(cfg);
+  const std::string& out_dir = cs.courses_dir;
   make_dirs(out_dir, 0755);
-  const std::string hook = cfg.get_string("regional.course_hook", "");
+  const std::string& hook = cs.hook;
   nlohmann::json state = load_state(cfg);
   for (const auto& key : course_keys(ch->path)) {
     LocalCourse c;
-    if (!read_course(cfg, ch->path, key, state, &c, log)) {
+    if (!read_course(cfg, cs, ch->path, key, state, &c, log)) {
       sum.incomplete++;
       continue;
     }

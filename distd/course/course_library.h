@@ -3,6 +3,7 @@
 //
 //   [regional] courses_dir = "/srv/courses"   # default <state_dir>/courses: <key>.mbz per course
 //   [regional] course_hook = "/usr/local/bin/restore-course"   # run as: hook MBZ SHORTNAME
+// (read by CourseSettings, distd/course/course_settings.h)
 //
 // after_install() is plugged into the sync engine by register_plugins() (distd/plugins.h) and runs after each
 // sync (or bundle import) of the courses channel. The state (which version of each course was
@@ -36,8 +37,6 @@ struct LocalCourse {
 
 // The courses in this site's courses channel tree (regional: installed; HQ: the source tree).
 std::vector<LocalCourse> list_courses(const Config& cfg);
-
-std::string courses_dir(const Config& cfg);
 
 struct RebuildSummary {
   size_t built = 0, current = 0, incomplete = 0, hooks_ok = 0, hooks_failed = 0;

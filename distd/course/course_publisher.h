@@ -16,12 +16,13 @@
 
 #include "distd/config/config.h"
 #include "distd/course/course_record.h"
+#include "distd/course/course_settings.h"
 #include "distd/hq/publisher.h"
 
 namespace distd::course {
 
 struct CoursePublishOptions {
-  std::string channel;  // empty: [hq] courses_channel, default "courses"
+  std::string channel;  // empty: [hq] courses_channel, default "courses" (CourseSettings)
   bool force = false;   // a new channel version even when nothing changed
   std::function<void(const std::string&)> log;  // one line per notable step
 };
@@ -59,8 +60,5 @@ struct MoodleBackupRequest {
 // status and last output lines).
 CoursePublishResult publish_course_from_moodle(const Config& cfg, const MoodleBackupRequest& req,
                                                const CoursePublishOptions& opts);
-
-// The channel that carries courses: [hq] or [regional] courses_channel, default "courses".
-std::string courses_channel_name(const Config& cfg);
 
 }  // namespace distd::course

@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "distd/course/course_publisher.h"
+#include "distd/hq/settings.h"
 #include "distd/io/run_command.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
@@ -26,7 +27,7 @@ CoursePublishResult publish_course_from_moodle(const Config& cfg, const MoodleBa
   if (::stat(script.c_str(), &st) != 0)
     throw Error(Errc::not_found, "Moodle's backup script '" + script + "' does not exist",
                 "--moodle must name Moodle's code directory (the one with config.php and admin/cli/)");
-  const std::string php = cfg.get_string("hq.php", "php");
+  const std::string php = hq::hq_settings(cfg).php;
   make_dirs(cfg.state_dir, 0755);
   std::string tmpl = cfg.state_dir + "/moodle-backup-XXXXXX";
   if (!::mkdtemp(tmpl.data())) throw_errno("cannot create a temporary directory", tmpl, errno);

@@ -6,6 +6,7 @@
 #include "distd/forum/channel.h"
 #include "distd/forum/inbox.h"
 #include "distd/hq/publisher.h"
+#include "distd/hq/sites.h"
 #include "distd/io/pause.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
@@ -63,7 +64,7 @@ PostsReply handle_posts_request(const Config& cfg, const std::string& request_bo
   const std::string& body = env.body;
   PublicKey key;
   try {
-    key = enrolled_site_key(cfg, site);
+    key = hq::enrolled_site_key(cfg, site);
   } catch (const Error& e) {
     return refuse(403, e.what(), e.hint());
   }
@@ -131,7 +132,7 @@ std::vector<std::pair<std::string, std::string>> answer_stick_posts(const Config
   ForumSettings fs = ForumSettings::from(cfg);
   std::string file = inbound_dir + "/" + kSealedPostsFile;
   SecretKey sk = hq_secret(cfg);
-  PublicKey site_key = enrolled_site_key(cfg, site);
+  PublicKey site_key = hq::enrolled_site_key(cfg, site);
   Unsealed u = open_sealed(read_file(file, kMaxPostsPerStick * kMaxPostJsonBytes, "sealed posts"), "posts", sk);
   if (u.site != site || !verify_unsealed(u, site_key))
     throw Error(Errc::bad_signature, "forum: the stick's posts are not signed by site '" + site + "'s enrolled key",

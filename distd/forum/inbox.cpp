@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,6 +40,7 @@ CREATE TABLE IF NOT EXISTS posts (
   PRIMARY KEY (site, uuid)
 );
 CREATE INDEX IF NOT EXISTS posts_state ON posts(state, received);
+CREATE INDEX IF NOT EXISTS posts_uuid ON posts(uuid);
 )";
 
 constexpr const char* kColumns =
@@ -180,6 +180,16 @@ std::vector<Inbox::Row> Inbox::list(const std::string& state, size_t limit) {
   });
 }
 
+std::optional<Inbox::Row> Inbox::get(const std::string& uuid) {
+  return guarded_sql("forum inbox", "cannot read", [&]() -> std::optional<Row> {
+    SQLite::Statement q(*db_, std::string("SELECT ") + kColumns +
+                                  " FROM posts WHERE uuid = ? ORDER BY received DESC, rowid DESC LIMIT 1");
+    q.bind(1, uuid);
+    if (!q.executeStep()) return std::nullopt;
+    return read_row(q);
+  });
+}
+
 size_t Inbox::count_waiting() {
   return guarded_sql("forum inbox", "cannot count", [&] {
     SQLite::Statement q(*db_, "SELECT COUNT(*) FROM posts WHERE state = 'sent'");
@@ -215,7 +225,7 @@ ApplyStats Inbox::apply_waiting(const ForumSettings& fs, const std::string& tmp_
   fault_point("forum-before-apply");  // posts recorded, Moodle not asked yet
   CommandResult cr = run_command(fs.adapter_argv(), {}, stem + ".out", 16 << 20, stem + ".in");
   fault_point("forum-after-apply");   // Moodle committed, the inbox does not know yet
-  ::unlink((stem + ".in").c_str());
+  discard_file(stem + ".in");
   st.adapter_status = cr.status;
 
   std::vector<std::pair<std::string, std::string>> errors;  // uuid, text
@@ -290,16 +300,6 @@ ApplyStats Inbox::apply_waiting(const ForumSettings& fs, const std::string& tmp_
     });
   }
   return st;
-}
-
-PublicKey enrolled_site_key(const Config& cfg, const std::string& site) {
-  std::string sites = cfg.resolve(cfg.get_string("hq.sites_dir", cfg.state_dir + "/sites"));
-  std::string keyfile = sites + "/" + site + ".pub";
-  struct stat st {};
-  if (site.empty() || site.find('/') != std::string::npos || site[0] == '.' || ::stat(keyfile.c_str(), &st) != 0)
-    throw Error(Errc::not_found, "site '" + site + "' is not enrolled at HQ (no " + keyfile + ")",
-                "enroll the center's site.pub there after comparing its key id by phone");
-  return load_public_key(keyfile);
 }
 
 }  // namespace distd::forum

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,9 @@ class Inbox {
     std::string last_error;
   };
   std::vector<Row> list(const std::string& state, size_t limit);
+  // The post with this uuid (any site; when two sites sent the same uuid, the one received last,
+  // as list() would show it first); nullopt when the inbox has none.
+  std::optional<Row> get(const std::string& uuid);
   size_t count_waiting();
 
  private:
@@ -76,9 +80,5 @@ PostsReply handle_posts_request(const Config& cfg, const std::string& request_bo
 // When the adapter last failed in this process (unix time; 0: never). POST /posts skips running
 // it within [forum] apply_interval of a failure; the applier loop keeps trying.
 std::atomic<int64_t>& last_adapter_failure();
-
-// The site's enrolled key at HQ (<[hq] sites_dir>/<site>.pub). Throws Error{not_found} when the
-// site is not enrolled.
-PublicKey enrolled_site_key(const Config& cfg, const std::string& site);
 
 }  // namespace distd::forum

@@ -20,43 +20,8 @@
 
 namespace distd::hq {
 
-HqSettings hq_settings(const Config& cfg) {
-  HqSettings s;
-  s.listen = cfg.get_string("hq.listen", s.listen);
-  std::string sk = cfg.get_string("hq.secret_key");
-  std::string pk = cfg.get_string("hq.public_key");
-  s.secret_key = sk.empty() ? sk : cfg.resolve(sk);
-  s.public_key = pk.empty() ? pk : cfg.resolve(pk);
-  int64_t keep = cfg.get_int("hq.keep_versions", 5);
-  if (keep < 1 || keep > 100000)
-    throw Error(Errc::usage, "config " + cfg.file + ": [hq] keep_versions must be between 1 and 100000, not " +
-                                 std::to_string(keep),
-                "keep_versions is how many manifest versions (and their objects) HQ retains; the default is 5");
-  s.keep_versions = static_cast<uint64_t>(keep);
-  s.expires_days = cfg.get_int("hq.expires_days", 90);
-  if (s.expires_days < 1 || s.expires_days > 36500)
-    throw Error(Errc::usage, "config " + cfg.file + ": [hq] expires_days must be between 1 and 36500",
-                "the default is 90 (days a published manifest stays valid)");
-  s.publish_interval = cfg.get_int("hq.publish_interval", 0);
-  if (s.publish_interval < 0)
-    throw Error(Errc::usage, "config " + cfg.file + ": [hq] publish_interval must be 0 (off) or a number of seconds");
-  return s;
-}
-
-bool channel_allows_links(const Config& cfg, const ChannelConfig& ch) {
-  if (ch.preset == "moodledata") return true;
-  if (auto arr = cfg.table["channel"].as_array()) {
-    for (auto& node : *arr) {
-      auto* t = node.as_table();
-      if (!t || (*t)["name"].value_or(std::string{}) != ch.name) continue;
-      auto link = (*t)["link"];
-      if (!link) return false;
-      if (auto b = link.value<bool>()) return *b;
-      throw Error(Errc::usage, "config " + cfg.file + ": channel '" + ch.name + "': link must be true or false",
-                  "write link = true (hard links into an immutable source tree) or leave it out");
-    }
-  }
-  return false;
+bool channel_allows_links(const Config& /*cfg*/, const ChannelConfig& ch) {
+  return ch.preset == "moodledata" || ch.link;
 }
 
 std::optional<SignedManifest> read_latest_manifest(const Layout& layout, const std::string& channel) {
@@ -170,22 +135,13 @@ std::string channel_source_hint(const ChannelConfig& ch) {
   return "check [[channel]] name = \"" + ch.name + "\" path = \"" + ch.path + "\" in the config";
 }
 
-}  // namespace
-
-PublishResult publish_channel(const Config& cfg, const std::string& channel, const PublishProgressFn& progress,
-                              const PublishOptions& opts) {
-  if (cfg.role != "hq")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; only HQ publishes",
-                "run distctl publish at HQ with HQ's config (role = \"hq\")");
-  const ChannelConfig& ch = cfg.channel(channel);
-  if (!ch.preset.empty() && ch.preset != "moodledata")
-    throw Error(Errc::usage, "config " + cfg.file + ": channel '" + ch.name + "' has unknown preset \"" + ch.preset + "\"",
-                "the only preset is \"moodledata\"; leave preset out for a plain tree");
-  const HqSettings hs = hq_settings(cfg);
+// Returns HQ's signing key from [hq] secret_key. Throws when it is unset, or when [hq] public_key
+// names the public half of another key pair.
+SecretKey load_signing_key(const Config& cfg, const HqSettings& hs) {
   if (hs.secret_key.empty())
     throw Error(Errc::usage, "config " + cfg.file + " has no [hq] secret_key", "create a key pair with "
                 "'distctl keygen --secret FILE --public FILE' and set [hq] secret_key = \"FILE\"");
-  const SecretKey sk = load_secret_key(hs.secret_key);
+  SecretKey sk = load_secret_key(hs.secret_key);
   const PublicKey pk = sk.public_key();
   if (!hs.public_key.empty()) {
     PublicKey configured = load_public_key(hs.public_key);
@@ -195,35 +151,36 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
                       hs.public_key + "' (key id " + configured.short_id() + ")",
                   "point both settings at the two files of one key pair; regional centers pin the public key");
   }
+  return sk;
+}
 
-  Layout layout{cfg.state_dir};
-  make_dirs(cfg.state_dir, 0755);
-  PublishLock lock(layout);
-  make_dirs(layout.manifests_dir(ch.name));
-  make_dirs(layout.objects_dir());
-  make_dirs(dir_name(layout.stat_cache(ch.name)));
-
-  PublishResult res;
-  res.channel = ch.name;
-
-  // The current state: latest (the chain we extend) and whatever versions are on disk.
-  std::optional<SignedManifest> latest = read_latest_manifest(layout, ch.name);
-  if (latest && latest->manifest.channel != ch.name)
+// Returns the channel's latest manifest, or nullopt before its first publish. Throws Error{corrupt}
+// when latest.manifest names another channel (a damaged state dir).
+std::optional<SignedManifest> read_own_latest(const Layout& layout, const std::string& channel) {
+  std::optional<SignedManifest> latest = read_latest_manifest(layout, channel);
+  if (latest && latest->manifest.channel != channel)
     throw Error(Errc::corrupt,
-                "'" + layout.latest_manifest(ch.name) + "' is for channel '" + latest->manifest.channel + "', not '" +
-                    ch.name + "'",
-                "the state dir is damaged; restore " + layout.channel_dir(ch.name) + " from a backup");
-  // Temporaries of an interrupted manifest write (write_file_atomic's "<name>.tmp.<pid>.<n>").
-  for (const std::string& dir : {layout.channel_dir(ch.name), layout.manifests_dir(ch.name)}) {
+                "'" + layout.latest_manifest(channel) + "' is for channel '" + latest->manifest.channel + "', not '" +
+                    channel + "'",
+                "the state dir is damaged; restore " + layout.channel_dir(channel) + " from a backup");
+  return latest;
+}
+
+// Removes the temporaries of an interrupted manifest write (write_file_atomic's
+// "<name>.tmp.<pid>.<n>") from the channel's directories, syncing each directory it changed.
+void remove_manifest_temporaries(const Layout& layout, const std::string& channel) {
+  for (const std::string& dir : {layout.channel_dir(channel), layout.manifests_dir(channel)}) {
     bool removed = false;
     for (const auto& n : list_dir(dir))
       if (n.find(".manifest.tmp.") != std::string::npos && ::unlink((dir + "/" + n).c_str()) == 0) removed = true;
     if (removed) fsync_dir(dir);
   }
-  const std::vector<uint64_t> on_disk = manifest_versions(layout, ch.name);
-  const uint64_t latest_version = latest ? latest->manifest.version : 0;
+}
 
-  // Scan.
+// Scans the channel's source tree through its stat cache, skipping special files (each a warning in
+// res) and reporting hashing through progress. Returns the entries; counts the hashing into res.
+std::vector<Entry> scan_channel(const Layout& layout, const ChannelConfig& ch, const PublishProgressFn& progress,
+                                PublishResult& res) {
   struct stat src_st {};
   if (::stat(ch.path.c_str(), &src_st) != 0 || !S_ISDIR(src_st.st_mode))
     throw Error(Errc::not_found, "channel '" + ch.name + "': source tree '" + ch.path + "' is not a directory",
@@ -249,6 +206,158 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
   std::vector<Entry> entries = scan_tree(ch.path, so, &stats);
   res.hashed_files = stats.hashed_files;
   res.hashed_bytes = stats.hashed_bytes;
+  return entries;
+}
+
+// Refreshes the stat cache rows of source files just hard-linked into the store (a link changes
+// their ctime), so the next scan does not hash them again. A failure is a warning in res.
+void refresh_relinked_rows(const Layout& layout, const ChannelConfig& ch,
+                           const std::vector<std::pair<const std::string*, StatRecord>>& relinked, PublishResult& res) {
+  std::string root = ch.path;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();  // as scan_tree() names it
+  std::vector<std::pair<const std::string*, const StatRecord*>> rows;
+  for (const auto& [path, rec] : relinked) rows.emplace_back(path, &rec);
+  try {
+    StatCache(layout.stat_cache(ch.name), root).update(rows, {});
+  } catch (const Error& e) {
+    res.warnings.push_back(std::string("the next scan will hash the newly linked files again: ") + e.what());
+  }
+}
+
+// Adds the object of every entry of list to the store (a hard link into the source tree when
+// allow_link), counting into res and reporting each object through progress. Durable on return.
+void store_objects(ObjectStore& store, const Layout& layout, const ChannelConfig& ch, bool allow_link,
+                   const std::vector<Entry>& list, const PublishProgressFn& progress, PublishResult& res) {
+  PublishProgress p;
+  p.phase = PublishProgress::Phase::storing;
+  p.files_total = list.size();
+  for (const auto& e : list) p.bytes_total += e.size;
+  // Linking a source file changes its ctime; its stat cache row is refreshed from the stat
+  // after the link, so the next scan does not hash the file again.
+  std::vector<std::pair<const std::string*, StatRecord>> relinked;
+  for (const auto& e : list) {
+    StatRecord linked;
+    switch (store.add(ch.path + "/" + e.path, e.digest, e.size, allow_link, &res.bytes_copied, &linked)) {
+      case ObjectStore::Added::present: ++res.objects_present; break;
+      case ObjectStore::Added::linked:
+        ++res.objects_linked;
+        if (linked.hashed_at_ns != 0) relinked.emplace_back(&e.path, linked);
+        break;
+      case ObjectStore::Added::copied: ++res.objects_copied; break;
+    }
+    fault_point("publish_object");
+    ++p.files_done;
+    p.bytes_done += e.size;
+    if (progress) progress(p);
+  }
+  store.flush();
+  if (!relinked.empty()) refresh_relinked_rows(layout, ch, relinked, res);
+}
+
+// Fills res for a run that wrote no new version: latest stays the channel's version.
+void describe_unchanged(const Layout& layout, const std::string& channel, const SignedManifest& latest,
+                        PublishResult& res) {
+  res.changed = false;
+  res.reason = "unchanged";
+  res.version = latest.manifest.version;
+  res.files = latest.manifest.entries.size();
+  res.bytes = latest.manifest.total_bytes();
+  res.expires = latest.manifest.expires;
+  res.manifest_path = layout.manifest(channel, latest.manifest.version);
+}
+
+// Returns the version that follows latest (none: the first), holding entries. Its number is above
+// every version on disk, so an orphan of an interrupted publish (never made latest) is never
+// reused with other content.
+Manifest next_manifest(const std::string& channel, const std::optional<SignedManifest>& latest,
+                       const std::vector<uint64_t>& on_disk, int64_t now, int64_t expires_days,
+                       std::vector<Entry> entries) {
+  const uint64_t latest_version = latest ? latest->manifest.version : 0;
+  Manifest m;
+  m.channel = channel;
+  uint64_t top = std::max<uint64_t>(latest_version, on_disk.empty() ? 0 : on_disk.back());
+  m.version = top + 1;
+  m.created = now;
+  m.expires = now + expires_days * 86400;
+  if (latest) m.previous = latest->body_digest;
+  m.entries = std::move(entries);
+  m.normalize();
+  return m;
+}
+
+// Signs m and writes it as its version's file, then as latest (the switch). Throws, writing
+// nothing, when a regional center would refuse it. Returns m as a center reads it back.
+SignedManifest write_new_version(const Layout& layout, const Manifest& m, const SecretKey& sk, const PublicKey& pk,
+                                 int64_t now) {
+  std::string bytes = sign_manifest(m, sk);
+  // Never publish what a regional center would refuse.
+  VerifyOptions vo;
+  vo.now = now;
+  SignedManifest check = verify_manifest(bytes, pk, vo, "new manifest of channel " + m.channel);
+  const std::string vpath = layout.manifest(m.channel, m.version);
+  fault_point("publish_before_manifest");
+  write_file_atomic(vpath, bytes, 0644);
+  fault_point("publish_before_latest");
+  // 3. The switch.
+  write_file_atomic(layout.latest_manifest(m.channel), bytes, 0644);
+  fault_point("publish_after_latest");
+  return check;
+}
+
+// Fills res (but for its reason) for the new version m, written to path: its size and how it
+// differs from latest, as check (m read back) shows.
+void describe_new_version(const Manifest& m, const std::optional<SignedManifest>& latest, const SignedManifest& check,
+                          const std::string& path, PublishResult& res) {
+  res.changed = true;
+  res.version = m.version;
+  res.previous_version = latest ? latest->manifest.version : 0;
+  res.files = m.entries.size();
+  res.bytes = m.total_bytes();
+  res.expires = m.expires;
+  res.manifest_path = path;
+  if (latest) {
+    ManifestDiff d = diff_manifests(latest->manifest, check.manifest);
+    res.added = d.added.size();
+    res.modified = d.changed.size();
+    res.removed = d.removed.size();
+    res.moved = d.moved.size();
+  } else {
+    res.added = m.entries.size();
+  }
+}
+
+}  // namespace
+
+PublishResult publish_channel(const Config& cfg, const std::string& channel, const PublishProgressFn& progress,
+                              const PublishOptions& opts) {
+  if (cfg.role != "hq")
+    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; only HQ publishes",
+                "run distctl publish at HQ with HQ's config (role = \"hq\")");
+  const ChannelConfig& ch = cfg.channel(channel);
+  if (!ch.preset.empty() && ch.preset != "moodledata")
+    throw Error(Errc::usage, "config " + cfg.file + ": channel '" + ch.name + "' has unknown preset \"" + ch.preset + "\"",
+                "the only preset is \"moodledata\"; leave preset out for a plain tree");
+  const HqSettings hs = hq_settings(cfg);
+  const SecretKey sk = load_signing_key(cfg, hs);
+  const PublicKey pk = sk.public_key();
+
+  Layout layout{cfg.state_dir};
+  make_dirs(cfg.state_dir, 0755);
+  PublishLock lock(layout);
+  make_dirs(layout.manifests_dir(ch.name));
+  make_dirs(layout.objects_dir());
+  make_dirs(dir_name(layout.stat_cache(ch.name)));
+
+  PublishResult res;
+  res.channel = ch.name;
+
+  // The current state: latest (the chain we extend) and whatever versions are on disk.
+  std::optional<SignedManifest> latest = read_own_latest(layout, ch.name);
+  remove_manifest_temporaries(layout, ch.name);
+  const std::vector<uint64_t> on_disk = manifest_versions(layout, ch.name);
+  const uint64_t latest_version = latest ? latest->manifest.version : 0;
+
+  std::vector<Entry> entries = scan_channel(layout, ch, progress, res);
   fault_point("publish_after_scan");
 
   const int64_t now = static_cast<int64_t>(::time(nullptr));
@@ -259,47 +368,10 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
   const bool allow_link = channel_allows_links(cfg, ch);
   ObjectStore store(cfg.state_dir);
 
-  auto store_objects = [&](const std::vector<Entry>& list) {
-    PublishProgress p;
-    p.phase = PublishProgress::Phase::storing;
-    p.files_total = list.size();
-    for (const auto& e : list) p.bytes_total += e.size;
-    // Linking a source file changes its ctime; its stat cache row is refreshed from the stat
-    // after the link, so the next scan does not hash the file again.
-    std::vector<std::pair<const std::string*, StatRecord>> relinked;
-    for (const auto& e : list) {
-      StatRecord linked;
-      switch (store.add(ch.path + "/" + e.path, e.digest, e.size, allow_link, &res.bytes_copied, &linked)) {
-        case ObjectStore::Added::present: ++res.objects_present; break;
-        case ObjectStore::Added::linked:
-          ++res.objects_linked;
-          if (linked.hashed_at_ns != 0) relinked.emplace_back(&e.path, linked);
-          break;
-        case ObjectStore::Added::copied: ++res.objects_copied; break;
-      }
-      fault_point("publish_object");
-      ++p.files_done;
-      p.bytes_done += e.size;
-      if (progress) progress(p);
-    }
-    store.flush();
-    if (!relinked.empty()) {
-      std::string root = ch.path;
-      while (root.size() > 1 && root.back() == '/') root.pop_back();  // as scan_tree() names it
-      std::vector<std::pair<const std::string*, const StatRecord*>> rows;
-      for (const auto& [path, rec] : relinked) rows.emplace_back(path, &rec);
-      try {
-        StatCache(layout.stat_cache(ch.name), root).update(rows, {});
-      } catch (const Error& e) {
-        res.warnings.push_back(std::string("the next scan will hash the newly linked files again: ") + e.what());
-      }
-    }
-  };
-
   if (unchanged && !opts.force && !renew) {
     // Nothing to publish. Repair the store should an object have gone missing, and finish the
     // clean-up of an interrupted publish (more versions on disk than kept, or orphans).
-    store_objects(latest->manifest.entries);
+    store_objects(store, layout, ch, allow_link, latest->manifest.entries, progress, res);
     size_t retained = 0;
     bool orphans = false;
     for (uint64_t v : on_disk) {
@@ -308,61 +380,19 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
     }
     if (orphans || retained > hs.keep_versions)
       apply_retention(layout, ch.name, hs.keep_versions, latest_version, latest_version, on_disk, store, res);
-    res.changed = false;
-    res.reason = "unchanged";
-    res.version = latest_version;
-    res.files = latest->manifest.entries.size();
-    res.bytes = latest->manifest.total_bytes();
-    res.expires = latest->manifest.expires;
-    res.manifest_path = layout.manifest(ch.name, latest_version);
+    describe_unchanged(layout, ch.name, *latest, res);
     return res;
   }
 
   // 1. Objects, durable.
-  store_objects(entries);
+  store_objects(store, layout, ch, allow_link, entries, progress, res);
   fault_point("publish_after_objects");
 
-  // 2. The new manifest, chained to latest. Its number is above every version on disk, so an
-  // orphan of an interrupted publish (never made latest) is never reused with other content.
-  Manifest m;
-  m.channel = ch.name;
-  uint64_t top = std::max<uint64_t>(latest_version, on_disk.empty() ? 0 : on_disk.back());
-  m.version = top + 1;
-  m.created = now;
-  m.expires = now + hs.expires_days * 86400;
-  if (latest) m.previous = latest->body_digest;
-  m.entries = std::move(entries);
-  m.normalize();
-  std::string bytes = sign_manifest(m, sk);
-  // Never publish what a regional center would refuse.
-  VerifyOptions vo;
-  vo.now = now;
-  SignedManifest check = verify_manifest(bytes, pk, vo, "new manifest of channel " + ch.name);
-  const std::string vpath = layout.manifest(ch.name, m.version);
-  fault_point("publish_before_manifest");
-  write_file_atomic(vpath, bytes, 0644);
-  fault_point("publish_before_latest");
-  // 3. The switch.
-  write_file_atomic(layout.latest_manifest(ch.name), bytes, 0644);
-  fault_point("publish_after_latest");
-
-  res.changed = true;
+  // 2. The new manifest, chained to latest, and 3. the switch to it.
+  const Manifest m = next_manifest(ch.name, latest, on_disk, now, hs.expires_days, std::move(entries));
+  const SignedManifest check = write_new_version(layout, m, sk, pk, now);
   res.reason = !latest ? "first version" : opts.force && unchanged ? "forced" : renew ? "renewed" : "changed";
-  res.version = m.version;
-  res.previous_version = latest_version;
-  res.files = m.entries.size();
-  res.bytes = m.total_bytes();
-  res.expires = m.expires;
-  res.manifest_path = vpath;
-  if (latest) {
-    ManifestDiff d = diff_manifests(latest->manifest, check.manifest);
-    res.added = d.added.size();
-    res.modified = d.changed.size();
-    res.removed = d.removed.size();
-    res.moved = d.moved.size();
-  } else {
-    res.added = m.entries.size();
-  }
+  describe_new_version(m, latest, check, layout.manifest(ch.name, m.version), res);
 
   // 4. Retention.
   apply_retention(layout, ch.name, hs.keep_versions, latest_version, m.version, on_disk, store, res);

@@ -17,24 +17,13 @@
 
 #include "distd/config/config.h"
 #include "distd/hq/object_store.h"
+#include "distd/hq/settings.h"
 #include "manifest/manifest.h"
 
 namespace distd::hq {
 
-// [hq] settings with their defaults.
-struct HqSettings {
-  std::string listen = "127.0.0.1:8750";
-  std::string secret_key;   // path; required to publish
-  std::string public_key;   // path; optional (checked against the secret key when given)
-  uint64_t keep_versions = 5;
-  int64_t expires_days = 90;
-  int64_t publish_interval = 0;  // seconds; 0 = off
-};
-// Reads and validates [hq]. Throws Error{usage} naming the key.
-HqSettings hq_settings(const Config& cfg);
-
 // Whether objects of this channel may be hard links into its source tree: preset
-// "moodledata" (write-once files) or `link = true` in its [[channel]] table.
+// "moodledata" (write-once files) or `link = true` in its [[channel]] table (ChannelConfig::link).
 bool channel_allows_links(const Config& cfg, const ChannelConfig& ch);
 
 struct PublishProgress {
