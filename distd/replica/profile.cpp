@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "distd/replica/health.h"
+#include "distd/replica/profile_sql.h"
 #include "manifest/error.h"
 
 namespace distd::replica {
@@ -93,7 +94,7 @@ ProfileSpec make_profile_spec(const ReplicaConfig& rc, Flavor flavor) {
   return s;
 }
 
-namespace {
+namespace profile_sql {
 
 std::string db_q(const ProfileSpec& s) { return db::quote_ident(s.database); }
 std::string tbl_q(const ProfileSpec& s, const std::string& t) { return db_q(s) + "." + db::quote_ident(t); }
@@ -114,7 +115,6 @@ std::string grant_read(const ProfileSpec& s) {
   return "GRANT SELECT, CREATE TEMPORARY TABLES ON " + db_q(s) + ".* TO " + s.grantee() + ";";
 }
 
-// SQL LIKE as MySQL applies it to database names in grants: % and _ wildcards, \ escapes.
 bool like_match(const std::string& pat, size_t pi, const std::string& s, size_t si) {
   while (pi < pat.size()) {
     char c = pat[pi];
@@ -164,8 +164,6 @@ std::vector<std::string> split_csv(const std::string& s) {
   return out;
 }
 
-// Entries of a live ignore list that name a table of Moodle's database the profile does not make
-// local (left over from an older profile or a removed extra_local_tables entry).
 std::vector<std::string> stale_ignore(const std::string& live, const ProfileSpec& s) {
   std::vector<std::string> out;
   const std::string ours = s.database + ".";
@@ -177,8 +175,6 @@ std::vector<std::string> stale_ignore(const std::string& live, const ProfileSpec
   return out;
 }
 
-// The ignore list the profile wants: the live entries for other databases first (in their order),
-// then the profile's local-only tables. Stale entries for Moodle's database are dropped.
 std::vector<std::string> merged_ignore(const std::string& live, const ProfileSpec& s) {
   std::vector<std::string> out;
   const std::string ours = s.database + ".";
@@ -204,7 +200,9 @@ std::set<std::string> existing_tables(db::SqlConnection& db, const ProfileSpec& 
   return out;
 }
 
-}  // namespace
+}  // namespace profile_sql
+
+using namespace profile_sql;
 
 std::string profile_grants_sql(const ProfileSpec& s) {
   std::ostringstream o;
@@ -286,234 +284,6 @@ std::string profile_text(const ProfileSpec& s) {
 }
 
 Flavor detect_flavor(db::SqlConnection& db) { return db.is_mariadb() ? Flavor::mariadb : Flavor::mysql; }
-
-std::vector<Finding> check_profile(db::SqlConnection& db, const ProfileSpec& s) {
-  std::vector<Finding> f;
-  const std::string g = s.grantee();
-  auto add = [&](std::string code, std::string sev, std::string msg, std::string fix) {
-    f.push_back({std::move(code), std::move(sev), std::move(msg), std::move(fix)});
-  };
-
-  auto tables = existing_tables(db, s);
-  if (tables.empty()) {
-    add("database-missing", "error", "database `" + s.database + "` has no tables on the replica (or distd's account cannot see them)",
-        "check replica.database in the config and that replication has created the schema");
-  }
-  std::set<std::string> local(s.local_tables.begin(), s.local_tables.end());
-  // A built-in local-only table this Moodle does not have (mod_chat removed, say) is simply not
-  // written; a configured extra that does not exist is a typo worth a warning.
-  std::set<std::string> builtin;
-  for (auto& t : core_local_tables()) builtin.insert(s.prefix + t.name);
-  for (auto& t : s.local_tables)
-    if (!tables.empty() && !tables.count(t) && !builtin.count(t))
-      add("local-table-missing", "warning", "local-only table " + t + " does not exist in `" + s.database + "`",
-          "remove it from replica.extra_local_tables, or check replica.prefix");
-
-  // --- Moodle's account: global, schema, table and column privileges.
-  auto global = db.query_bound("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?", {g});
-  if (global.empty()) {
-    add("account-missing", "error",
-        "Moodle's account " + g + " does not exist on the replica, or distd's account cannot see its grants",
-        "create it (CREATE USER " + g + " IDENTIFIED BY '...';) or give distd's account SELECT ON mysql.*");
-    // Without the account nothing else about it can be checked.
-  } else {
-    for (auto& r : global) {
-      std::string p = r.str({"PRIVILEGE_TYPE"});
-      if (p == "USAGE") continue;
-      add("global-privilege", "error", "Moodle's account " + g + " has the global privilege " + p + " (on *.*)",
-          "REVOKE " + p + " ON *.* FROM " + g + ";");
-    }
-    // Schema level (one finding per grant pattern, listing every write privilege it gives).
-    bool can_read = false, can_temp = false;
-    std::set<std::string> schema_privs;
-    std::map<std::string, std::vector<std::string>> bad_by_pattern;
-    for (auto& r : db.query_bound("SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ?",
-                                  {g})) {
-      std::string pat = r.str({"TABLE_SCHEMA"});
-      if (!like_match(pat, 0, s.database, 0)) continue;
-      std::string p = r.str({"PRIVILEGE_TYPE"});
-      schema_privs.insert(p);
-      if (p == "SELECT") {
-        can_read = true;
-      } else if (p == "CREATE TEMPORARY TABLES") {
-        can_temp = true;
-      } else if (p == "SHOW VIEW" || p == "LOCK TABLES") {
-        // harmless
-      } else {
-        bad_by_pattern[pat].push_back(p);
-      }
-    }
-    for (auto& [pat, privs] : bad_by_pattern)
-      add("schema-privilege", "error",
-          "Moodle's account " + g + " has " + join(privs, ", ") + " on every table of `" + s.database + "`" +
-              (pat != s.database ? " (via grant on `" + pat + "`.*)" : ""),
-          "REVOKE " + join(privs, ", ") + " ON " + db::quote_ident(pat) + ".* FROM " + g + ";");
-    if (!can_read)
-      add("read-missing", "error", "Moodle's account " + g + " cannot SELECT from `" + s.database + "`", grant_read(s));
-    if (!can_temp)
-      add("temp-missing", "warning", "Moodle's account " + g + " cannot create temporary tables in `" + s.database + "`",
-          grant_read(s));
-    // Table level.
-    std::map<std::string, std::set<std::string>> table_privs;
-    for (auto& r : db.query_bound("SELECT TABLE_NAME, PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES "
-                                  "WHERE GRANTEE = ? AND TABLE_SCHEMA = ?", {g, s.database}))
-      table_privs[r.str({"TABLE_NAME"})].insert(r.str({"PRIVILEGE_TYPE"}));
-    for (auto& [t, privs] : table_privs) {
-      bool is_local = local.count(t) > 0;
-      std::vector<std::string> bad;
-      for (auto& p : privs)
-        if (!(p == "SELECT" || (is_local && (p == "INSERT" || p == "UPDATE" || p == "DELETE")))) bad.push_back(p);
-      if (bad.empty()) continue;
-      std::string what;
-      if (bad.size() == 1) {
-        const std::string& p = bad[0];
-        what = p == "INSERT" ? "can INSERT into " : p == "UPDATE" ? "can UPDATE " : p == "DELETE" ? "can DELETE from " : "has " + p + " on ";
-      } else {
-        what = "has " + join(bad, ", ") + " on ";
-      }
-      add("table-write", "error", "Moodle's account " + g + " " + what + t,
-          "REVOKE " + join(bad, ", ") + " ON " + tbl_q(s, t) + " FROM " + g + ";");
-    }
-    for (auto& t : s.local_tables) {
-      if (!tables.empty() && !tables.count(t)) continue;
-      for (const char* p : {"INSERT", "UPDATE", "DELETE"}) {
-        if (schema_privs.count(p) || table_privs[t].count(p)) continue;
-        add("local-write-missing", "error",
-            "Moodle's account " + g + " cannot " + p + " " + t + ": Moodle's page views will fail", grant_local(s, t));
-      }
-    }
-    // Column level.
-    std::set<std::string> allowed_cols(user_writable_columns().begin(), user_writable_columns().end());
-    std::set<std::string> user_update_cols;
-    for (auto& r : db.query_bound("SELECT TABLE_NAME, COLUMN_NAME, PRIVILEGE_TYPE FROM information_schema.COLUMN_PRIVILEGES "
-                                  "WHERE GRANTEE = ? AND TABLE_SCHEMA = ?", {g, s.database})) {
-      std::string t = r.str({"TABLE_NAME"}), c = r.str({"COLUMN_NAME"}), p = r.str({"PRIVILEGE_TYPE"});
-      if (p == "SELECT") continue;
-      if (t == s.user_table() && p == "UPDATE" && allowed_cols.count(c)) {
-        user_update_cols.insert(c);
-        continue;
-      }
-      if (local.count(t)) continue;
-      add("column-write", "error", "Moodle's account " + g + " can " + p + " column " + t + "." + c,
-          "REVOKE " + p + " (" + db::quote_ident(c) + ") ON " + tbl_q(s, t) + " FROM " + g + ";");
-    }
-    if (tables.empty() || tables.count(s.user_table())) {
-      bool table_update = schema_privs.count("UPDATE") || table_privs[s.user_table()].count("UPDATE");
-      std::vector<std::string> missing;
-      for (auto& c : user_writable_columns())
-        if (!user_update_cols.count(c)) missing.push_back(c);
-      if (!table_update && !missing.empty())
-        add("user-columns-missing", "error",
-            "Moodle's account " + g + " cannot UPDATE " + s.user_table() + "(" + join(missing, ", ") +
-                "): logins and page views will fail",
-            grant_columns(s));
-    }
-  }
-
-  // --- Server settings.
-  auto var = [&](const std::string& name) -> std::optional<std::string> {
-    try {
-      return db.scalar("SELECT @@GLOBAL." + name);
-    } catch (const Error&) {
-      return std::nullopt;
-    }
-  };
-  if (var("read_only").value_or("0") == "1")
-    add("read-only-on", "error", "the replica runs with read_only = ON: Moodle's sessions and log writes are refused",
-        "SET GLOBAL read_only = OFF;  -- and read_only = OFF in my.cnf; the grants keep content read-only");
-
-  auto st = read_replication_status(db);
-  std::string live_ignore = st ? st->str({"Replicate_Ignore_Table"}) : var("replicate_ignore_table").value_or("");
-  auto live = split_csv(live_ignore);
-  std::vector<std::string> missing_ignore;
-  for (auto& t : s.local_tables) {
-    std::string full = s.database + "." + t;
-    if (std::find(live.begin(), live.end(), full) == live.end()) missing_ignore.push_back(full);
-  }
-  if (!missing_ignore.empty()) {
-    auto merged = merged_ignore(live_ignore, s);
-    add("ignore-table-missing", "error",
-        "replication does not ignore " + join(missing_ignore, ", ") +
-            ": HQ's rows would collide with the center's own and stop the SQL thread",
-        s.flavor == Flavor::mariadb ? mariadb_ignore_fix(s, join(merged, ",")) : mysql_ignore_fix(merged));
-  }
-
-  auto stale = stale_ignore(live_ignore, s);
-  if (!stale.empty())
-    add("ignore-table-stale", "warning",
-        "replication ignores " + join(stale, ", ") +
-            ", which the profile does not make local: HQ's changes to it never reach the center",
-        "distctl replica profile --apply (drops the entry), then reload the table from HQ: mariadb-dump "
-        "--single-transaction " + s.database + " <table> at HQ, loaded at the center");
-  if (!st) {
-    add("replication-not-configured", "error", "this server is not a replica (SHOW SLAVE STATUS is empty)",
-        s.flavor == Flavor::mariadb
-            ? "CHANGE MASTER TO MASTER_HOST='hq', MASTER_USER='repl', MASTER_PASSWORD='...', MASTER_USE_GTID=slave_pos; "
-              "START SLAVE;  -- see docs/replica.md"
-            : "CHANGE REPLICATION SOURCE TO SOURCE_HOST='hq', SOURCE_USER='repl', SOURCE_PASSWORD='...', "
-              "SOURCE_AUTO_POSITION=1; START REPLICA;  -- see docs/replica.md");
-  } else {
-    if (s.flavor == Flavor::mariadb) {
-      std::string using_gtid = st->str({"Using_Gtid"});
-      if (using_gtid != "Slave_Pos")
-        add("gtid-off", "error",
-            "replication uses " + (using_gtid.empty() ? std::string("no GTID") : "GTID mode " + using_gtid) +
-                ": it must resume from its own applied position (slave_pos) after a cut",
-            "STOP SLAVE; CHANGE MASTER TO MASTER_USE_GTID = slave_pos; START SLAVE;");
-    } else if (st->str({"Auto_Position"}) != "1") {
-      add("gtid-off", "error", "replication does not use GTID auto-positioning",
-          "STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_AUTO_POSITION = 1; START REPLICA;");
-    }
-    long retry = std::atol(st->str({"Connect_Retry"}, "60").c_str());
-    if (retry > 120)
-      add("connect-retry", "warning",
-          "the replica retries a lost connection only every " + std::to_string(retry) + " s",
-          s.flavor == Flavor::mariadb ? "STOP SLAVE; CHANGE MASTER TO MASTER_CONNECT_RETRY = 60; START SLAVE;"
-                                      : "STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_CONNECT_RETRY = 60; START REPLICA;");
-    auto retry_count = st->get({"Source_Retry_Count", "Master_Retry_Count"});
-    if (retry_count && *retry_count != "0" && std::atoll(retry_count->c_str()) * std::max(retry, 1L) < 30L * 86400)
-      add("retry-count", "warning",
-          "the replica gives up reconnecting after " + *retry_count + " attempts (" +
-              std::to_string(std::atoll(retry_count->c_str()) * std::max(retry, 1L) / 3600) +
-              " h): a link down for longer needs a manual START",
-          s.flavor == Flavor::mariadb ? "master_retry_count = 1000000 in my.cnf (restart)"
-                                      : "STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_RETRY_COUNT = 1000000; START REPLICA;");
-  }
-  long net_timeout = std::atol(var("slave_net_timeout").value_or("60").c_str());
-  if (net_timeout > 120)
-    add("net-timeout", "warning",
-        "slave_net_timeout is " + std::to_string(net_timeout) + " s: a dead link is noticed only that late",
-        "SET GLOBAL slave_net_timeout = 60;  -- and in my.cnf");
-  if (s.flavor == Flavor::mariadb) {
-    if (var("slave_compressed_protocol").value_or("0") != "1")
-      add("compression-off", "warning", "the replication stream is not compressed (slow link)",
-          "SET GLOBAL slave_compressed_protocol = ON;  -- and in my.cnf; takes effect at the next connect");
-    // Local writes (Moodle's sessions/log) are binlogged when log_bin is on; in HQ's GTID domain
-    // they would make HQ's next event look out of order and stop replication under strict mode.
-    if (var("log_bin").value_or("0") == "1") {
-      std::string domain = var("gtid_domain_id").value_or("0");
-      std::string slave_pos = var("gtid_slave_pos").value_or("");
-      bool clash = false;
-      for (auto& gtid : split_csv(slave_pos))
-        if (gtid.substr(0, gtid.find('-')) == domain) clash = true;
-      if (clash || (slave_pos.empty() && domain == "0"))
-        add("gtid-domain-clash", "error",
-            "the replica binlogs its own writes in GTID domain " + domain +
-                ", which HQ uses: Moodle's local writes would break GTID replication",
-            "SET GLOBAL gtid_domain_id = " + std::to_string(s.gtid_domain_id) + ";  -- and gtid_domain_id = " +
-                std::to_string(s.gtid_domain_id) + " in my.cnf");
-    }
-  } else {
-    try {
-      auto alg = db.scalar("SELECT COMPRESSION_ALGORITHM FROM performance_schema.replication_connection_configuration LIMIT 1");
-      if (alg && alg->find("zstd") == std::string::npos && alg->find("zlib") == std::string::npos)
-        add("compression-off", "warning", "the replication stream is not compressed (slow link)",
-            "STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_COMPRESSION_ALGORITHMS = 'zstd,zlib'; START REPLICA;");
-    } catch (const Error&) {
-    }
-  }
-  return f;
-}
 
 ApplyReport apply_profile(db::SqlConnection& db, const ProfileSpec& s) {
   ApplyReport rep;
