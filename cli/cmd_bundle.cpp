@@ -131,222 +131,223 @@ ImportResult run_import(const Config& cfg, const std::string& from, bool quiet_p
   return r;
 }
 
+void add_request(CLI::App* b, Action& chosen) {
+  auto* cmd = b->add_subcommand("request", "Write this center's signed request to a stick (regional)");
+  cmd->footer(
+      "Writes DIR/distd-request.txt: the site id, the installed version of each channel and a summary\n"
+      "of the content this center holds, signed with the site's own key (created on first use under\n"
+      "the state dir; HQ must enroll its public key as <sites_dir>/<site>.pub). Files waiting in\n"
+      "<state_dir>/outbound/ travel along in DIR/distd-outbound/.\n\n"
+      "Example:\n  distctl bundle request --to /media/distd");
+  struct Args {
+    std::string config, to, priority_file;
+    bool json = false;
+  };
+  static Args a;
+  a.config = default_config_path();
+  cmd->add_option("-c,--config", a.config, "config file (regional)");
+  cmd->add_option("--to", a.to, "directory on the stick")->required();
+  cmd->add_option("--priority-file", a.priority_file, "paths or base names HQ should pack first, one a line");
+  cmd->add_flag("--json", a.json, "print the result as JSON");
+  cmd->callback([&chosen] {
+    chosen = [] {
+      Config cfg = load_config(a.config);
+      RequestOptions o;
+      o.priority = read_lines(a.priority_file);
+      o.log = log_line;
+      RequestResult r = write_request(cfg, a.to, o);
+      if (a.json) {
+        nlohmann::json j = {{"path", r.path}, {"site", r.site}, {"key_id", r.key_id},
+                            {"public_key", r.public_key_path}, {"key_created", r.key_created},
+                            {"bytes", r.bytes}, {"outbound", r.request.outbound.size()},
+                            {"channels", nlohmann::json::array()}};
+        for (auto& c : r.request.channels)
+          j["channels"].push_back({{"channel", c.name}, {"installed_version", c.installed_version},
+                                   {"held", c.held.size()}});
+        print_json(j);
+      } else {
+        std::printf("wrote %s (%s) for site %s, key id %s\n", r.path.c_str(), human_bytes(r.bytes).c_str(),
+                    r.site.c_str(), r.key_id.c_str());
+        for (auto& c : r.request.channels)
+          std::printf("  %s: version %llu installed, %zu distinct files held\n", c.name.c_str(),
+                      static_cast<unsigned long long>(c.installed_version), c.held.size());
+      }
+      return 0;
+    };
+  });
+}
+
+void add_export(CLI::App* b, Action& chosen) {
+  auto* cmd = b->add_subcommand("export", "Write a bundle for a center to a stick (HQ)");
+  cmd->footer(
+      "Writes DIR/distd-bundle.idx (signed with [hq] secret_key) and DIR/distd-bundle-NNNN.tar volumes\n"
+      "(POSIX tar, none over the volume size, default 3.9G: safe on FAT32). With --request: the\n"
+      "manifests after the center's version and exactly the content it lacks, as librsync deltas\n"
+      "where it has an older version. --since N: for a center at version N; neither: everything.\n"
+      "--max-size packs priority and small files first and lists what did not fit.\n\n"
+      "Examples:\n"
+      "  distctl bundle export --to /media/stick --request /media/stick/distd-request.txt\n"
+      "  distctl bundle export --to /media/stick --channel moodledata --since 41 --max-size 14G");
+  struct Args {
+    std::string config, to, request, channel, max_size, volume_size;
+    uint64_t since = 0;
+    bool json = false;
+  };
+  static Args a;
+  a.config = default_config_path();
+  cmd->add_option("-c,--config", a.config, "config file (HQ)");
+  cmd->add_option("--to", a.to, "directory on the stick")->required();
+  cmd->add_option("--request", a.request, "the center's request file (distd-request.txt)");
+  cmd->add_option("--channel", a.channel, "only this channel");
+  auto* since = cmd->add_option("--since", a.since, "the center has this version (without a request)");
+  cmd->add_option("--max-size", a.max_size, "at most this many bytes on the stick (e.g. 7.5G)");
+  cmd->add_option("--volume-size", a.volume_size, "split into volumes of this size (default 3.9G, max 4G-1)");
+  cmd->add_flag("--json", a.json, "print the result as JSON");
+  cmd->callback([&chosen, since] {
+    chosen = [since] {
+      Config cfg = load_config(a.config);
+      ExportOptions o;
+      o.request_path = a.request;
+      o.channel = a.channel;
+      if (since->count()) o.since = a.since;
+      if (!a.max_size.empty()) o.max_size = parse_size(a.max_size, "--max-size");
+      if (!a.volume_size.empty()) o.volume_size = parse_size(a.volume_size, "--volume-size");
+      ProgressLine bar("exporting");
+      o.progress = [&bar](uint64_t done, uint64_t total) { bar.update(done, total); };
+      o.log = [&bar](const std::string& s) {
+        bar.finish();
+        log_line(s);
+      };
+      ExportResult r = export_bundle(cfg, a.to, o);
+      bar.finish();
+      for (auto& w : r.warnings) std::fprintf(stderr, "distctl: warning: %s\n", w.c_str());
+      for (auto& n : r.notes) std::fprintf(stderr, "distctl: %s\n", n.c_str());
+      if (a.json) {
+        nlohmann::json j = {{"dir", r.dir}, {"bundle", r.bundle_id}, {"site", r.site}, {"volumes", r.volumes},
+                            {"bytes", r.bytes}, {"manifests", r.manifests}, {"objects", r.objects},
+                            {"deltas", r.deltas}, {"object_bytes", r.object_bytes}, {"delta_bytes", r.delta_bytes},
+                            {"delta_target_bytes", r.delta_target_bytes}, {"held_entries", r.held_entries},
+                            {"shared_entries", r.shared_entries}, {"omitted_bytes", r.omitted_bytes},
+                            {"outbound_received", r.outbound_received}, {"warnings", r.warnings},
+                            {"notes", r.notes}, {"extra_files", r.extra_files},
+                            {"channels", nlohmann::json::array()}, {"omitted", nlohmann::json::array()}};
+        for (auto& c : r.channels) j["channels"].push_back({{"channel", c.name}, {"from", c.from}, {"to", c.to}});
+        for (auto& m : r.omitted)
+          j["omitted"].push_back({{"channel", m.channel}, {"path", encode_path(m.path)}, {"size", m.size}});
+        print_json(j);
+      } else {
+        std::printf("wrote bundle %s to %s: %u volumes, %s\n", r.bundle_id.c_str(), r.dir.c_str(), r.volumes,
+                    human_bytes(r.bytes).c_str());
+        for (auto& c : r.channels)
+          std::printf("  %s: version %llu -> %llu\n", c.name.c_str(), static_cast<unsigned long long>(c.from),
+                      static_cast<unsigned long long>(c.to));
+        std::printf("  %llu manifests, %llu objects (%s), %llu deltas (%s standing for %s); %llu files the center "
+                    "already has\n",
+                    static_cast<unsigned long long>(r.manifests), static_cast<unsigned long long>(r.objects),
+                    human_bytes(r.object_bytes).c_str(), static_cast<unsigned long long>(r.deltas),
+                    human_bytes(r.delta_bytes).c_str(), human_bytes(r.delta_target_bytes).c_str(),
+                    static_cast<unsigned long long>(r.held_entries));
+        if (!r.omitted.empty()) {
+          std::printf("  did NOT fit (--max-size): %zu files, %s:\n", r.omitted.size(),
+                      human_bytes(r.omitted_bytes).c_str());
+          size_t n = 0;
+          for (auto& m : r.omitted) {
+            if (++n > 20) {
+              std::printf("    ... %zu more (see --json)\n", r.omitted.size() - 20);
+              break;
+            }
+            std::printf("    %s/%s (%s)\n", m.channel.c_str(), encode_path(m.path).c_str(),
+                        human_bytes(m.size).c_str());
+          }
+        }
+      }
+      return 0;
+    };
+  });
+}
+
+void add_import(CLI::App* b, Action& chosen) {
+  auto* cmd = b->add_subcommand("import", "Verify a bundle on a stick and install it (regional)");
+  cmd->footer(
+      "Verifies the index (HQ's pinned key), every member's size and digest and every manifest (as\n"
+      "sync does), then installs through the journal and the staging area like a network sync.\n"
+      "Prints installed / skipped / missing. Exit status 0 when every channel is complete, 75 when\n"
+      "files are missing (the next bundle or sync brings them), otherwise the error's status.\n\n"
+      "Example:\n  distctl bundle import --from /media/distd");
+  static StickArgs a;
+  add_stick_options(cmd, a, "directory on the stick", "print the result as JSON");
+  cmd->callback([&chosen] {
+    chosen = [] {
+      Config cfg = load_config(a.config);
+      ImportResult r = run_import(cfg, a.from, false);
+      if (a.json)
+        print_json(import_json(r));
+      else
+        print_import_summary(r);
+      return r.exit_status();
+    };
+  });
+}
+
+// auto-import is the udev/systemd path (distd-stick-import.service).
+void add_auto_import(CLI::App* b, Action& chosen) {
+  auto* cmd = b->add_subcommand("auto-import", "Import a stick's bundle if any, leave a result and a new request");
+  cmd->footer(
+      "For the distd-stick-import.service: imports DIR's bundle (when there is one), writes\n"
+      "DIR/distd-import-result.txt for the traveller and a fresh DIR/distd-request.txt for the next trip.");
+  static StickArgs a;
+  add_stick_options(cmd, a, "the stick's mount point", "print the import result as JSON");
+  cmd->callback([&chosen] {
+    chosen = [] {
+      Config cfg = load_config(a.config);
+      struct stat st {};
+      ImportResult r;
+      std::string text;
+      int status = 0;
+      bool had_bundle = ::stat((a.from + "/" + kIndexFile).c_str(), &st) == 0;
+      if (had_bundle) {
+        try {
+          r = run_import(cfg, a.from, true);
+          status = r.exit_status();
+          text = render_result_text(r, cfg.site);
+          if (!a.json) print_import_summary(r);
+        } catch (const Error& e) {
+          status = exit_status(e.code());
+          text = render_refusal_text(e, cfg.site);
+          log_line(std::string("error: ") + e.what());
+        }
+      } else {
+        text = "distd at site " + cfg.site + ", " + format_utc(std::time(nullptr)) +
+               "\nno bundle on this stick; wrote a request for HQ\n";
+        log_line("no bundle on " + a.from + "; writing a request only");
+      }
+      try {
+        RequestOptions o;
+        o.log = log_line;
+        RequestResult q = write_request(cfg, a.from, o);
+        text += "\nnew request for HQ: " + std::string(kRequestFile) + " (site " + q.site + ", key id " + q.key_id +
+                ")\n";
+      } catch (const Error& e) {
+        text += std::string("\ncould not write a new request: ") + e.what() + "\n";
+        log_line(std::string("error: cannot write the request: ") + e.what());
+        if (status == 0) status = exit_status(e.code());
+      }
+      write_file_atomic(a.from + "/" + kResultFile, text, 0644);
+      if (a.json && had_bundle) print_json(import_json(r));
+      log_line("wrote " + a.from + "/" + kResultFile);
+      return status;
+    };
+  });
+}
+
 void register_bundle(CLI::App& app, Action& chosen) {
   auto* b = app.add_subcommand("bundle", "USB-stick sneakernet: request, export and import signed bundles");
   b->require_subcommand(1);
   b->footer("See docs/sneakernet.md and docs/formats/bundle.md.");
-
-  // --- request
-  {
-    auto* cmd = b->add_subcommand("request", "Write this center's signed request to a stick (regional)");
-    cmd->footer(
-        "Writes DIR/distd-request.txt: the site id, the installed version of each channel and a summary\n"
-        "of the content this center holds, signed with the site's own key (created on first use under\n"
-        "the state dir; HQ must enroll its public key as <sites_dir>/<site>.pub). Files waiting in\n"
-        "<state_dir>/outbound/ travel along in DIR/distd-outbound/.\n\n"
-        "Example:\n  distctl bundle request --to /media/distd");
-    struct Args {
-      std::string config, to, priority_file;
-      bool json = false;
-    };
-    static Args a;
-    a.config = default_config_path();
-    cmd->add_option("-c,--config", a.config, "config file (regional)");
-    cmd->add_option("--to", a.to, "directory on the stick")->required();
-    cmd->add_option("--priority-file", a.priority_file, "paths or base names HQ should pack first, one a line");
-    cmd->add_flag("--json", a.json, "print the result as JSON");
-    cmd->callback([&chosen] {
-      chosen = [] {
-        Config cfg = load_config(a.config);
-        RequestOptions o;
-        o.priority = read_lines(a.priority_file);
-        o.log = log_line;
-        RequestResult r = write_request(cfg, a.to, o);
-        if (a.json) {
-          nlohmann::json j = {{"path", r.path}, {"site", r.site}, {"key_id", r.key_id},
-                              {"public_key", r.public_key_path}, {"key_created", r.key_created},
-                              {"bytes", r.bytes}, {"outbound", r.request.outbound.size()},
-                              {"channels", nlohmann::json::array()}};
-          for (auto& c : r.request.channels)
-            j["channels"].push_back({{"channel", c.name}, {"installed_version", c.installed_version},
-                                     {"held", c.held.size()}});
-          print_json(j);
-        } else {
-          std::printf("wrote %s (%s) for site %s, key id %s\n", r.path.c_str(), human_bytes(r.bytes).c_str(),
-                      r.site.c_str(), r.key_id.c_str());
-          for (auto& c : r.request.channels)
-            std::printf("  %s: version %llu installed, %zu distinct files held\n", c.name.c_str(),
-                        static_cast<unsigned long long>(c.installed_version), c.held.size());
-        }
-        return 0;
-      };
-    });
-  }
-
-  // --- export
-  {
-    auto* cmd = b->add_subcommand("export", "Write a bundle for a center to a stick (HQ)");
-    cmd->footer(
-        "Writes DIR/distd-bundle.idx (signed with [hq] secret_key) and DIR/distd-bundle-NNNN.tar volumes\n"
-        "(POSIX tar, none over the volume size, default 3.9G: safe on FAT32). With --request: the\n"
-        "manifests after the center's version and exactly the content it lacks, as librsync deltas\n"
-        "where it has an older version. --since N: for a center at version N; neither: everything.\n"
-        "--max-size packs priority and small files first and lists what did not fit.\n\n"
-        "Examples:\n"
-        "  distctl bundle export --to /media/stick --request /media/stick/distd-request.txt\n"
-        "  distctl bundle export --to /media/stick --channel moodledata --since 41 --max-size 14G");
-    struct Args {
-      std::string config, to, request, channel, max_size, volume_size;
-      uint64_t since = 0;
-      bool json = false;
-    };
-    static Args a;
-    a.config = default_config_path();
-    cmd->add_option("-c,--config", a.config, "config file (HQ)");
-    cmd->add_option("--to", a.to, "directory on the stick")->required();
-    cmd->add_option("--request", a.request, "the center's request file (distd-request.txt)");
-    cmd->add_option("--channel", a.channel, "only this channel");
-    auto* since = cmd->add_option("--since", a.since, "the center has this version (without a request)");
-    cmd->add_option("--max-size", a.max_size, "at most this many bytes on the stick (e.g. 7.5G)");
-    cmd->add_option("--volume-size", a.volume_size, "split into volumes of this size (default 3.9G, max 4G-1)");
-    cmd->add_flag("--json", a.json, "print the result as JSON");
-    cmd->callback([&chosen, since] {
-      chosen = [since] {
-        Config cfg = load_config(a.config);
-        ExportOptions o;
-        o.request_path = a.request;
-        o.channel = a.channel;
-        if (since->count()) o.since = a.since;
-        if (!a.max_size.empty()) o.max_size = parse_size(a.max_size, "--max-size");
-        if (!a.volume_size.empty()) o.volume_size = parse_size(a.volume_size, "--volume-size");
-        ProgressLine bar("exporting");
-        o.progress = [&bar](uint64_t done, uint64_t total) { bar.update(done, total); };
-        o.log = [&bar](const std::string& s) {
-          bar.finish();
-          log_line(s);
-        };
-        ExportResult r = export_bundle(cfg, a.to, o);
-        bar.finish();
-        for (auto& w : r.warnings) std::fprintf(stderr, "distctl: warning: %s\n", w.c_str());
-        for (auto& n : r.notes) std::fprintf(stderr, "distctl: %s\n", n.c_str());
-        if (a.json) {
-          nlohmann::json j = {{"dir", r.dir}, {"bundle", r.bundle_id}, {"site", r.site}, {"volumes", r.volumes},
-                              {"bytes", r.bytes}, {"manifests", r.manifests}, {"objects", r.objects},
-                              {"deltas", r.deltas}, {"object_bytes", r.object_bytes}, {"delta_bytes", r.delta_bytes},
-                              {"delta_target_bytes", r.delta_target_bytes}, {"held_entries", r.held_entries},
-                              {"shared_entries", r.shared_entries}, {"omitted_bytes", r.omitted_bytes},
-                              {"outbound_received", r.outbound_received}, {"warnings", r.warnings},
-                              {"notes", r.notes}, {"extra_files", r.extra_files},
-                              {"channels", nlohmann::json::array()}, {"omitted", nlohmann::json::array()}};
-          for (auto& c : r.channels) j["channels"].push_back({{"channel", c.name}, {"from", c.from}, {"to", c.to}});
-          for (auto& m : r.omitted)
-            j["omitted"].push_back({{"channel", m.channel}, {"path", encode_path(m.path)}, {"size", m.size}});
-          print_json(j);
-        } else {
-          std::printf("wrote bundle %s to %s: %u volumes, %s\n", r.bundle_id.c_str(), r.dir.c_str(), r.volumes,
-                      human_bytes(r.bytes).c_str());
-          for (auto& c : r.channels)
-            std::printf("  %s: version %llu -> %llu\n", c.name.c_str(), static_cast<unsigned long long>(c.from),
-                        static_cast<unsigned long long>(c.to));
-          std::printf("  %llu manifests, %llu objects (%s), %llu deltas (%s standing for %s); %llu files the center "
-                      "already has\n",
-                      static_cast<unsigned long long>(r.manifests), static_cast<unsigned long long>(r.objects),
-                      human_bytes(r.object_bytes).c_str(), static_cast<unsigned long long>(r.deltas),
-                      human_bytes(r.delta_bytes).c_str(), human_bytes(r.delta_target_bytes).c_str(),
-                      static_cast<unsigned long long>(r.held_entries));
-          if (!r.omitted.empty()) {
-            std::printf("  did NOT fit (--max-size): %zu files, %s:\n", r.omitted.size(),
-                        human_bytes(r.omitted_bytes).c_str());
-            size_t n = 0;
-            for (auto& m : r.omitted) {
-              if (++n > 20) {
-                std::printf("    ... %zu more (see --json)\n", r.omitted.size() - 20);
-                break;
-              }
-              std::printf("    %s/%s (%s)\n", m.channel.c_str(), encode_path(m.path).c_str(),
-                          human_bytes(m.size).c_str());
-            }
-          }
-        }
-        return 0;
-      };
-    });
-  }
-
-  // --- import
-  {
-    auto* cmd = b->add_subcommand("import", "Verify a bundle on a stick and install it (regional)");
-    cmd->footer(
-        "Verifies the index (HQ's pinned key), every member's size and digest and every manifest (as\n"
-        "sync does), then installs through the journal and the staging area like a network sync.\n"
-        "Prints installed / skipped / missing. Exit status 0 when every channel is complete, 75 when\n"
-        "files are missing (the next bundle or sync brings them), otherwise the error's status.\n\n"
-        "Example:\n  distctl bundle import --from /media/distd");
-    static StickArgs a;
-    add_stick_options(cmd, a, "directory on the stick", "print the result as JSON");
-    cmd->callback([&chosen] {
-      chosen = [] {
-        Config cfg = load_config(a.config);
-        ImportResult r = run_import(cfg, a.from, false);
-        if (a.json)
-          print_json(import_json(r));
-        else
-          print_import_summary(r);
-        return r.exit_status();
-      };
-    });
-  }
-
-  // --- auto-import (the udev/systemd path)
-  {
-    auto* cmd = b->add_subcommand("auto-import", "Import a stick's bundle if any, leave a result and a new request");
-    cmd->footer(
-        "For the distd-stick-import.service: imports DIR's bundle (when there is one), writes\n"
-        "DIR/distd-import-result.txt for the traveller and a fresh DIR/distd-request.txt for the next trip.");
-    static StickArgs a;
-    add_stick_options(cmd, a, "the stick's mount point", "print the import result as JSON");
-    cmd->callback([&chosen] {
-      chosen = [] {
-        Config cfg = load_config(a.config);
-        struct stat st {};
-        ImportResult r;
-        std::string text;
-        int status = 0;
-        bool had_bundle = ::stat((a.from + "/" + kIndexFile).c_str(), &st) == 0;
-        if (had_bundle) {
-          try {
-            r = run_import(cfg, a.from, true);
-            status = r.exit_status();
-            text = render_result_text(r, cfg.site);
-            if (!a.json) print_import_summary(r);
-          } catch (const Error& e) {
-            status = exit_status(e.code());
-            text = render_refusal_text(e, cfg.site);
-            log_line(std::string("error: ") + e.what());
-          }
-        } else {
-          text = "distd at site " + cfg.site + ", " + format_utc(std::time(nullptr)) +
-                 "\nno bundle on this stick; wrote a request for HQ\n";
-          log_line("no bundle on " + a.from + "; writing a request only");
-        }
-        try {
-          RequestOptions o;
-          o.log = log_line;
-          RequestResult q = write_request(cfg, a.from, o);
-          text += "\nnew request for HQ: " + std::string(kRequestFile) + " (site " + q.site + ", key id " + q.key_id +
-                  ")\n";
-        } catch (const Error& e) {
-          text += std::string("\ncould not write a new request: ") + e.what() + "\n";
-          log_line(std::string("error: cannot write the request: ") + e.what());
-          if (status == 0) status = exit_status(e.code());
-        }
-        write_file_atomic(a.from + "/" + kResultFile, text, 0644);
-        if (a.json && had_bundle) print_json(import_json(r));
-        log_line("wrote " + a.from + "/" + kResultFile);
-        return status;
-      };
-    });
-  }
+  add_request(b, chosen);
+  add_export(b, chosen);
+  add_import(b, chosen);
+  add_auto_import(b, chosen);
 }
 
 const CommandRegistrar reg(45, register_bundle);

@@ -17,6 +17,122 @@
 namespace distd::cli {
 namespace {
 
+// One channel: what the journal says is installed and, while a plan is not done, what it still lacks.
+nlohmann::json channel_json(const ChannelConfig& ch, Journal* j) {
+  ChannelRecord rec;
+  Pending pend;
+  std::vector<PlanItem> unfinished;
+  if (j) {
+    rec = j->channel_record(ch.name);
+    auto plan = j->plan(ch.name);
+    if (plan && !plan->done) {
+      pend = j->pending(ch.name);
+      unfinished = j->unfinished_items(ch.name, 10);
+    }
+  }
+  nlohmann::json c = {{"channel", ch.name},
+                      {"path", ch.path},
+                      {"installed_version", rec.installed_version},
+                      {"latest_known_version", rec.latest_known_version},
+                      {"pending_files", pend.files},
+                      {"pending_bytes", pend.bytes},
+                      {"last_attempt", rec.last_attempt ? nlohmann::json(format_utc(rec.last_attempt)) : nullptr},
+                      {"last_success", rec.last_success ? nlohmann::json(format_utc(rec.last_success)) : nullptr},
+                      {"last_error", rec.last_error.empty() ? nullptr : nlohmann::json(rec.last_error)},
+                      {"last_error_time",
+                       rec.last_error_time ? nlohmann::json(format_utc(rec.last_error_time)) : nullptr},
+                      {"unfinished", nlohmann::json::array()}};
+  for (auto& it : unfinished)
+    c["unfinished"].push_back({{"path", it.path},
+                               {"size", it.size},
+                               {"action", action_name(it.action)},
+                               {"state", state_name(it.state)},
+                               {"offset", it.offset},
+                               {"attempts", it.attempts},
+                               {"last_error", it.last_error}});
+  return c;
+}
+
+// The local database replica, when [replica] is configured: health, and the files its
+// mdl_files references that the disk still lacks. Returns its lines for the text summary.
+std::string replica_section(const Config& cfg, nlohmann::json& out) {
+  std::string replica_text;
+  if (replica::load_replica_config(cfg, false).present) {
+    replica::ReplicaHealth h = replica::replica_health(cfg);
+    out["replica"] = replica::to_json(h);
+    replica_text = replica::health_summary(h);
+    try {
+      replica::FileCheckReport fc = replica::check_files(cfg, false);
+      out["replica"]["referenced_missing_files"] = fc.missing.size();
+      out["replica"]["referenced_missing_bytes"] = fc.missing_bytes;
+      replica_text += "\n  files the database references but the disk lacks: " + std::to_string(fc.missing.size()) +
+                      " (" + human_bytes(fc.missing_bytes) + "); they are fetched first";
+    } catch (const Error& e) {
+      out["replica"]["referenced_missing_error"] = e.what();
+      replica_text += std::string("\n  cannot check referenced files: ") + e.what();
+    }
+  }
+  return replica_text;
+}
+
+void print_text(const nlohmann::json& out, const std::string& site, bool have_journal,
+                const std::string& replica_text) {
+  std::printf("site %s%s\n", site.c_str(), have_journal ? "" : " (never synced)");
+  for (auto& c : out["channels"]) {
+    std::printf("\nchannel %s -> %s\n", c["channel"].get<std::string>().c_str(), c["path"].get<std::string>().c_str());
+    uint64_t inst = c["installed_version"], latest = c["latest_known_version"];
+    std::printf("  installed version   %s\n", inst ? std::to_string(inst).c_str() : "none");
+    std::printf("  HQ's latest known   %s\n", latest ? std::to_string(latest).c_str() : "unknown");
+    std::printf("  pending             %llu files, %s\n",
+                static_cast<unsigned long long>(c["pending_files"].get<uint64_t>()),
+                human_bytes(c["pending_bytes"].get<uint64_t>()).c_str());
+    auto s = [](const nlohmann::json& v) { return v.is_null() ? std::string("never") : v.get<std::string>(); };
+    std::printf("  last success        %s\n", s(c["last_success"]).c_str());
+    if (!c["last_error"].is_null())
+      std::printf("  last error          %s: %s\n", s(c["last_error_time"]).c_str(),
+                  c["last_error"].get<std::string>().c_str());
+    for (auto& it : c["unfinished"])
+      std::printf("    %-9s %-6s %s (%s)%s\n", it["state"].get<std::string>().c_str(),
+                  it["action"].get<std::string>().c_str(), it["path"].get<std::string>().c_str(),
+                  human_bytes(it["size"].get<uint64_t>()).c_str(),
+                  it["last_error"].get<std::string>().empty()
+                      ? ""
+                      : (": " + it["last_error"].get<std::string>()).c_str());
+  }
+  std::printf("\nlink to HQ (newest first)\n");
+  if (out["link"].empty()) std::printf("  no probes recorded yet\n");
+  for (auto& ev : out["link"])
+    std::printf("  %s  %-4s %s\n", ev["time"].get<std::string>().c_str(), ev["up"].get<bool>() ? "up" : "down",
+                ev["detail"].get<std::string>().c_str());
+  if (!replica_text.empty()) std::printf("\nreplica\n%s\n", replica_text.c_str());
+}
+
+int run_status(const std::string& config_path, bool json) {
+  Config cfg = load_config(config_path);
+  if (cfg.role != "regional")
+    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; status describes a regional center",
+                "use the regional center's config");
+  std::string jp = journal_path(cfg);
+  struct stat st {};
+  bool have_journal = ::stat(jp.c_str(), &st) == 0;
+  std::unique_ptr<Journal> j;
+  if (have_journal) j = std::make_unique<Journal>(jp);
+
+  nlohmann::json out = {{"site", cfg.site}, {"channels", nlohmann::json::array()}, {"link", nlohmann::json::array()}};
+  for (auto& ch : cfg.channels) out["channels"].push_back(channel_json(ch, j.get()));
+  if (j)
+    for (auto& ev : j->link_history(10))
+      out["link"].push_back({{"time", format_utc(ev.time)}, {"up", ev.up}, {"detail", ev.detail}});
+  std::string replica_text = replica_section(cfg, out);
+
+  if (json) {
+    print_json(out);
+    return 0;
+  }
+  print_text(out, cfg.site, have_journal, replica_text);
+  return 0;
+}
+
 void register_status(CLI::App& app, Action& chosen) {
   auto* cmd = app.add_subcommand("status", "Show what this center has installed and what is pending");
   cmd->footer(
@@ -35,108 +151,7 @@ void register_status(CLI::App& app, Action& chosen) {
   cmd->add_option("-c,--config", a.config, "config file ($DISTD_CONFIG or /etc/distd/distd.toml)");
   cmd->add_flag("--json", a.json, "print as JSON on stdout");
   cmd->callback([&chosen] {
-    chosen = [] {
-      Config cfg = load_config(a.config);
-      if (cfg.role != "regional")
-        throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; status describes a regional center",
-                    "use the regional center's config");
-      std::string jp = journal_path(cfg);
-      struct stat st {};
-      bool have_journal = ::stat(jp.c_str(), &st) == 0;
-      std::unique_ptr<Journal> j;
-      if (have_journal) j = std::make_unique<Journal>(jp);
-
-      nlohmann::json out = {{"site", cfg.site}, {"channels", nlohmann::json::array()}, {"link", nlohmann::json::array()}};
-      for (auto& ch : cfg.channels) {
-        ChannelRecord rec;
-        Pending pend;
-        std::vector<PlanItem> unfinished;
-        if (j) {
-          rec = j->channel_record(ch.name);
-          auto plan = j->plan(ch.name);
-          if (plan && !plan->done) {
-            pend = j->pending(ch.name);
-            unfinished = j->unfinished_items(ch.name, 10);
-          }
-        }
-        nlohmann::json c = {{"channel", ch.name},
-                            {"path", ch.path},
-                            {"installed_version", rec.installed_version},
-                            {"latest_known_version", rec.latest_known_version},
-                            {"pending_files", pend.files},
-                            {"pending_bytes", pend.bytes},
-                            {"last_attempt", rec.last_attempt ? nlohmann::json(format_utc(rec.last_attempt)) : nullptr},
-                            {"last_success", rec.last_success ? nlohmann::json(format_utc(rec.last_success)) : nullptr},
-                            {"last_error", rec.last_error.empty() ? nullptr : nlohmann::json(rec.last_error)},
-                            {"last_error_time",
-                             rec.last_error_time ? nlohmann::json(format_utc(rec.last_error_time)) : nullptr},
-                            {"unfinished", nlohmann::json::array()}};
-        for (auto& it : unfinished)
-          c["unfinished"].push_back({{"path", it.path},
-                                     {"size", it.size},
-                                     {"action", action_name(it.action)},
-                                     {"state", state_name(it.state)},
-                                     {"offset", it.offset},
-                                     {"attempts", it.attempts},
-                                     {"last_error", it.last_error}});
-        out["channels"].push_back(c);
-      }
-      if (j)
-        for (auto& ev : j->link_history(10))
-          out["link"].push_back({{"time", format_utc(ev.time)}, {"up", ev.up}, {"detail", ev.detail}});
-      // The local database replica, when [replica] is configured: health, and the files its
-      // mdl_files references that the disk still lacks.
-      std::string replica_text;
-      if (replica::load_replica_config(cfg, false).present) {
-        replica::ReplicaHealth h = replica::replica_health(cfg);
-        out["replica"] = replica::to_json(h);
-        replica_text = replica::health_summary(h);
-        try {
-          replica::FileCheckReport fc = replica::check_files(cfg, false);
-          out["replica"]["referenced_missing_files"] = fc.missing.size();
-          out["replica"]["referenced_missing_bytes"] = fc.missing_bytes;
-          replica_text += "\n  files the database references but the disk lacks: " + std::to_string(fc.missing.size()) +
-                          " (" + human_bytes(fc.missing_bytes) + "); they are fetched first";
-        } catch (const Error& e) {
-          out["replica"]["referenced_missing_error"] = e.what();
-          replica_text += std::string("\n  cannot check referenced files: ") + e.what();
-        }
-      }
-
-      if (a.json) {
-        print_json(out);
-        return 0;
-      }
-      std::printf("site %s%s\n", cfg.site.c_str(), have_journal ? "" : " (never synced)");
-      for (auto& c : out["channels"]) {
-        std::printf("\nchannel %s -> %s\n", c["channel"].get<std::string>().c_str(), c["path"].get<std::string>().c_str());
-        uint64_t inst = c["installed_version"], latest = c["latest_known_version"];
-        std::printf("  installed version   %s\n", inst ? std::to_string(inst).c_str() : "none");
-        std::printf("  HQ's latest known   %s\n", latest ? std::to_string(latest).c_str() : "unknown");
-        std::printf("  pending             %llu files, %s\n",
-                    static_cast<unsigned long long>(c["pending_files"].get<uint64_t>()),
-                    human_bytes(c["pending_bytes"].get<uint64_t>()).c_str());
-        auto s = [](const nlohmann::json& v) { return v.is_null() ? std::string("never") : v.get<std::string>(); };
-        std::printf("  last success        %s\n", s(c["last_success"]).c_str());
-        if (!c["last_error"].is_null())
-          std::printf("  last error          %s: %s\n", s(c["last_error_time"]).c_str(),
-                      c["last_error"].get<std::string>().c_str());
-        for (auto& it : c["unfinished"])
-          std::printf("    %-9s %-6s %s (%s)%s\n", it["state"].get<std::string>().c_str(),
-                      it["action"].get<std::string>().c_str(), it["path"].get<std::string>().c_str(),
-                      human_bytes(it["size"].get<uint64_t>()).c_str(),
-                      it["last_error"].get<std::string>().empty()
-                          ? ""
-                          : (": " + it["last_error"].get<std::string>()).c_str());
-      }
-      std::printf("\nlink to HQ (newest first)\n");
-      if (out["link"].empty()) std::printf("  no probes recorded yet\n");
-      for (auto& ev : out["link"])
-        std::printf("  %s  %-4s %s\n", ev["time"].get<std::string>().c_str(), ev["up"].get<bool>() ? "up" : "down",
-                    ev["detail"].get<std::string>().c_str());
-      if (!replica_text.empty()) std::printf("\nreplica\n%s\n", replica_text.c_str());
-      return 0;
-    };
+    chosen = [] { return run_status(a.config, a.json); };
   });
 }
 
