@@ -1,7 +1,7 @@
 // The installer (distd/regional/installer.h), the only code that puts files at their final
 // paths, on real files in a temporary directory: the bytes and modes it installs, how it replaces
 // an old file, and what it refuses (a mismatch, a symbolic link in the way, a file where a
-// directory belongs, a staging directory inside the tree).
+// directory belongs, a staging directory inside the tree, a path that could leave the tree).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -171,6 +171,26 @@ BOOST_AUTO_TEST_CASE(install_refuses_to_go_through_a_symlinked_directory) {
   BOOST_TEST(many.code() == Errc::unsafe_path);
   BOOST_TEST(std::filesystem::is_empty(outside));  // nothing written through the link
   BOOST_TEST(read_file(sp) == "payload");
+}
+
+BOOST_AUTO_TEST_CASE(a_path_that_could_leave_the_tree_is_refused_by_every_method) {
+  Site s;
+  std::string sp = s.stage("f.part", "payload");
+  write_file(s.d / "victim", "keep me");
+  const Digest d = digest_bytes("payload");
+  for (std::string rel : {"../victim", "a/../../victim", "/etc/passwd", "", "a//b", "./f"}) {
+    BOOST_TEST_CONTEXT("rel '" << rel << "'") {
+      Error e = error_of([&] { s.inst.install(sp, rel, 0644); });
+      BOOST_TEST(e.code() == Errc::unsafe_path);
+      BOOST_TEST(std::string(e.what()).find("installing into " + s.root + ": path ") == 0, e.what());
+      BOOST_TEST(error_of([&] { s.inst.install_many({{sp, rel, 0644}}); }).code() == Errc::unsafe_path);
+      BOOST_TEST(error_of([&] { s.inst.remove(rel); }).code() == Errc::unsafe_path);
+      BOOST_TEST(error_of([&] { s.inst.stage_copy(rel, s.inst.staged("c.part"), d, 7); }).code() == Errc::unsafe_path);
+      BOOST_TEST(error_of([&] { s.inst.final_matches(rel, d, 7); }).code() == Errc::unsafe_path);
+    }
+  }
+  BOOST_TEST(read_file(s.d / "victim") == "keep me");
+  BOOST_TEST(read_file(sp) == "payload");  // the staged file is still there to retry or clean
 }
 
 BOOST_AUTO_TEST_CASE(install_refuses_a_file_where_a_directory_belongs) {

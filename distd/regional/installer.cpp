@@ -13,6 +13,7 @@
 #include "manifest/error.h"
 #include "manifest/fault.h"
 #include "manifest/fs.h"
+#include "manifest/path.h"
 
 namespace distd {
 
@@ -89,6 +90,11 @@ void Installer::verify(const std::string& staged_path, const Digest& digest, uin
                 "the bytes are discarded and fetched again; if this repeats, HQ's copy is damaged: republish there");
 }
 
+std::string Installer::final_path(const std::string& rel) const {
+  check_safe_path(rel, "installing into " + root_);
+  return root_ + "/" + rel;
+}
+
 void Installer::install(const std::string& staged_path, const std::string& rel, uint32_t mode) const {
   {
     UniqueFd fd(::open(staged_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
@@ -158,7 +164,7 @@ bool Installer::stage_copy(const std::string& src_rel, const std::string& staged
     if (sync) sync_file(out.get(), staged_path);
     return true;
   }
-  ::unlink(staged_path.c_str());
+  discard_file(staged_path);
   return false;
 }
 
@@ -177,11 +183,11 @@ bool Installer::final_matches(const std::string& rel, const Digest& digest, uint
 
 void Installer::remove(const std::string& rel) const {
   std::string p = final_path(rel);
-  if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_errno("cannot delete", p, errno);
+  if (int e = try_remove_file(p); e != 0 && e != ENOENT) throw_errno("cannot delete", p, e);
   std::string dir = dir_name(p);
   fsync_dir(dir);
   while (dir.size() > root_.size() && dir.rfind(root_ + "/", 0) == 0) {
-    if (::rmdir(dir.c_str()) != 0) break;  // not empty (or not ours): stop
+    if (try_remove_dir(dir) != 0) break;  // not empty (or not ours): stop
     dir = dir_name(dir);
     fsync_dir(dir);
   }
@@ -197,7 +203,7 @@ void Installer::clean_staging(const std::vector<std::string>& keep) const {
     if (std::find(keep.begin(), keep.end(), name) == keep.end()) doomed.push_back(name);
   }
   ::closedir(d);
-  for (auto& n : doomed) ::unlink((staging_ + "/" + n).c_str());
+  for (auto& n : doomed) discard_file(staging_ + "/" + n);
 }
 
 }  // namespace distd

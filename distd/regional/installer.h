@@ -22,7 +22,10 @@ class Installer {
   const std::string& root() const { return root_; }
   const std::string& staging() const { return staging_; }
   std::string staged(const std::string& name) const { return staging_ + "/" + name; }
-  std::string final_path(const std::string& rel) const { return root_ + "/" + rel; }
+  // The final path of rel in the tree. Throws Error{unsafe_path} when rel could leave the tree
+  // ('..', an absolute path, an empty component: manifest/path.h); every method below that takes
+  // a rel goes through it, so no caller can install, copy from or remove outside the tree.
+  std::string final_path(const std::string& rel) const;
 
   // Checks that the staged file has exactly `size` bytes and `digest` (reading no further than
   // size). Throws Error{mismatch} naming `what` (the entry's path) otherwise.
