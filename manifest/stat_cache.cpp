@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "manifest/error.h"
+#include "manifest/fs.h"
 
 namespace distd {
 
@@ -26,9 +27,9 @@ StatCache::StatCache(const std::string& db_path, const std::string& root) : db_p
   } catch (const SQLite::Exception&) {
     // A damaged cache costs a rehash, never a failure.
     db_.reset();
-    ::unlink(db_path.c_str());
-    ::unlink((db_path + "-wal").c_str());
-    ::unlink((db_path + "-shm").c_str());
+    discard_file(db_path);
+    discard_file(db_path + "-wal");
+    discard_file(db_path + "-shm");
     try {
       open(root);
     } catch (const SQLite::Exception& e) {

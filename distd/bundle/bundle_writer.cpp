@@ -26,7 +26,7 @@ void remove_old_bundle(const std::string& dir) {
       doomed.push_back(n);
   }
   ::closedir(d);
-  for (auto& n : doomed) ::unlink((dir + "/" + n).c_str());
+  for (auto& n : doomed) discard_file(dir + "/" + n);
 }
 
 }  // namespace

@@ -78,7 +78,7 @@ ImportResult Importer::run() {
     res_.channels.push_back(c->res);
   }
   remove_tree_files(bdir_);
-  ::rmdir(bdir_.c_str());
+  (void)try_remove_dir(bdir_);
   return res_;
 }
 

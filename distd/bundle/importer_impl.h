@@ -50,7 +50,7 @@ inline bool exists_path(const std::string& p) {
 
 inline void remove_tree_files(const std::string& dir) {
   try {
-    for (auto& n : list_dir(dir)) ::unlink((dir + "/" + n).c_str());
+    for (auto& n : list_dir(dir)) discard_file(dir + "/" + n);
   } catch (const Error&) {
   }
 }

@@ -126,12 +126,12 @@ void Importer::on_complete(size_t i) {
           d = apply_delta(c.inst->final_path(p.path), file, ofd.get(), out, p.size, &written);
         } catch (const Error& e) {
           if (e.code() != Errc::mismatch) throw;
-          ::unlink(out.c_str());
+          discard_file(out);
           problem(Errc::mismatch, "'" + p.path + "': the delta from the bundle does not apply: " + e.what());
           continue;
         }
         if (written != p.size || d != p.digest) {
-          ::unlink(out.c_str());
+          discard_file(out);
           problem(Errc::mismatch, "'" + p.path + "': the delta did not produce the signed content (the local file "
                                                  "changed?): refused, the old file is untouched");
           continue;
@@ -143,7 +143,7 @@ void Importer::on_complete(size_t i) {
       problem(e.code(), std::string(c.ch->name) + ": '" + p.path + "': " + e.what());
     }
   }
-  if (!moved) ::unlink(file.c_str());
+  if (!moved) discard_file(file);
   if (pending_files_ >= kInstallBatchFiles || pending_bytes_ >= kInstallBatchBytes) install_pending();
 }
 

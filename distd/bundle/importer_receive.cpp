@@ -12,7 +12,7 @@ bool Importer::should_receive(size_t i, size_t k) {
   if (x.next != k) {  // an earlier piece never came
     x.s = Rx::broken;
     x.why = "an earlier part of it is missing";
-    ::unlink(rx_file(i).c_str());
+    discard_file(rx_file(i));
     return false;
   }
   return true;
@@ -66,7 +66,7 @@ void Importer::mark_rest(uint32_t v, const std::string& reason) {
   for (auto [i, k] : vol_pieces_[v]) {
     Rx& r = rx_[i];
     if (r.s == Rx::broken || r.s == Rx::unneeded || r.s == Rx::complete || r.next > k) continue;
-    if (r.s == Rx::receiving) ::unlink(rx_file(i).c_str());
+    if (r.s == Rx::receiving) discard_file(rx_file(i));
     r.s = Rx::broken;
     r.why = reason;
   }
@@ -198,7 +198,7 @@ bool Importer::accept_member(archive_entry* e, uint32_t v, const std::string& mn
     problem(Errc::mismatch, where + " says it has " + std::to_string(*size) + " bytes, the signed index says " +
                                 std::to_string(p.size) + ": refused");
     Rx& x = rx_[m->second.first];
-    if (x.s == Rx::receiving) ::unlink(rx_file(m->second.first).c_str());
+    if (x.s == Rx::receiving) discard_file(rx_file(m->second.first));
     if (x.s != Rx::unneeded) x.s = Rx::broken, x.why = "its member in volume " + std::to_string(v) + " was refused";
     return false;
   }
@@ -216,7 +216,7 @@ void Importer::settle() {
   Rx& x = rx_[f.item];
   std::string file = rx_file(f.item);
   if (f.end == Flight::damaged || f.end == Flight::too_long) {
-    ::unlink(file.c_str());
+    discard_file(file);
     x.s = Rx::broken;
     x.why = f.end == Flight::damaged ? "volume " + std::to_string(f.volume) + " is truncated or damaged"
                                      : "a member is longer than signed";
@@ -224,7 +224,7 @@ void Importer::settle() {
   }
   res_.bytes_read += f.got;
   if (f.got != f.size || r.size != f.size || r.digest != it.pieces[0].digest) {
-    ::unlink(file.c_str());
+    discard_file(file);
     x.s = Rx::broken;
     x.why = "it did not match its signed digest";
     problem(Errc::mismatch, "volume " + std::to_string(f.volume) + ": entry '" + f.name +
@@ -313,7 +313,7 @@ void Importer::take_pieces(archive* a, uint32_t v, const std::string& name, uint
   for (;;) {
     la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
     if (n < 0) {
-      ::unlink(file.c_str());
+      discard_file(file);
       x.s = Rx::broken;
       x.why = "volume " + std::to_string(v) + " is truncated or damaged";
       *fatal = true;
@@ -321,7 +321,7 @@ void Importer::take_pieces(archive* a, uint32_t v, const std::string& name, uint
     }
     if (n == 0) break;
     if (got + static_cast<uint64_t>(n) > size) {  // libarchive keeps to the header's size; belt and braces
-      ::unlink(file.c_str());
+      discard_file(file);
       x.s = Rx::broken;
       x.why = "a member is longer than signed";
       return;
@@ -335,7 +335,7 @@ void Importer::take_pieces(archive* a, uint32_t v, const std::string& name, uint
   }
   res_.bytes_read += got;
   if (got != size || h.finish() != p.digest) {
-    ::unlink(file.c_str());
+    discard_file(file);
     x.s = Rx::broken;
     x.why = "it did not match its signed digest";
     problem(Errc::mismatch, "volume " + std::to_string(v) + ": entry '" + name +
@@ -348,7 +348,7 @@ void Importer::take_pieces(archive* a, uint32_t v, const std::string& name, uint
   x.next = static_cast<uint32_t>(k + 1);
   if (x.next < it.pieces.size()) return;
   if (it.pieces.size() > 1 && whole_.finish() != it.digest) {
-    ::unlink(file.c_str());
+    discard_file(file);
     x.s = Rx::broken;
     x.why = "its parts do not add up to its signed digest";
     problem(Errc::mismatch, "item '" + it.pieces[0].member + "': its parts do not add up to the signed digest: refused");

@@ -77,7 +77,7 @@ bool move_into_place(const std::string& from, const std::string& to) {
   sync_file(out.get(), tmp);
   out = UniqueFd();
   rename_file(tmp, to, "cannot rename", tmp);
-  ::unlink(from.c_str());
+  discard_file(from);
   return false;
 }
 
@@ -149,11 +149,11 @@ void prune_subtree(const std::string& members_root, const std::unordered_set<std
   for (const auto& f : tree_files) {
     if (keep.count(f)) continue;  // unchanged: stays; changed: replaced by rename below
     std::string p = members_root + "/" + f;
-    if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", p, errno);
+    if (int e = try_remove_file(p); e != 0 && e != ENOENT) throw_errno("cannot remove", p, e);
     dirty.insert(dir_name(p));
   }
   std::sort(tree_dirs.begin(), tree_dirs.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
-  for (const auto& d : tree_dirs) ::rmdir((members_root + "/" + d).c_str());  // only empty ones go
+  for (const auto& d : tree_dirs) (void)try_remove_dir(members_root + "/" + d);  // only empty ones go
 }
 
 // Staged content and modes durable before any of it is renamed in: one syncfs(2) of the
@@ -183,7 +183,7 @@ bool place_member(const CourseRun& run, size_t i, std::unordered_set<std::string
                 "please report this; nothing was published");
   std::string parent = dir_name(final_path);
   struct stat pst {};
-  if (lstat_file(parent, &pst) && !S_ISDIR(pst.st_mode)) ::unlink(parent.c_str());
+  if (lstat_file(parent, &pst) && !S_ISDIR(pst.st_mode)) discard_file(parent);
   make_dirs(parent, 0755);
   if (lstat_file(final_path, &st) && S_ISDIR(st.st_mode)) remove_tree(final_path);
   struct stat sst {};

@@ -129,7 +129,7 @@ int listen_unix(const std::string& path, const std::string& group) {
     throw Error(Errc::io, "another distd already listens on the post socket " + path, "stop it first");
   }
   ::close(fd);
-  ::unlink(path.c_str());
+  discard_file(path);
   fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   mode_t old = ::umask(0117);
   int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
@@ -204,7 +204,7 @@ void serve_post_socket(const Config& cfg, const std::atomic<bool>& stop, SendSig
     ::close(c);
   }
   ::close(lfd);
-  ::unlink(fs.socket.c_str());
+  discard_file(fs.socket);
 }
 
 SendReport send_posts(const Config& cfg, const std::atomic<bool>* stop) {
@@ -299,7 +299,7 @@ void write_sealed_posts(const Config& cfg, const ForumLogFn& log) {
   Outbox ob(fs.outbox);
   std::vector<Post> posts = ob.unanswered(kMaxPostsPerStick);
   if (posts.empty()) {
-    ::unlink(file.c_str());
+    discard_file(file);
     return;
   }
   KeyPair kp = bundle::load_or_create_site_key(cfg);

@@ -248,7 +248,7 @@ DeltaInfo DeltaService::compute(const Digest& target, std::string_view signature
     fault_point("delta_before_rename");
     rename_file(tmp, layout_.delta(id), "cannot rename into", layout_.delta(id));
   } catch (...) {
-    ::unlink(tmp.c_str());
+    discard_file(tmp);
     throw;
   }
   fsync_dir(layout_.deltas_dir());

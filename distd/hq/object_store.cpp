@@ -146,7 +146,7 @@ ObjectStore::Added ObjectStore::add(const std::string& source, const Digest& dig
     fault_point("object_before_rename");
     rename_file(tmp, final_path, "cannot rename into", final_path);
   } catch (...) {
-    ::unlink(tmp.c_str());
+    discard_file(tmp);
     throw;
   }
   dirty_dirs_.insert(dir);
@@ -173,9 +173,9 @@ GcStats ObjectStore::gc(const std::vector<Digest>& keep) {
   auto remove = [&](const std::string& path, uint64_t* count, uint64_t* bytes) {
     struct stat sb {};
     uint64_t sz = ::lstat(path.c_str(), &sb) == 0 ? static_cast<uint64_t>(sb.st_size) : 0;
-    if (::unlink(path.c_str()) != 0) {
-      if (errno == ENOENT) return;
-      throw_errno("cannot remove", path, errno);
+    if (int e = try_remove_file(path); e != 0) {
+      if (e == ENOENT) return;
+      throw_errno("cannot remove", path, e);
     }
     ++*count;
     if (bytes) *bytes += sz;

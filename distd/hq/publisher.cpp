@@ -118,7 +118,7 @@ void apply_retention(const Layout& layout, const std::string& ch, uint64_t keep,
       if (v > old_latest && v != new_latest) doomed.push_back(v);
     for (uint64_t v : doomed) {
       const std::string p = layout.manifest(ch, v);
-      if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", p, errno);
+      if (int e = try_remove_file(p); e != 0 && e != ENOENT) throw_errno("cannot remove", p, e);
       ++res.manifests_pruned;
     }
     if (!doomed.empty()) fsync_dir(layout.manifests_dir(ch));
@@ -172,7 +172,7 @@ void remove_manifest_temporaries(const Layout& layout, const std::string& channe
   for (const std::string& dir : {layout.channel_dir(channel), layout.manifests_dir(channel)}) {
     bool removed = false;
     for (const auto& n : list_dir(dir))
-      if (n.find(".manifest.tmp.") != std::string::npos && ::unlink((dir + "/" + n).c_str()) == 0) removed = true;
+      if (n.find(".manifest.tmp.") != std::string::npos && try_remove_file(dir + "/" + n) == 0) removed = true;
     if (removed) fsync_dir(dir);
   }
 }

@@ -47,7 +47,7 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
     r.output = out.size() > output_cap ? out.substr(out.size() - output_cap) : std::move(out);
   } catch (const Error&) {
   }
-  ::unlink(output_path.c_str());
+  discard_file(output_path);
   return r;
 }
 

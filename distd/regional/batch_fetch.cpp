@@ -158,7 +158,7 @@ class BatchReceiver {
     } else {
       ++r_.res.rejected;
       r_.log("rejected: '" + it->path + "': the received bytes do not match the signed digest; fetching it again");
-      ::unlink(sp_.c_str());
+      discard_file(sp_);
     }
     ++k_;
     got_ = 0;

@@ -149,7 +149,7 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
     out.up_to_date = true;
     out.unchanged += out.items.size();
     out.items.clear();
-    ::unlink(out.target_file.c_str());  // the installed manifest says the same
+    discard_file(out.target_file);  // the installed manifest says the same
     return out;
   }
   // Carry the offsets of partial whole-object downloads of an unfinished older plan.

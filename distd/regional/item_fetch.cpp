@@ -37,7 +37,7 @@ namespace distd::sync_detail {
 void fall_back(Run& r, PlanItem& it, const std::string& why) {
   r.log("'" + it.path + "': whole file instead of a delta: " + why);
   r.j.fall_back_to_full(r.ch.name, it, why);
-  if (!it.delta_id.empty()) ::unlink(r.inst->staged(it.delta_id + ".delta").c_str());
+  if (!it.delta_id.empty()) discard_file(r.inst->staged(it.delta_id + ".delta"));
   ++r.res.delta_fallbacks;
 }
 
@@ -180,21 +180,21 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
     d = apply_delta(basis, dp, ofd.get(), out, it.size, &written);
   } catch (const Error& e) {
     if (e.code() != Errc::mismatch) throw;
-    ::unlink(out.c_str());
+    discard_file(out);
     ++r.res.rejected;
     fall_back(r, it, e.what());
     return false;
   }
   ofd = UniqueFd();
   if (written != it.size || d != it.digest) {
-    ::unlink(out.c_str());
+    discard_file(out);
     ++r.res.rejected;
     fall_back(r, it, "the patched file does not match the signed digest (damaged delta or changed basis)");
     return false;
   }
   fault_point("after_patch");
   install_item(r, it, out);
-  ::unlink(dp.c_str());
+  discard_file(dp);
   return true;
 }
 
@@ -218,7 +218,7 @@ bool resume_verified(Run& r, PlanItem& it) {
       return true;
     } catch (const Error& e) {
       if (e.code() != Errc::mismatch) throw;
-      ::unlink(sp.c_str());
+      discard_file(sp);
     }
   } else if (r.inst->final_matches(it.path, it.digest, it.size)) {
     set_state(r, it, ItemState::installed);  // renamed before the journal heard of it
@@ -264,7 +264,7 @@ void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
           ++mismatches;
           r.log(std::string("rejected: ") + e.what());
           r.j.add_attempt(r.ch.name, it, e.what());
-          ::unlink(r.inst->staged(digest_hex(it.digest) + ".part").c_str());
+          discard_file(r.inst->staged(digest_hex(it.digest) + ".part"));
           r.j.set_offset(r.ch.name, it, 0);
           set_state(r, it, ItemState::planned);
           if (mismatches >= r.rs.max_attempts) {
