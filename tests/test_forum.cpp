@@ -184,8 +184,8 @@ BOOST_AUTO_TEST_CASE(the_outbox_moves_forward_only) {
   BOOST_TEST(again.item.post.created == 1000);
   BOOST_TEST(ob.count_unanswered() == 1u);
 
-  Answer sent{p.uuid, PostState::sent};
-  Answer applied{p.uuid, PostState::applied, 77, 1, 3000};
+  Answer sent{p.uuid, PostState::sent, 0, 0, 0, "", ""};
+  Answer applied{p.uuid, PostState::applied, 77, 1, 3000, "", ""};
   BOOST_TEST(ob.apply_answers({sent}) == 1u);
   BOOST_TEST(ob.apply_answers({applied}) == 1u);
   BOOST_TEST(ob.apply_answers({sent}) == 0u);  // an old stick's answer
@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(the_outbox_moves_forward_only) {
 
   Post q = reply(2);
   ob.submit(q, "center-1", 1001);
-  Answer refused{q.uuid, PostState::refused};
+  Answer refused{q.uuid, PostState::refused, 0, 0, 0, "", ""};
   refused.reason = "discussion_locked";
   ob.apply_answers({refused});
   BOOST_TEST(ob.pending_for(5, 1, 0).size() == 2u);
