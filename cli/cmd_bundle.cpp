@@ -301,6 +301,11 @@ void add_auto_import(CLI::App* b, Action& chosen) {
     chosen = [] {
       Config cfg = load_config(a.config);
       struct stat st {};
+      // The stick must be there: a mistyped mount point would otherwise get a result and a
+      // request written into a new directory on the center's own disk, and exit 0.
+      if (::stat(a.from.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw Error(Errc::not_found, "no stick at '" + a.from + "': it is not a directory",
+                    "give the stick's mount point with --from (the service uses /media/distd); is the stick mounted?");
       ImportResult r;
       std::string text;
       int status = 0;

@@ -101,10 +101,8 @@ void add_common(CLI::App* c, Common& a) {
 
 Config center_config(const std::string& path, const char* what) {
   Config cfg = load_config(path);
-  if (cfg.role != "regional")
-    throw Error(Errc::usage, std::string("distctl post ") + what + " works on a center's outbox; config " + cfg.file +
-                                 " has role \"" + cfg.role + "\"",
-                "use the regional center's config (at HQ: 'distctl post list' and 'distctl post apply')");
+  cfg.require_role("regional", std::string("distctl post ") + what + " works on a center's outbox",
+                   "use the regional center's config (at HQ: 'distctl post list' and 'distctl post apply')");
   return cfg;
 }
 

@@ -109,9 +109,7 @@ void print_text(const nlohmann::json& out, const std::string& site, bool have_jo
 
 int run_status(const std::string& config_path, bool json) {
   Config cfg = load_config(config_path);
-  if (cfg.role != "regional")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; status describes a regional center",
-                "use the regional center's config");
+  cfg.require_role("regional", "status describes a regional center");
   std::string jp = journal_path(cfg);
   struct stat st {};
   bool have_journal = ::stat(jp.c_str(), &st) == 0;

@@ -212,6 +212,15 @@ BOOST_AUTO_TEST_CASE(auto_import_leaves_result_and_request) {
   s.check_converged(1);
 }
 
+BOOST_AUTO_TEST_CASE(auto_import_refuses_a_stick_that_is_not_there) {
+  BundleSite s;
+  const std::string missing = s.stick + "-typo/sub";
+  RunResult r = run({"distctl", "bundle", "auto-import", "--config", s.reg_cfg, "--from", missing});
+  BOOST_TEST(r.status == 4, r.err);  // not_found
+  BOOST_TEST(r.err.find("no stick at '" + missing + "': it is not a directory") != std::string::npos, r.err);
+  BOOST_TEST(!exists(s.stick + "-typo"));  // nothing created on the center's disk
+}
+
 BOOST_AUTO_TEST_CASE(stick_units_verify) {
   if (::system("command -v systemd-analyze >/dev/null 2>&1") != 0) return;
   TempDir t("units");

@@ -489,9 +489,7 @@ std::vector<StickFile> run_export_hooks(const Config& cfg, const Request& req, c
 }  // namespace
 
 ExportResult export_bundle(const Config& cfg, const std::string& dir, const ExportOptions& opts) {
-  if (cfg.role != "hq")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; bundles are exported at HQ",
-                "use HQ's config (role = \"hq\")");
+  cfg.require_role("hq", "bundles are exported at HQ");
   if (opts.volume_size < kMinVolumeSize || opts.volume_size > kFatMaxFile)
     throw Error(Errc::usage, "volume size " + std::to_string(opts.volume_size) + " is out of range",
                 "use between 64k and 4G-1 (FAT32's limit); the default is 3.9G");

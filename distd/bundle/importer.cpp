@@ -8,9 +8,7 @@ namespace distd::bundle {
 namespace import_detail {
 
 ImportResult Importer::run() {
-  if (cfg_.role != "regional")
-    throw Error(Errc::usage, "config " + cfg_.file + " has role \"" + cfg_.role + "\"; bundles are imported at a regional center",
-                "use the regional center's config (role = \"regional\")");
+  cfg_.require_role("regional", "bundles are imported at a regional center");
   hq_key_ = regional_hq_key(cfg_);
   RegionalSettings rs = RegionalSettings::offline(cfg_);
   slack_ = rs.expiry_slack_days * 86400;

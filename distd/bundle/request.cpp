@@ -62,9 +62,7 @@ Digest copy_file_digest(const std::string& src, const std::string& dst, uint64_t
 }  // namespace
 
 RequestResult write_request(const Config& cfg, const std::string& dir, const RequestOptions& opts) {
-  if (cfg.role != "regional")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; requests are made at a regional center",
-                "use the regional center's config (role = \"regional\")");
+  cfg.require_role("regional", "requests are made at a regional center");
   if (!is_safe_name(cfg.site))
     throw Error(Errc::usage, "config " + cfg.file + ": site id '" + cfg.site + "' cannot name a file",
                 "use letters, digits, '-', '_' and '.' (e.g. site = \"center-07\")");

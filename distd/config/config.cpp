@@ -34,6 +34,14 @@ int64_t Config::get_int(const std::string& dotted, int64_t fallback) const {
   throw Error(Errc::usage, "config " + file + ": '" + dotted + "' must be an integer", "write a plain number");
 }
 
+void Config::require_role(const std::string& wanted, const std::string& why, const std::string& hint) const {
+  if (role == wanted) return;
+  throw Error(Errc::usage, "config " + file + " has role \"" + role + "\"; " + why,
+              !hint.empty()        ? hint
+              : wanted == "hq"     ? std::string("use HQ's config (role = \"hq\")")
+                                   : std::string("use the regional center's config (role = \"regional\")"));
+}
+
 std::string Config::require_string(const std::string& dotted) const {
   std::string v = get_string(dotted);
   if (v.empty())

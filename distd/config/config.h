@@ -43,6 +43,9 @@ struct Config {
   int64_t get_int(const std::string& dotted, int64_t fallback) const;
   // Like get_string but required: throws Error{usage} naming the key and the file.
   std::string require_string(const std::string& dotted) const;
+  // Throws Error{usage} "config F has role "R"; <why>" unless role is `wanted` ("hq" or "regional").
+  // The hint says which config to use; `hint` replaces it where the caller knows better.
+  void require_role(const std::string& wanted, const std::string& why, const std::string& hint = {}) const;
 };
 
 // Parses and validates a config file. Throws Error{usage} with the line and what to fix.

@@ -317,9 +317,8 @@ void CourseRun::write_record() {
 }  // namespace publish_detail
 
 CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_path, const CoursePublishOptions& opts) {
-  if (cfg.role != "hq")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; only HQ publishes courses",
-                "run distctl publish-course at HQ with HQ's config (role = \"hq\")");
+  cfg.require_role("hq", "only HQ publishes courses",
+                   "run distctl publish-course at HQ with HQ's config (role = \"hq\")");
   const std::string channel = opts.channel.empty() ? courses_channel_name(cfg) : opts.channel;
   const ChannelConfig& ch = cfg.channel(channel);
   if (ch.preset == "moodledata")

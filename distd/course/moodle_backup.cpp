@@ -17,9 +17,7 @@ namespace distd::course {
 
 CoursePublishResult publish_course_from_moodle(const Config& cfg, const MoodleBackupRequest& req,
                                                const CoursePublishOptions& opts) {
-  if (cfg.role != "hq")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; only HQ publishes courses",
-                "run distctl publish-course at HQ");
+  cfg.require_role("hq", "only HQ publishes courses", "run distctl publish-course at HQ");
   if ((req.course_id == 0) == req.shortname.empty())
     throw Error(Errc::usage, "give exactly one of --course-id N and --course SHORTNAME", "");
   const std::string script = req.moodle_dir + "/admin/cli/backup.php";

@@ -330,9 +330,7 @@ void describe_new_version(const Manifest& m, const std::optional<SignedManifest>
 
 PublishResult publish_channel(const Config& cfg, const std::string& channel, const PublishProgressFn& progress,
                               const PublishOptions& opts) {
-  if (cfg.role != "hq")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; only HQ publishes",
-                "run distctl publish at HQ with HQ's config (role = \"hq\")");
+  cfg.require_role("hq", "only HQ publishes", "run distctl publish at HQ with HQ's config (role = \"hq\")");
   const ChannelConfig& ch = cfg.channel(channel);
   if (!ch.preset.empty() && ch.preset != "moodledata")
     throw Error(Errc::usage, "config " + cfg.file + ": channel '" + ch.name + "' has unknown preset \"" + ch.preset + "\"",

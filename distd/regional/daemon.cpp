@@ -54,8 +54,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
   std::atomic<bool> never{false};
   const std::atomic<bool>& stop = once ? never : stop_in;
   int once_status = 0;
-  if (cfg.role != "regional")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\", not \"regional\"");
+  cfg.require_role("regional", "the regional daemon runs at a regional center");
   RegionalSettings rs = RegionalSettings::from(cfg);
   if (cfg.channels.empty())
     throw Error(Errc::usage, "config " + cfg.file + " has no [[channel]]", "add the channels this center receives");

@@ -369,9 +369,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
 }  // namespace
 
 ChannelResult sync_channel(const Config& cfg, const std::string& channel, const SyncOptions& opts) {
-  if (cfg.role != "regional")
-    throw Error(Errc::usage, "config " + cfg.file + " has role \"" + cfg.role + "\"; sync runs at a regional center",
-                "use the regional center's config (role = \"regional\")");
+  cfg.require_role("regional", "sync runs at a regional center");
   RegionalSettings rs = RegionalSettings::from(cfg);
   const ChannelConfig& ch = cfg.channel(channel);
   StateLock lock(cfg.state_dir);
