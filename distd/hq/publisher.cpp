@@ -20,7 +20,7 @@
 
 namespace distd::hq {
 
-bool channel_allows_links(const Config& /*cfg*/, const ChannelConfig& ch) {
+bool channel_allows_links(const ChannelConfig& ch) {
   return ch.preset == "moodledata" || ch.link;
 }
 
@@ -363,7 +363,7 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
   // Renew a manifest that has used up two thirds of its validity even when nothing changed,
   // so that a periodic publish keeps the channel from expiring at the regional centers.
   const bool renew = unchanged && latest->manifest.expires - now < hs.expires_days * 86400 / 3;
-  const bool allow_link = channel_allows_links(cfg, ch);
+  const bool allow_link = channel_allows_links(ch);
   ObjectStore store(cfg.state_dir);
 
   if (unchanged && !opts.force && !renew) {

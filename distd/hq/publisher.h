@@ -24,7 +24,7 @@ namespace distd::hq {
 
 // Whether objects of this channel may be hard links into its source tree: preset
 // "moodledata" (write-once files) or `link = true` in its [[channel]] table (ChannelConfig::link).
-bool channel_allows_links(const Config& cfg, const ChannelConfig& ch);
+bool channel_allows_links(const ChannelConfig& ch);
 
 struct PublishProgress {
   enum class Phase { scanning, storing } phase = Phase::scanning;
