@@ -7,9 +7,11 @@
 
 #include <cerrno>
 #include <random>
+#include <utility>
 
 #include "manifest/error.h"
 #include "manifest/fault.h"
+#include "manifest/powercut.h"
 
 namespace distd {
 
@@ -51,6 +53,7 @@ std::string read_file(const std::string& path, uint64_t max_size, std::string_vi
 }
 
 void write_all(int fd, std::string_view data, std::string_view path_for_errors) {
+  powercut::before_write(fd);
   while (!data.empty()) {
     fault_point("write");
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -106,38 +109,62 @@ void fsync_dir(const std::string& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) throw_errno("cannot open directory", dir, errno);
   if (::fsync(fd.get()) != 0 && errno != EINVAL) throw_errno("cannot fsync directory", dir, errno);
+  powercut::synced(fd.get());
 }
 
 void sync_file(int fd, std::string_view path, std::string_view what) {
   if (::fsync(fd) != 0) throw_errno(what, path, errno);
+  powercut::synced(fd);
 }
 
 void sync_filesystem(int fd, std::string_view path, std::string_view what) {
   if (::syncfs(fd) != 0) throw_errno(what, path, errno);
+  powercut::synced_filesystem(fd);
 }
 
 void rename_file(const std::string& from, const std::string& to, std::string_view what,
                  std::string_view path_for_errors) {
-  if (::rename(from.c_str(), to.c_str()) != 0) throw_errno(what, path_for_errors, errno);
+  powercut::Pending p = powercut::before_replace(AT_FDCWD, to);
+  int err = ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+  powercut::after_rename(std::move(p), AT_FDCWD, from, AT_FDCWD, to, err);
+  if (err != 0) throw_errno(what, path_for_errors, err);
 }
 
 int try_rename(const std::string& from, const std::string& to) {
-  return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+  powercut::Pending p = powercut::before_replace(AT_FDCWD, to);
+  int err = ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+  powercut::after_rename(std::move(p), AT_FDCWD, from, AT_FDCWD, to, err);
+  return err;
 }
 
-int try_sync_file(int fd) { return ::fsync(fd) == 0 ? 0 : errno; }
+int try_sync_file(int fd) {
+  if (::fsync(fd) != 0) return errno;
+  powercut::synced(fd);
+  return 0;
+}
 
-int try_remove_file(const std::string& path) { return ::unlink(path.c_str()) == 0 ? 0 : errno; }
+int try_remove_file(const std::string& path) {
+  powercut::Pending p = powercut::before_replace(AT_FDCWD, path);
+  int err = ::unlink(path.c_str()) == 0 ? 0 : errno;
+  powercut::after_remove(std::move(p), AT_FDCWD, path, false, err);
+  return err;
+}
 
 void discard_file(const std::string& path) noexcept { (void)::unlink(path.c_str()); }
 
-int try_remove_dir(const std::string& path) { return ::rmdir(path.c_str()) == 0 ? 0 : errno; }
+int try_remove_dir(const std::string& path) {
+  powercut::Pending p = powercut::on() ? powercut::Pending{"", true} : powercut::Pending{};
+  int err = ::rmdir(path.c_str()) == 0 ? 0 : errno;
+  powercut::after_remove(std::move(p), AT_FDCWD, path, true, err);
+  return err;
+}
 
 void write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rng() % 1000000);
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (!fd) throw_errno("cannot create", tmp, errno);
+  powercut::created(AT_FDCWD, tmp, false);
   try {
     write_all(fd.get(), data, tmp);
     if (::fchmod(fd.get(), mode) != 0) throw_errno("cannot chmod", tmp, errno);
@@ -160,13 +187,38 @@ void make_dirs(const std::string& path, unsigned mode) {
     size_t next = path.find('/', i);
     if (next == std::string::npos) next = path.size();
     cur = path.substr(0, next);
-    if (!cur.empty() && ::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST)
+    if (!cur.empty() && ::mkdir(cur.c_str(), mode) == 0) {
+      powercut::created(AT_FDCWD, cur, true);
+      fsync_dir(dir_name(cur));  // the new entry is durable only once its parent is synced
+    } else if (!cur.empty() && errno != EEXIST) {
       throw_errno("cannot create directory", cur, errno);
+    }
     i = next + 1;
   }
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw Error(Errc::io, "'" + path + "' exists but is not a directory", "move it away or pick another path");
+}
+
+int try_rename_at(int from_dir, const std::string& from, int to_dir, const std::string& to) {
+  powercut::Pending p = powercut::before_replace(to_dir, to);
+  int err = ::renameat(from_dir, from.c_str(), to_dir, to.c_str()) == 0 ? 0 : errno;
+  powercut::after_rename(std::move(p), from_dir, from, to_dir, to, err);
+  return err;
+}
+
+int try_remove_at(int dir, const std::string& name, bool as_dir) {
+  powercut::Pending p = !as_dir ? powercut::before_replace(dir, name)
+                                : powercut::on() ? powercut::Pending{"", true} : powercut::Pending{};
+  int err = ::unlinkat(dir, name.c_str(), as_dir ? AT_REMOVEDIR : 0) == 0 ? 0 : errno;
+  powercut::after_remove(std::move(p), dir, name, as_dir, err);
+  return err;
+}
+
+int try_make_dir_at(int dir, const std::string& name, unsigned mode) {
+  if (::mkdirat(dir, name.c_str(), mode) != 0) return errno;
+  powercut::created(dir, name, true);
+  return 0;
 }
 
 }  // namespace distd

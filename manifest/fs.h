@@ -42,7 +42,8 @@ void write_all(int fd, std::string_view data, std::string_view path_for_errors);
 void fsync_dir(const std::string& dir);
 
 // The raw durable-write calls, in one place (.ci/check-file-seam keeps every other file from
-// making them), so that a test can one day swap in a file system that forgets unsynced writes.
+// making them), so that a test can make the process forget what they did not make durable
+// (DISTD_FAULT=powercut, manifest/powercut.h: each of them reports to that log while it is on).
 // Each throws Error{io or no_space} "<what> '<path>': <strerror>" on failure.
 //
 // fsync(2) of an open file; path names it in the error.
@@ -64,7 +65,8 @@ void discard_file(const std::string& path) noexcept;
 // rmdir(2) of an empty directory; 0 on success, else the errno (ENOTEMPTY when it is not empty).
 [[nodiscard]] int try_remove_dir(const std::string& path);
 
-// mkdir -p with the given mode for directories it creates.
+// mkdir -p with the given mode for directories it creates; each one it creates is durable on
+// return (its parent is fsynced), so what is later made durable inside it cannot vanish with it.
 void make_dirs(const std::string& path, unsigned mode = 0755);
 
 // The names in a directory (no "." or ".."), unsorted; empty when it does not exist. Throws
@@ -76,5 +78,14 @@ void remove_tree(const std::string& dir);
 
 // The directory part of a path ("." when there is none).
 std::string dir_name(const std::string& path);
+
+// The same calls relative to open directories (manifest/beneath.h walks a tree with them, one
+// component at a time, so that no path operation in a tree can follow a planted link out of it).
+// Each returns 0 on success, else the errno.
+[[nodiscard]] int try_rename_at(int from_dir, const std::string& from, int to_dir, const std::string& to);
+// unlinkat(2); as_dir removes an empty directory (AT_REMOVEDIR).
+[[nodiscard]] int try_remove_at(int dir, const std::string& name, bool as_dir = false);
+// mkdirat(2); not durable until dir is synced (sync_file on its descriptor).
+[[nodiscard]] int try_make_dir_at(int dir, const std::string& name, unsigned mode = 0755);
 
 }  // namespace distd

@@ -103,6 +103,11 @@ class Lines {
     if (!v) fail("has a bad number '" + std::string(s) + "'");
     return *v;
   }
+  int64_t time(std::string_view s) const {
+    uint64_t v = u64(s);
+    if (v > static_cast<uint64_t>(INT64_MAX)) fail("has a time out of range '" + std::string(s) + "'");
+    return static_cast<int64_t>(v);
+  }
   Digest digest(std::string_view s) const {
     auto d = parse_digest_hex(s);
     if (!d || digest_hex(*d) != s) fail("has a bad digest '" + std::string(s) + "'");
@@ -222,7 +227,7 @@ void read_header(Lines& L, Index& ix) {
   if (!is_hex(f[1], 32)) L.fail("has a bad bundle id");
   ix.bundle_id = std::string(f[1]);
   f = L.expect("created", 2);
-  ix.created = static_cast<int64_t>(L.u64(f[1]));
+  ix.created = L.time(f[1]);
   f = L.expect("site", 2);
   ix.site = std::string(f[1]);
   if (ix.site != "-" && !is_safe_name(ix.site)) L.fail("has a bad site id");
@@ -411,7 +416,7 @@ Request parse_request(std::string_view file, const std::string& name, Digest* ke
   auto f = L.expect("site", 2);
   r.site = std::string(f[1]);
   if (!is_safe_name(r.site)) L.fail("has a bad site id");
-  r.created = static_cast<int64_t>(L.u64(L.expect("created", 2)[1]));
+  r.created = L.time(L.expect("created", 2)[1]);
   uint64_t nch = L.u64(L.expect("channels", 2)[1]);
   if (nch > 10000) L.fail("lists too many channels");
   for (uint64_t i = 0; i < nch; ++i) {
@@ -424,7 +429,7 @@ Request parse_request(std::string_view file, const std::string& name, Digest* ke
       L.fail("has a bad channel line");
     uint64_t n = L.u64(f[4]);
     if (n > 100'000'000) L.fail("lists too many digests");
-    c.held.reserve(n);
+    c.held.reserve(std::min<uint64_t>(n, body.size() / (2 * kHeldPrefixBytes + 1)));  // what the body can hold
     for (uint64_t k = 0; k < n; ++k) {
       std::string_view l = L.next();
       std::array<uint8_t, kHeldPrefixBytes> h{};

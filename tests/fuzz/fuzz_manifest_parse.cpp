@@ -1,6 +1,5 @@
-// libFuzzer target for the manifest parser. Build with clang:
-//   CXX=clang++ cmake -S . -B build-fuzz -DDISTD_FUZZ=ON && cmake --build build-fuzz --target fuzz_manifest_parse
-//   build-fuzz/tests/fuzz_manifest_parse -max_total_time=60 tests/fuzz/corpus/
+// The manifest parser (manifest/manifest.h parse_manifest). Runs as the ctest fuzz_manifest_parse;
+// for libFuzzer see docs/testing.md (Fuzzing). Corpus: tests/fuzz/corpus/manifest_parse/.
 // Any input must either parse (and then re-serialise to the same signed body) or throw
 // distd::Error; never crash, hang or throw anything else.
 #include <cstdint>
