@@ -41,6 +41,7 @@ nlohmann::json channel_json(const ChannelConfig& ch, Journal* j) {
                       {"last_error", rec.last_error.empty() ? nullptr : nlohmann::json(rec.last_error)},
                       {"last_error_time",
                        rec.last_error_time ? nlohmann::json(format_utc(rec.last_error_time)) : nullptr},
+                      {"warnings", rec.warnings},
                       {"unfinished", nlohmann::json::array()}};
   for (auto& it : unfinished)
     c["unfinished"].push_back({{"path", it.path},
@@ -88,6 +89,7 @@ void print_text(const nlohmann::json& out, const std::string& site, bool have_jo
                 human_bytes(c["pending_bytes"].get<uint64_t>()).c_str());
     auto s = [](const nlohmann::json& v) { return v.is_null() ? std::string("never") : v.get<std::string>(); };
     std::printf("  last success        %s\n", s(c["last_success"]).c_str());
+    for (const auto& w : c["warnings"]) std::printf("  WARNING             %s\n", w.get<std::string>().c_str());
     if (!c["last_error"].is_null())
       std::printf("  last error          %s: %s\n", s(c["last_error_time"]).c_str(),
                   c["last_error"].get<std::string>().c_str());

@@ -32,6 +32,7 @@ nlohmann::json result_json(const ChannelResult& r) {
                       {"content_bytes", r.content_bytes},
                       {"bytes_received", r.bytes_received},
                       {"bytes_sent", r.bytes_sent}};
+  j["warnings"] = r.warnings;
   if (!r.ok) j["code"] = errc_name(r.code);
   if (!r.error.empty()) j["error"] = r.error;
   if (!r.hint.empty()) j["hint"] = r.hint;

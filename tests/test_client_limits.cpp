@@ -54,3 +54,30 @@ BOOST_AUTO_TEST_CASE(delta_basis_behind_a_link_is_refused) {
   ::close(out);
   BOOST_CHECK_THROW(make_signature(d / "basis"), Error);  // the rule it now shares
 }
+
+namespace {
+std::string be32(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+}
+}  // namespace
+
+// HQ checks a signature before librsync loads it (check_signature, reported by the fuzzer
+// fuzz_rsync_signature): blocks that share a weak sum but differ cost quadratic time.
+BOOST_AUTO_TEST_CASE(signature_of_colliding_blocks_is_refused_real_ones_pass) {
+  std::string sig = be32(0x72730147) + be32(1024) + be32(4);  // RS_RK_BLAKE2_SIG_MAGIC
+  for (uint32_t i = 0; i < kMaxWeakCollisions + 1; ++i) sig += be32(0x12345678) + be32(i);
+  try {
+    check_signature(sig);
+    BOOST_FAIL("expected the colliding signature to be refused");
+  } catch (const Error& e) {
+    BOOST_TEST(static_cast<int>(e.code()) == static_cast<int>(Errc::corrupt));
+    BOOST_TEST(std::string(e.what()).find("share the weak checksum") != std::string::npos, e.what());
+  }
+  BOOST_CHECK_THROW(check_signature(sig.substr(0, 11)), Error);         // no header
+  BOOST_CHECK_THROW(check_signature(sig.substr(0, sig.size() - 1)), Error);  // a cut block
+  BOOST_CHECK_THROW(check_signature(be32(0x01020304) + be32(1024) + be32(4)), Error);  // magic
+  // What distd itself sends passes: random content, and a file of zeros (identical blocks).
+  BOOST_CHECK_NO_THROW(check_signature(signature_of_bytes(random_bytes(1 << 20, 7))));
+  BOOST_CHECK_NO_THROW(check_signature(signature_of_bytes(std::string(8 << 20, '\0'))));
+  BOOST_CHECK_NO_THROW(check_signature(signature_of_bytes("")));
+}

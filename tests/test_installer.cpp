@@ -119,7 +119,7 @@ BOOST_AUTO_TEST_CASE(install_replaces_the_old_file_in_one_rename) {
   s.inst.install(sp, "course/notes.txt", 0640);
   BOOST_TEST(inode_of(s.at("course/notes.txt")) == staged);
   BOOST_TEST(read_file(s.at("course/notes.txt")) == "version 2, longer");
-  BOOST_TEST(mode_of(s.at("course/notes.txt")) == 0640u);
+  BOOST_TEST(mode_of(s.at("course/notes.txt")) == 0644u);  // file_modes = "safe"
   std::string old((std::istreambuf_iterator<char>(reader)), std::istreambuf_iterator<char>());
   BOOST_TEST(old == "version 1");
 }
@@ -215,10 +215,30 @@ BOOST_AUTO_TEST_CASE(install_many_puts_every_file_in_place_with_its_mode) {
   BOOST_TEST(read_file(s.at("a/b/two")) == "two");
   BOOST_TEST(read_file(s.at("three")) == "three");
   BOOST_TEST(mode_of(s.at("a/one")) == 0644u);
-  BOOST_TEST(mode_of(s.at("a/b/two")) == 0600u);
+  BOOST_TEST(mode_of(s.at("a/b/two")) == 0644u);  // file_modes = "safe"
   BOOST_TEST(mode_of(s.at("three")) == 0755u);
   for (const auto& f : files) BOOST_TEST(!exists(f.staged));
   BOOST_CHECK_NO_THROW(s.inst.install_many({}));
+}
+
+// HQ's modes do not arrive world-writable or setuid ([regional] file_modes, docs/config.md).
+BOOST_AUTO_TEST_CASE(installed_modes_follow_the_file_modes_policy) {
+  struct Case {
+    uint32_t signed_mode, safe, as_signed;
+  };
+  for (Case c : {Case{0644, 0644, 0644}, Case{0666, 0644, 0666}, Case{0600, 0644, 0600}, Case{0777, 0755, 0777},
+                 Case{0700, 0755, 0700}, Case{04755, 0755, 0755}, Case{07777, 0755, 0777}, Case{0, 0644, 0}}) {
+    BOOST_TEST(installed_mode(c.signed_mode, FileModes::safe) == c.safe);
+    BOOST_TEST(installed_mode(c.signed_mode, FileModes::as_signed) == c.as_signed);
+  }
+  Site s;
+  std::string sp = s.stage("w.part", "w");
+  s.inst.install(sp, "world-writable", 0666);
+  BOOST_TEST(mode_of(s.at("world-writable")) == 0644u);
+  Installer keep(s.root, s.staging, FileModes::as_signed);
+  std::string sp2 = s.stage("x.part", "x");
+  keep.install_many({{sp2, "setuid", 04750}});
+  BOOST_TEST(mode_of(s.at("setuid")) == 0750u);
 }
 
 BOOST_AUTO_TEST_CASE(stage_copy_keeps_only_a_verified_copy) {
@@ -270,6 +290,43 @@ BOOST_AUTO_TEST_CASE(remove_deletes_the_file_and_the_directories_it_emptied) {
   BOOST_TEST(!exists(s.at("a")));
   BOOST_TEST(std::filesystem::is_directory(s.root));  // the tree itself stays
   BOOST_CHECK_NO_THROW(s.inst.remove("never-there.txt"));
+}
+
+// A directory link planted in the tree (deep or at its top) pointing outside it: no method
+// reaches through it. Before manifest/beneath.h, remove() deleted the file outside the tree.
+BOOST_AUTO_TEST_CASE(no_method_reaches_through_a_directory_link_in_the_tree) {
+  Site s;
+  std::string outside = s.d / "outside";
+  write_file(outside + "/victim.txt", "not yours");
+  write_file(s.at("a/real.txt"), "real");
+  BOOST_REQUIRE(::symlink(outside.c_str(), s.at("a/linked").c_str()) == 0);
+  BOOST_REQUIRE(::symlink(outside.c_str(), s.at("top").c_str()) == 0);
+  Digest d = digest_bytes("not yours");
+  for (std::string rel : {"a/linked/victim.txt", "top/victim.txt"}) {
+    BOOST_TEST_CONTEXT(rel) {
+      Error e = error_of([&] { s.inst.remove(rel); });
+      BOOST_TEST(e.code() == Errc::unsafe_path);
+      BOOST_TEST(std::string(e.what()).find("is a symbolic link; refusing to delete through it") != std::string::npos,
+                 e.what());
+      BOOST_TEST(!s.inst.final_matches(rel, d, 9));  // not read through the link
+      BOOST_TEST(!s.inst.stage_copy(rel, s.inst.staged("copy"), d, 9));
+      BOOST_TEST(!s.inst.open_in_tree(rel));
+    }
+  }
+  BOOST_TEST(read_file(outside + "/victim.txt") == "not yours");
+  BOOST_TEST(read_file(s.at("a/real.txt")) == "real");
+  // The last component as a link: remove() takes the link away, never its target.
+  BOOST_REQUIRE(::symlink((outside + "/victim.txt").c_str(), s.at("a/file-link").c_str()) == 0);
+  BOOST_TEST(!s.inst.open_in_tree("a/file-link"));
+  s.inst.remove("a/file-link");
+  BOOST_TEST(!std::filesystem::is_symlink(s.at("a/file-link")));
+  BOOST_TEST(read_file(outside + "/victim.txt") == "not yours");
+  // A link swapped in for a directory after the file was installed: the same refusal.
+  write_file(s.at("b/f.txt"), "f");
+  std::filesystem::remove_all(s.at("b"));
+  BOOST_REQUIRE(::symlink(outside.c_str(), s.at("b").c_str()) == 0);
+  BOOST_TEST(error_of([&] { s.inst.remove("b/victim.txt"); }).code() == Errc::unsafe_path);
+  BOOST_TEST(exists(outside + "/victim.txt"));
 }
 
 BOOST_AUTO_TEST_CASE(clean_staging_keeps_only_the_named_files) {

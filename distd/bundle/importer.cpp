@@ -13,6 +13,7 @@ ImportResult Importer::run() {
   RegionalSettings rs = RegionalSettings::offline(cfg_);
   slack_ = rs.expiry_slack_days * 86400;
   staging_ = rs.staging_dir;
+  modes_ = rs.file_modes;
   res_.dir = dir_;
 
   std::string index_path = dir_ + "/" + kIndexFile;
@@ -164,7 +165,7 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
   ms.clear();
   j_->set_latest_known(ch, std::max(rec.latest_known_version, sm.manifest.version));
   j_->record_attempt(ch);
-  c.inst = std::make_unique<Installer>(c.ch->path, staging_ + "/" + ch);
+  c.inst = std::make_unique<Installer>(c.ch->path, staging_ + "/" + ch, modes_);
   PlanOptions po;
   po.offered_by = "the bundle brings";
   po.rollback_hint = "nothing was changed; this bundle is older than what the center has";

@@ -182,6 +182,7 @@ class Importer {
   PublicKey hq_key_;
   int64_t slack_ = 0;
   std::string staging_, bdir_;
+  FileModes modes_ = FileModes::safe;  // [regional] file_modes
   std::unique_ptr<Journal> j_;
   Index ix_;
   std::vector<Rx> rx_;

@@ -123,7 +123,11 @@ void Importer::on_complete(size_t i) {
         uint64_t written = 0;
         Digest d{};
         try {
-          d = apply_delta(c.inst->final_path(p.path), file, ofd.get(), out, p.size, &written);
+          UniqueFd bfd = c.inst->open_in_tree(p.path);  // never through a link planted in the tree
+          if (!bfd)
+            throw Error(Errc::mismatch, "the old version is gone or is not a regular file (a link?)",
+                        "import a bundle made without a basis for this site, or sync over the link");
+          d = apply_delta(std::move(bfd), c.inst->final_path(p.path), file, ofd.get(), out, p.size, &written);
         } catch (const Error& e) {
           if (e.code() != Errc::mismatch) throw;
           discard_file(out);

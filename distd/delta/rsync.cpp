@@ -87,6 +87,10 @@ void signature_params(uint64_t basis_size, size_t* block_len, size_t* strong_len
 std::string make_signature(const std::string& basis_path) {
   UniqueFd fd(::open(basis_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) throw_errno("cannot open the delta basis", basis_path, errno);
+  return make_signature(std::move(fd), basis_path);
+}
+
+std::string make_signature(UniqueFd fd, const std::string& basis_path) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", basis_path, errno);
   size_t block_len = 0, strong_len = 0;
@@ -166,6 +170,11 @@ Digest apply_delta(const std::string& basis_path, const std::string& delta_path,
   // The same rule as make_signature(): the basis is never read through a link.
   UniqueFd basis_fd(::open(basis_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!basis_fd) throw_errno("cannot open the delta basis", basis_path, errno);
+  return apply_delta(std::move(basis_fd), basis_path, delta_path, out_fd, out_path, target_size, written);
+}
+
+Digest apply_delta(UniqueFd basis_fd, const std::string& basis_path, const std::string& delta_path, int out_fd,
+                   const std::string& out_path, uint64_t target_size, uint64_t* written) {
   FILE* basis = ::fdopen(basis_fd.get(), "rb");
   if (!basis) throw_errno("cannot open the delta basis", basis_path, errno);
   basis_fd.release();  // fclose closes it now
@@ -198,6 +207,52 @@ Digest apply_delta(const std::string& basis_path, const std::string& delta_path,
   sync_file(out_fd, out_path);
   *written = n_out;
   return h.finish();
+}
+
+namespace {
+
+uint32_t be32(const unsigned char* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+}  // namespace
+
+void check_signature(std::string_view signature) {
+  auto refuse = [](const std::string& why) {
+    throw Error(Errc::corrupt, "the librsync signature is refused: " + why,
+                "send a signature made by distd (librsync's rs_sig_begin over the basis file)");
+  };
+  if (signature.size() < 12) refuse("it is shorter than its 12-byte header");
+  const auto* p = reinterpret_cast<const unsigned char*>(signature.data());
+  const uint32_t magic = be32(p), block_len = be32(p + 4), strong_len = be32(p + 8);
+  const bool blake2 = magic == RS_BLAKE2_SIG_MAGIC || magic == RS_RK_BLAKE2_SIG_MAGIC;
+  if (!blake2 && magic != RS_MD4_SIG_MAGIC && magic != RS_RK_MD4_SIG_MAGIC) refuse("unknown magic number");
+  const size_t body = signature.size() - 12;
+  if (body == 0) return;  // no blocks: the delta is the whole target
+  if (block_len == 0 || block_len > (16u << 20)) refuse("block length " + std::to_string(block_len) + " out of range");
+  if (strong_len == 0 || strong_len > (blake2 ? 32u : 16u)) refuse("strong sum length " + std::to_string(strong_len));
+  const size_t per_block = 4 + strong_len;
+  if (body % per_block != 0) refuse("it ends inside a block");
+  // Distinct (weak, strong) pairs per weak sum; identical blocks (runs of zeros) are harmless.
+  struct Block {
+    uint32_t weak;
+    std::string_view strong;
+  };
+  std::vector<Block> blocks;
+  blocks.reserve(body / per_block);
+  for (size_t at = 12; at < signature.size(); at += per_block)
+    blocks.push_back({be32(p + at), signature.substr(at + 4, strong_len)});
+  std::sort(blocks.begin(), blocks.end(),
+            [](const Block& a, const Block& b) { return a.weak != b.weak ? a.weak < b.weak : a.strong < b.strong; });
+  size_t distinct = 0;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (i == 0 || blocks[i].weak != blocks[i - 1].weak) {
+      distinct = 1;
+    } else if (blocks[i].strong != blocks[i - 1].strong && ++distinct > kMaxWeakCollisions) {
+      refuse("more than " + std::to_string(kMaxWeakCollisions) + " different blocks share the weak checksum " +
+             std::to_string(blocks[i].weak) + " (a signature made to cost HQ quadratic time)");
+    }
+  }
 }
 
 }  // namespace distd

@@ -215,12 +215,7 @@ SendReport send_posts(const Config& cfg, const std::atomic<bool>* stop) {
   std::vector<Post> all = ob.unanswered(kMaxPostsPerStick);
   SendReport rep;
   if (all.empty()) return rep;
-  HttpOptions ho;
-  ho.connect_timeout_s = rs.connect_timeout;
-  ho.low_speed_limit = rs.low_speed_limit;
-  ho.low_speed_time = rs.low_speed_time;
-  ho.stop = stop;
-  HttpClient http(rs.hq_url, ho);
+  HttpClient http(rs.hq_url, rs.link_options(stop));
   for (size_t i = 0; i < all.size(); i += kMaxPostsPerRequest) {
     std::vector<Post> chunk(all.begin() + static_cast<long>(i),
                             all.begin() + static_cast<long>(std::min(all.size(), i + kMaxPostsPerRequest)));

@@ -57,6 +57,7 @@ struct HttpClient::Transfer {
   // limits
   uint64_t max_bytes = 0;
   bool over_cap = false;
+  bool error_cut = false;  // an error answer's body reached kErrorBodyMax: the rest is not read
   bool bad_range = false;
   bool decided = false;
   std::exception_ptr error;
@@ -119,9 +120,11 @@ size_t write_cb(char* data, size_t size, size_t n, void* ud) {
     t->received += len;
     if (t->self->options().on_wire_bytes) t->self->options().on_wire_bytes(len);
     t->self->pace(len);
-    if (!t->ok_status()) {  // an error page: keep a little for the message
-      if (t->body.size() < kErrorBodyMax) t->body.append(data, std::min(len, kErrorBodyMax - t->body.size()));
-      return len;
+    if (!t->ok_status()) {  // an error page: keep a little for the message, read no more
+      t->body.append(data, std::min(len, kErrorBodyMax - t->body.size()));
+      if (t->body.size() < kErrorBodyMax) return len;
+      t->error_cut = true;
+      return 0;
     }
     if (t->sink) {
       (*t->sink)(data, len);
@@ -220,6 +223,7 @@ void HttpClient::setup(Transfer& t, const std::string& path) {
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, opts_.connect_timeout_s);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, opts_.low_speed_limit);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, opts_.low_speed_time);
+  if (opts_.request_timeout_s > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT, opts_.request_timeout_s);
   if (opts_.max_recv_speed > 0)
     curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(opts_.max_recv_speed));
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -247,6 +251,13 @@ long HttpClient::perform(Transfer& t, const std::string& what) {
     }
   }
   if (t.error) std::rethrow_exception(t.error);
+  if (rc == CURLE_FILESIZE_EXCEEDED) {  // Content-Length over the cap: nothing of the body was read
+    if (t.ok_status())
+      t.over_cap = true;
+    else
+      rc = CURLE_OK;  // an error answer: its status is what counts
+  }
+  if (t.error_cut && rc == CURLE_WRITE_ERROR) rc = CURLE_OK;  // we stopped reading an error page
   if (t.over_cap && t.to_file)  // a download has a signed size: more is not the signed object
     throw Error(Errc::mismatch,
                 "HQ sent more than the " + std::to_string(t.max_bytes) + " bytes allowed for " + what + " (" +
@@ -256,7 +267,8 @@ long HttpClient::perform(Transfer& t, const std::string& what) {
   if (t.over_cap)  // an answer read into memory has only distd's own limit
     throw Error(Errc::corrupt,
                 "HQ's answer for " + url(what) + " is larger than " + std::to_string(t.max_bytes) +
-                    " bytes, the most distd accepts for it (the transfer was stopped there)",
+                    " bytes, the most distd accepts for it (the transfer was stopped " +
+                    (t.received == 0 ? std::string("before the body, by its Content-Length)") : std::string("there)")),
                 "check what HQ serves at that address; the next run tries again");
   if (t.bad_range)
     throw Error(Errc::network,
@@ -270,8 +282,13 @@ long HttpClient::perform(Transfer& t, const std::string& what) {
     std::string hint = "check the link to HQ and [regional] hq_url; the next run resumes where this one stopped";
     if (rc == CURLE_OPERATION_TIMEDOUT)
       hint = "the link stalled (less than " + std::to_string(opts_.low_speed_limit) + " B/s for " +
-             std::to_string(opts_.low_speed_time) + " s, or no connection within " +
-             std::to_string(opts_.connect_timeout_s) + " s); " + hint;
+             std::to_string(opts_.low_speed_time) + " s, no connection within " +
+             std::to_string(opts_.connect_timeout_s) + " s" +
+             (opts_.request_timeout_s > 0
+                  ? ", or the request took longer than [regional] request_timeout = " +
+                        std::to_string(opts_.request_timeout_s) + " s"
+                  : std::string()) +
+             "); " + hint;
     throw Error(Errc::network, "transfer of " + url(what) + " failed: " + detail, hint);
   }
   return t.status;
@@ -281,6 +298,7 @@ HttpAnswer HttpClient::get(const std::string& path, uint64_t max_bytes) {
   Transfer t;
   t.max_bytes = max_bytes;
   setup(t, path);
+  curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
   perform(t, path);
   return {t.status, std::move(t.body)};
 }
@@ -316,6 +334,8 @@ HttpAnswer HttpClient::post(const std::string& path, const std::string& body, ui
   Transfer t;
   t.max_bytes = max_answer;
   setup(t, path);
+  // Content-Length is of the encoded form; the decoded bytes are capped as they arrive.
+  curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_answer));
   if (accept_gzip) curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_ACCEPT_ENCODING, "gzip");
   return send_post(t, path, body);
 }
@@ -345,6 +365,7 @@ DownloadResult HttpClient::download_to_fd(const std::string& path, int fd, const
     if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) throw_errno("cannot seek", file_for_errors, errno);
     setup(t, path);
     curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_BUFFERSIZE, kRecvBuffer);
+    curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_total));
     std::string range = std::to_string(offset) + "-";  // curl sends "Range: bytes=<offset>-"
     if (offset > 0) curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_RANGE, range.c_str());
     long status = perform(t, path);

@@ -2,8 +2,11 @@
 // resumable downloads into a file, and POSTs of a blob.
 //
 // Every transfer has a connect timeout, a low-speed abort (a stalled link fails instead of
-// hanging), an optional receive-rate cap, and a stop flag. Nothing here trusts the server: every
-// answer is capped at a byte limit the caller derives from signed sizes.
+// hanging), an overall deadline (a server that drips just above the low-speed limit cannot hold a
+// request forever), an optional receive-rate cap, and a stop flag. Nothing here trusts the
+// server: every answer is capped at a byte limit the caller derives from signed sizes (a
+// Content-Length over it is refused before the body is read), and an error answer's body is
+// read no further than 4 KiB.
 #pragma once
 
 #include <atomic>
@@ -18,6 +21,7 @@ struct HttpOptions {
   long connect_timeout_s = 30;
   long low_speed_limit = 64;     // bytes/s; below this for low_speed_time seconds -> abort
   long low_speed_time = 60;      // seconds
+  long request_timeout_s = 0;    // the most one request may take, all of it; 0 = no deadline
   uint64_t max_recv_speed = 0;   // bytes/s per transfer; 0 = unlimited
   std::string user_agent = "distd/0.1";
   const std::atomic<bool>* stop = nullptr;      // when it becomes true, the transfer aborts

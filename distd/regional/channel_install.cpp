@@ -133,6 +133,7 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
   in.target = &m;
   in.local = &local;
   in.unchanged_out = &out.unchanged;
+  in.modes = inst.modes();
   in.priority.insert(opts.priority.begin(), opts.priority.end());
   for (auto& provider : priority_providers()) {
     try {

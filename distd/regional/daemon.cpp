@@ -70,11 +70,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
     bool up = false;
     std::string why;
     {
-      HttpOptions ho;
-      ho.connect_timeout_s = rs.connect_timeout;
-      ho.low_speed_limit = rs.low_speed_limit;
-      ho.low_speed_time = rs.low_speed_time;
-      ho.stop = &stop;
+      HttpOptions ho = rs.link_options(&stop);
       try {
         HttpClient http(rs.hq_url, ho);
         long st = http.head(probe_path);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "manifest/beneath.h"
 #include "manifest/digest.h"
 #include "manifest/error.h"
 #include "manifest/fault.h"
@@ -24,37 +25,15 @@ std::string strip_slashes(std::string p) {
   return p;
 }
 
-// Creates the parent directories of rel below root, refusing any component that is a symlink
-// or not a directory (a link planted in the tree must not redirect an install).
-void make_parents(const std::string& root, const std::string& rel, bool sync = true) {
-  size_t pos = 0;
-  std::string cur = root;
-  for (;;) {
-    size_t slash = rel.find('/', pos);
-    if (slash == std::string::npos) return;
-    cur = root + "/" + rel.substr(0, slash);
-    struct stat st {};
-    if (::lstat(cur.c_str(), &st) == 0) {
-      if (S_ISLNK(st.st_mode))
-        throw Error(Errc::unsafe_path, "'" + cur + "' is a symbolic link; refusing to install through it",
-                    "replace the link with a real directory (distd never follows links in the tree)");
-      if (!S_ISDIR(st.st_mode))
-        throw Error(Errc::io, "'" + cur + "' is a file where the new version has a directory",
-                    "move it away and run the sync again");
-    } else if (errno == ENOENT) {
-      if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("cannot create directory", cur, errno);
-      if (sync) fsync_dir(dir_name(cur));
-    } else {
-      throw_errno("cannot stat", cur, errno);
-    }
-    pos = slash + 1;
-  }
-}
-
 }  // namespace
 
-Installer::Installer(std::string root, std::string staging_dir)
-    : root_(strip_slashes(std::move(root))), staging_(strip_slashes(std::move(staging_dir))) {
+uint32_t installed_mode(uint32_t signed_mode, FileModes policy) {
+  if (policy == FileModes::as_signed) return signed_mode & 0777;
+  return (signed_mode & 0111) ? 0755 : 0644;
+}
+
+Installer::Installer(std::string root, std::string staging_dir, FileModes modes)
+    : root_(strip_slashes(std::move(root))), staging_(strip_slashes(std::move(staging_dir))), modes_(modes) {
   if (staging_.rfind(root_ + "/", 0) == 0 || staging_ == root_)
     throw Error(Errc::usage, "the staging directory '" + staging_ + "' lies inside the channel's tree '" + root_ + "'",
                 "set [regional] staging_dir to a directory outside the tree, on the same file system");
@@ -99,14 +78,12 @@ void Installer::install(const std::string& staged_path, const std::string& rel, 
   {
     UniqueFd fd(::open(staged_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) throw_errno("cannot open staged file", staged_path, errno);
-    if (::fchmod(fd.get(), mode & 07777) != 0) throw_errno("cannot chmod", staged_path, errno);
+    if (::fchmod(fd.get(), installed_mode(mode, modes_)) != 0) throw_errno("cannot chmod", staged_path, errno);
     sync_file(fd.get(), staged_path);
   }
-  make_parents(root_, rel);
-  std::string dst = final_path(rel);
+  check_safe_path(rel, "installing into " + root_);
   fault_point("before_install_rename");
-  rename_file(staged_path, dst, "cannot rename into place", dst);
-  fsync_dir(dir_name(dst));
+  rename_into_tree(staged_path, root_, rel);  // parents created, no link followed, directory fsynced
   fsync_dir(staging_);
   fault_point("after_install_rename");
 }
@@ -120,13 +97,12 @@ void Installer::sync_staging() const {
 void Installer::install_many(const std::vector<Staged>& files) const {
   if (files.empty()) return;
   for (const auto& f : files)
-    if (::chmod(f.staged.c_str(), f.mode & 07777) != 0) throw_errno("cannot chmod", f.staged, errno);
+    if (::chmod(f.staged.c_str(), installed_mode(f.mode, modes_)) != 0) throw_errno("cannot chmod", f.staged, errno);
   sync_staging();  // content and modes durable before any rename
   for (const auto& f : files) {
-    make_parents(root_, f.rel, false);
-    std::string dst = final_path(f.rel);
+    check_safe_path(f.rel, "installing into " + root_);
     fault_point("before_install_rename");
-    rename_file(f.staged, dst, "cannot rename into place", dst);
+    rename_into_tree(f.staged, root_, f.rel, /*sync=*/false);
     fault_point("after_install_rename");
   }
   sync_staging();  // same file system as the tree: every new directory and rename durable
@@ -134,8 +110,7 @@ void Installer::install_many(const std::vector<Staged>& files) const {
 
 bool Installer::stage_copy(const std::string& src_rel, const std::string& staged_path, const Digest& digest,
                            uint64_t size, bool sync) const {
-  std::string src = final_path(src_rel);
-  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd in = open_in_tree(src_rel);
   if (!in) return false;
   UniqueFd out(::open(staged_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!out) throw_errno("cannot create staged file", staged_path, errno);
@@ -169,27 +144,25 @@ bool Installer::stage_copy(const std::string& src_rel, const std::string& staged
 }
 
 bool Installer::final_matches(const std::string& rel, const Digest& digest, uint64_t size) const {
-  std::string p = final_path(rel);
+  UniqueFd fd = open_in_tree(rel);
   struct stat st {};
-  if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != size)
-    return false;
+  if (!fd || ::fstat(fd.get(), &st) != 0 || static_cast<uint64_t>(st.st_size) != size) return false;
   try {
     uint64_t n = 0;
-    return digest_file(p, &n) == digest && n == size;
+    return digest_fd(fd.get(), final_path(rel), &n) == digest && n == size;
   } catch (const Error&) {
     return false;
   }
 }
 
-void Installer::remove(const std::string& rel) const {
-  std::string p = final_path(rel);
-  if (int e = try_remove_file(p); e != 0 && e != ENOENT) throw_errno("cannot delete", p, e);
-  std::string dir = dir_name(p);
-  fsync_dir(dir);
-  while (dir.size() > root_.size() && dir.rfind(root_ + "/", 0) == 0) {
-    if (try_remove_dir(dir) != 0) break;  // not empty (or not ours): stop
-    dir = dir_name(dir);
-    fsync_dir(dir);
+void Installer::remove(const std::string& rel) const { remove_beneath(root_, rel); }
+
+UniqueFd Installer::open_in_tree(const std::string& rel) const {
+  try {
+    return open_file_beneath(root_, rel);
+  } catch (const Error& e) {
+    if (e.code() != Errc::unsafe_path || unsafe_path_reason(rel).empty()) return UniqueFd();  // a link on the way
+    throw;  // rel itself is unsafe
   }
 }
 

@@ -10,17 +10,28 @@
 #include <vector>
 
 #include "manifest/digest.h"
+#include "manifest/fs.h"
 
 namespace distd {
+
+// Which mode an installed file gets from the mode HQ signed ([regional] file_modes, docs/config.md).
+enum class FileModes {
+  safe,       // 0755 when HQ's mode has any execute bit, else 0644 (the default)
+  as_signed,  // HQ's permission bits (& 0777)
+};
+// The mode a file signed with `signed_mode` is installed with. Never setuid, setgid or sticky.
+uint32_t installed_mode(uint32_t signed_mode, FileModes policy);
 
 class Installer {
  public:
   // Creates root and staging_dir when missing; throws Error{usage} when they are on different
-  // file systems or when staging_dir lies inside root.
-  Installer(std::string root, std::string staging_dir);
+  // file systems or when staging_dir lies inside root. Every install applies `modes` to the
+  // mode it is given.
+  Installer(std::string root, std::string staging_dir, FileModes modes = FileModes::safe);
 
   const std::string& root() const { return root_; }
   const std::string& staging() const { return staging_; }
+  FileModes modes() const { return modes_; }
   std::string staged(const std::string& name) const { return staging_ + "/" + name; }
   // The final path of rel in the tree. Throws Error{unsafe_path} when rel could leave the tree
   // ('..', an absolute path, an empty component: manifest/path.h); every method below that takes
@@ -31,8 +42,9 @@ class Installer {
   // size). Throws Error{mismatch} naming `what` (the entry's path) otherwise.
   void verify(const std::string& staged_path, const Digest& digest, uint64_t size, const std::string& what) const;
 
-  // Sets mode, fsyncs, creates parent directories (refusing symlinked ones), renames the staged
-  // file to rel, fsyncs the directory. REQUIRES: verify() passed on staged_path.
+  // Sets mode, fsyncs, creates parent directories (refusing symlinked ones: every component is
+  // opened without following links, manifest/beneath.h), renames the staged file to rel, fsyncs
+  // the directory. REQUIRES: verify() passed on staged_path.
   void install(const std::string& staged_path, const std::string& rel, uint32_t mode) const;
 
   struct Staged {
@@ -58,14 +70,21 @@ class Installer {
   // True when the file at rel has exactly this size and digest (hashes it when the size fits).
   bool final_matches(const std::string& rel, const Digest& digest, uint64_t size) const;
 
-  // Removes rel (absent is fine) and then its parent directories that became empty.
+  // Removes rel (absent is fine) and then its parent directories that became empty. A symbolic
+  // link on the way is Error{unsafe_path}: nothing outside the tree is removed (manifest/beneath.h).
   void remove(const std::string& rel) const;
+
+  // Opens the regular file rel in the tree read-only without following any link on the way
+  // (a copy source, a delta basis). Invalid when it is missing, not a regular file, or reached
+  // through a link; Error{unsafe_path} when rel itself could leave the tree.
+  UniqueFd open_in_tree(const std::string& rel) const;
 
   // Removes every file in the staging directory except those named in keep.
   void clean_staging(const std::vector<std::string>& keep) const;
 
  private:
   std::string root_, staging_;
+  FileModes modes_;
 };
 
 }  // namespace distd

@@ -129,7 +129,9 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
   if (it.delta_id.empty()) {
     std::string sig;
     try {
-      sig = make_signature(basis);
+      UniqueFd bfd = r.inst->open_in_tree(it.path);  // never through a link planted in the tree
+      if (!bfd) throw_errno("cannot open the delta basis", basis, errno);
+      sig = make_signature(std::move(bfd), basis);
     } catch (const Error& e) {
       fall_back(r, it, std::string("the old version cannot be read: ") + e.what());
       return false;
@@ -177,7 +179,10 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
   uint64_t written = 0;
   Digest d{};
   try {
-    d = apply_delta(basis, dp, ofd.get(), out, it.size, &written);
+    UniqueFd bfd = r.inst->open_in_tree(it.path);
+    if (!bfd) throw Error(Errc::mismatch, "the old version of '" + it.path + "' is gone or is not a regular file",
+                          "the whole file is downloaded instead");
+    d = apply_delta(std::move(bfd), basis, dp, ofd.get(), out, it.size, &written);
   } catch (const Error& e) {
     if (e.code() != Errc::mismatch) throw;
     discard_file(out);
@@ -230,6 +235,27 @@ bool resume_verified(Run& r, PlanItem& it) {
   return false;
 }
 
+// The furthest durable offset an item's download (whole or delta) has reached in this run.
+ResumeProgress::ResumeProgress(const PlanItem& it) : delta_id_(it.delta_id), best_(it.offset) {}
+
+bool ResumeProgress::advanced(const PlanItem& it) {
+  if (it.delta_id != delta_id_) {  // a delta fell back to the whole object, or a new ticket
+    delta_id_ = it.delta_id;
+    best_ = it.offset;
+    return true;
+  }
+  if (it.offset <= best_) return false;
+  best_ = it.offset;
+  return true;
+}
+
+// The most one item may take from the wire in a run: three times what it needs, plus 16 MiB
+// (headers, error pages and cut answers on a flaky link), and once more per rejected copy.
+uint64_t wire_budget(const PlanItem& it, int mismatches) {
+  uint64_t need = it.size + (it.action == Action::delta ? it.delta_size : 0);
+  return (3 * need + (uint64_t(16) << 20)) * (1 + static_cast<uint64_t>(mismatches));
+}
+
 void record_failure(Run& r, PlanItem& it, const std::string& msg) {
   r.j.set_state(r.ch.name, it, ItemState::failed, msg);
   r.res.failed_files++;
@@ -240,13 +266,17 @@ void record_failure(Run& r, PlanItem& it, const std::string& msg) {
 // Fetches one delta/full item with bounded retries. Returns when installed or failed.
 void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
   int mismatches = 0, stalls = 0;
+  // A retry counts unless the durable offset passed its best so far: a server that ignores Range
+  // and cuts every answer carries data each time but never gets further. And however the server
+  // behaves, an item may take at most a few times its size from the wire before the run gives up.
+  ResumeProgress seen(it);
+  const uint64_t start_bytes = r.http.bytes_received();
   r.prog.current = it.path;
   r.progress(true);
   for (;;) {
     if (r.stopped())
       throw Error(Errc::network, "sync of channel '" + r.ch.name + "' stopped: distd is shutting down",
                   "the next run resumes where this one stopped");
-    uint64_t before = r.http.bytes_received();
     try {
       if (it.state == ItemState::verified && resume_verified(r, it)) return;
       if (it.action == Action::delta && fetch_delta(r, it, done_before)) {
@@ -279,7 +309,14 @@ void fetch_item(Run& r, PlanItem& it, uint64_t done_before) {
         case Errc::network: {
           if (r.stopped()) throw;
           r.j.add_attempt(r.ch.name, it, e.what());
-          if (r.http.bytes_received() > before) {  // the link carried data before it broke: resume now
+          uint64_t spent = r.http.bytes_received() - start_bytes;
+          if (spent > wire_budget(it, mismatches))
+            throw Error(Errc::network,
+                        "HQ sent " + human_bytes(spent) + " for '" + it.path + "' (" + human_bytes(it.size) +
+                            ") without completing it: " + e.what(),
+                        "check that HQ's web server honours Range requests and does not cut answers; the next "
+                        "run tries again");
+          if (seen.advanced(it)) {  // the link carried the download further before it broke: resume now
             stalls = 0;
             r.log(std::string("link cut, resuming: ") + e.what());
             continue;

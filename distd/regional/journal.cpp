@@ -381,7 +381,37 @@ ChannelRecord Journal::channel_record(const std::string& channel) {
       r.last_error_time = q.getColumn(5).getInt64();
       r.last_error = q.getColumn(6).getString();
     }
+    SQLite::Statement w(*db_, "SELECT value FROM meta WHERE key=?");
+    w.bind(1, "warnings:" + channel);
+    if (w.executeStep()) {
+      std::string all = w.getColumn(0).getString();
+      for (size_t at = 0; at < all.size();) {
+        size_t nl = all.find('\n', at);
+        if (nl == std::string::npos) nl = all.size();
+        if (nl > at) r.warnings.push_back(all.substr(at, nl - at));
+        at = nl + 1;
+      }
+    }
     return r;
+  });
+}
+
+void Journal::set_warnings(const std::string& channel, const std::vector<std::string>& warnings) {
+  guarded("record the channel's warnings", [&] {
+    // In meta (key "warnings:<channel>"), so that journals of every format version keep them.
+    std::string all;
+    for (const auto& w : warnings) all += (all.empty() ? "" : "\n") + w;
+    if (all.empty()) {
+      SQLite::Statement q(*db_, "DELETE FROM meta WHERE key=?");
+      q.bind(1, "warnings:" + channel);
+      q.exec();
+    } else {
+      SQLite::Statement q(*db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+      q.bind(1, "warnings:" + channel);
+      q.bind(2, all);
+      q.exec();
+    }
+    return 0;
   });
 }
 

@@ -64,6 +64,7 @@ struct ChannelRecord {
   uint64_t latest_known_version = 0;  // the newest version HQ offered
   int64_t last_attempt = 0, last_success = 0, last_error_time = 0;
   std::string last_error;
+  std::vector<std::string> warnings;  // from the last sync that verified HQ's manifest (freshness.h)
 };
 
 struct LinkEvent {
@@ -111,6 +112,8 @@ class Journal {
   void record_attempt(const std::string& channel);
   void record_success(const std::string& channel);
   void record_error(const std::string& channel, const std::string& message);
+  // Replaces the channel's warnings (none clears them).
+  void set_warnings(const std::string& channel, const std::vector<std::string>& warnings);
 
   // Groups the writes made while it lives into one SQLite transaction: one WAL fsync for a
   // thousand small files instead of one per state change. Every write must still come after

@@ -42,16 +42,17 @@ std::string fetch_manifest_delta(Run& r) {
   if (!exists_file(basis_path)) return {};
   std::string basis;
   try {
-    basis = read_file(basis_path, kMaxManifestBytes, "manifest");
+    basis = read_file(basis_path, r.rs.max_manifest_size, "manifest");
   } catch (const Error&) {
     return {};
   }
   std::string sig = signature_of_bytes(basis);
-  HttpAnswer a = r.http.post("/channels/" + r.ch.name + "/latest.manifest", sig, kMaxManifestBytes, true);
+  // Capped as decoded: 1 MB of gzip that inflates to 1 GB stops at max_manifest_size.
+  HttpAnswer a = r.http.post("/channels/" + r.ch.name + "/latest.manifest", sig, r.rs.max_manifest_size, true);
   if (a.status != 200) return {};
   std::string().swap(sig);
   try {
-    return patch_bytes(basis, a.body, kMaxManifestBytes);
+    return patch_bytes(basis, a.body, r.rs.max_manifest_size);
   } catch (const Error& e) {
     r.log(std::string("manifest delta did not apply (") + e.what() + "); fetching the whole manifest");
     return {};
@@ -68,7 +69,7 @@ std::string fetch_manifest(Run& r, bool whole) {
         if (!m.empty()) return m;
         whole = true;
       }
-      HttpAnswer a = r.http.get(path, kMaxManifestBytes);
+      HttpAnswer a = r.http.get(path, r.rs.max_manifest_size);
       if (a.status == 200) return std::move(a.body);
       if (a.status == 404)
         throw Error(Errc::not_found, "HQ (" + r.http.url(path) + ") does not publish channel '" + r.ch.name + "'",
@@ -76,6 +77,12 @@ std::string fetch_manifest(Run& r, bool whole) {
       throw Error(Errc::network, "HQ answered " + std::to_string(a.status) + " for " + r.http.url(path),
                   "check HQ's server and logs; the next run tries again");
     } catch (const Error& e) {
+      if (e.code() == Errc::corrupt)  // over the cap: said before any of it is parsed
+        throw Error(Errc::corrupt,
+                    "HQ's latest manifest of channel '" + r.ch.name + "' is larger than [regional] max_manifest_size = " +
+                        std::to_string(r.rs.max_manifest_size) + " bytes; it was not read further (" + e.what() + ")",
+                    "if HQ's channel really is that large (about 150 bytes per file), raise max_manifest_size in "
+                    "the center's config; otherwise check what HQ serves at " + r.http.url(path));
       if (e.code() != Errc::network || attempt >= r.rs.max_attempts || r.stopped()) throw;
       r.log(std::string("link problem, retrying: ") + e.what());
       sleep_unless_stopped(r.opts.stop, retry_pause(attempt));

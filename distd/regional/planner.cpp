@@ -76,7 +76,7 @@ std::vector<Key> classify(const PlanInput& in, const LocalIndex& local) {
     const Entry& e = m.entries[idx];
     const Entry* here = local.find_path(e);
     if (same_content(here, e)) {
-      if (here->mode != e.mode) {
+      if (here->mode != installed_mode(e.mode, in.modes)) {
         keys.push_back({kLocalCopy, static_cast<uint32_t>(idx), 0});
       } else if (in.unchanged_out) {
         ++unchanged;

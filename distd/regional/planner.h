@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "distd/regional/journal.h"
+#include "distd/regional/installer.h"
 #include "manifest/manifest.h"
 
 namespace distd {
@@ -24,6 +25,9 @@ struct PlanInput {
   // When set, unchanged entries are only counted here, not planned (a sync of a big, mostly
   // unchanged tree then holds and journals only the work).
   uint64_t* unchanged_out = nullptr;
+  // The installer's policy: a local file is unchanged when its mode is what installing the
+  // entry would give it (installed_mode), not necessarily HQ's signed mode.
+  FileModes modes = FileModes::safe;
 };
 
 // One PlanItem per target entry (unchanged ones only counted when in.unchanged_out is set), in

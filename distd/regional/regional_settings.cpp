@@ -4,6 +4,7 @@
 
 #include "distd/regional/channel_install.h"
 #include "manifest/error.h"
+#include "manifest/manifest.h"
 
 namespace distd {
 
@@ -23,6 +24,12 @@ void read_offline_keys(const Config& cfg, RegionalSettings& s) {
   s.staging_dir = cfg.resolve(cfg.get_string("regional.staging_dir", cfg.state_dir + "/staging"));
   s.site_secret_key = cfg.resolve(cfg.get_string("regional.site_secret_key", cfg.state_dir + "/site.key"));
   s.site_public_key = cfg.resolve(cfg.get_string("regional.site_public_key", cfg.state_dir + "/site.pub"));
+  std::string modes = cfg.get_string("regional.file_modes", "safe");
+  if (modes != "safe" && modes != "signed")
+    throw Error(Errc::usage, "config " + cfg.file + ": [regional] file_modes = '" + modes + "' is neither \"safe\" nor \"signed\"",
+                "write file_modes = \"safe\" (0644, or 0755 for files HQ signed executable) or \"signed\" (HQ's "
+                "permission bits, without setuid, setgid or sticky)");
+  s.file_modes = modes == "signed" ? FileModes::as_signed : FileModes::safe;
 }
 
 }  // namespace
@@ -51,13 +58,21 @@ RegionalSettings RegionalSettings::from(const Config& cfg) {
   s.probe_min_seconds = cfg.get_int("regional.probe_min_seconds", 10);
   s.probe_max_seconds = cfg.get_int("regional.probe_max_seconds", 900);
   s.max_attempts = static_cast<int>(cfg.get_int("regional.max_attempts", 3));
+  s.request_timeout = cfg.get_int("regional.request_timeout", 3600);
+  s.stale_after_days = cfg.get_int("regional.stale_after_days", 7);
+  s.expiry_warning_days = cfg.get_int("regional.expiry_warning_days", 14);
+  int64_t mms = cfg.get_int("regional.max_manifest_size", int64_t(32) << 20);
   if (s.expiry_slack_days < 0 || s.connect_timeout <= 0 || s.low_speed_limit < 0 || s.low_speed_time <= 0 || bw < 0 ||
-      thr < 0 || s.probe_min_seconds <= 0 || s.probe_max_seconds < s.probe_min_seconds || s.max_attempts < 1)
+      thr < 0 || s.probe_min_seconds <= 0 || s.probe_max_seconds < s.probe_min_seconds || s.max_attempts < 1 ||
+      s.request_timeout <= 0 || s.stale_after_days < 0 || s.expiry_warning_days < 0 || mms < 4096 || static_cast<uint64_t>(mms) > kMaxManifestBytes)
     throw Error(Errc::usage,
-                where + "[regional]: expiry_slack_days, bandwidth_limit, big_file_threshold, low_speed_limit must be "
-                        ">= 0; connect_timeout, low_speed_time, probe_min_seconds, max_attempts > 0; "
-                        "probe_max_seconds >= probe_min_seconds",
+                where + "[regional]: expiry_slack_days, bandwidth_limit, big_file_threshold, low_speed_limit, "
+                        "stale_after_days, expiry_warning_days must be "
+                        ">= 0; connect_timeout, low_speed_time, probe_min_seconds, max_attempts, request_timeout > 0; "
+                        "probe_max_seconds >= probe_min_seconds; max_manifest_size from 4096 to " +
+                        std::to_string(kMaxManifestBytes) + " bytes",
                 "fix the values in the [regional] section (see docs/config.md)");
+  s.max_manifest_size = static_cast<uint64_t>(mms);
   s.bandwidth_limit = static_cast<uint64_t>(bw);
   s.big_file_threshold = static_cast<uint64_t>(thr);
   if (!s.big_files_window.empty()) {
@@ -71,6 +86,16 @@ RegionalSettings RegionalSettings::from(const Config& cfg) {
                   "write e.g. big_files_window = \"22:00-06:00\" (local time; may wrap past midnight)");
   }
   return s;
+}
+
+HttpOptions RegionalSettings::link_options(const std::atomic<bool>* stop) const {
+  HttpOptions ho;
+  ho.connect_timeout_s = connect_timeout;
+  ho.low_speed_limit = low_speed_limit;
+  ho.low_speed_time = low_speed_time;
+  ho.request_timeout_s = request_timeout;
+  ho.stop = stop;
+  return ho;
 }
 
 bool RegionalSettings::big_files_allowed(int64_t now) const {

@@ -21,6 +21,7 @@
 #include "distd/net/http_client.h"
 #include "distd/regional/channel_install.h"
 #include "distd/regional/delta_request.h"
+#include "distd/regional/freshness.h"
 #include "distd/regional/installer.h"
 #include "distd/regional/journal.h"
 #include "distd/regional/planner.h"
@@ -257,12 +258,8 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
                           const SyncOptions& opts, Journal& j) {
   ChannelResult res;
   res.channel = ch.name;
-  HttpOptions ho;
-  ho.connect_timeout_s = rs.connect_timeout;
-  ho.low_speed_limit = rs.low_speed_limit;
-  ho.low_speed_time = rs.low_speed_time;
+  HttpOptions ho = rs.link_options(opts.stop);
   ho.max_recv_speed = rs.bandwidth_limit;
-  ho.stop = opts.stop;
   HttpClient http(rs.hq_url, ho);
   Run r(cfg, rs, ch, opts, j, http, res);
   r.prog.channel = ch.name;
@@ -305,8 +302,12 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
   const Digest digest = sm.body_digest;
   res.to_version = m.version;
   j.set_latest_known(ch.name, m.version);
+  res.warnings = freshness_warnings(m, opts.now ? opts.now : static_cast<int64_t>(::time(nullptr)),
+                                    {rs.stale_after_days, rs.expiry_warning_days, rs.expiry_slack_days});
+  for (const auto& w : res.warnings) r.log("warning: " + w);
+  j.set_warnings(ch.name, res.warnings);
   // 2. The plan: continue the journal's plan for this very manifest, or make a new one.
-  r.inst = std::make_unique<Installer>(ch.path, rs.staging_dir + "/" + ch.name);
+  r.inst = std::make_unique<Installer>(ch.path, rs.staging_dir + "/" + ch.name, rs.file_modes);
   PlanOptions po;
   po.rollback_hint =
       "nothing was changed (a replayed or rolled-back manifest?); if HQ really restored an older state, it must "

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "distd/config/config.h"
+#include "distd/net/http_client.h"
+#include "distd/regional/installer.h"
 #include "manifest/error.h"
 #include "manifest/keys.h"
 
@@ -30,16 +32,22 @@ struct RegionalSettings {
   uint64_t big_file_threshold = 10 * 1024 * 1024;
   int64_t probe_min_seconds = 10, probe_max_seconds = 900;
   int max_attempts = 3;
+  long request_timeout = 3600;       // seconds: the most one HTTP request may take (downloads resume after it)
+  uint64_t max_manifest_size = uint64_t(32) << 20;  // bytes: a bigger latest.manifest is refused unread
+  FileModes file_modes = FileModes::safe;            // [regional] file_modes: "safe" or "signed"
+  int64_t stale_after_days = 7, expiry_warning_days = 14;  // freshness warnings (freshness.h)
   std::string site_secret_key, site_public_key;  // this center's key pair; <state_dir>/site.key, site.pub
 
   // Throws Error{usage} naming the key and what to write.
   static RegionalSettings from(const Config& cfg);
-  // Only expiry_slack_days, staging_dir and the site key pair, with the same defaults, checking
+  // Only expiry_slack_days, staging_dir, file_modes and the site key pair, with the same defaults, checking
   // nothing else: what a bundle import or request reads, at a center with or without hq_url.
   // Throws Error{usage} when one of them has the wrong type.
   static RegionalSettings offline(const Config& cfg);
   // True when big files may be fetched at unix time `now` (always true without a window).
   bool big_files_allowed(int64_t now) const;
+  // The HTTP client's limits for the link to HQ (timeouts, low-speed abort; no bandwidth cap).
+  HttpOptions link_options(const std::atomic<bool>* stop) const;
 };
 
 struct SyncProgress {
@@ -75,6 +83,7 @@ struct ChannelResult {
   bool ok = true;               // false when an error stopped or spoiled the run
   Errc code = Errc::internal;   // when !ok
   std::string error, hint;      // when !ok, or a summary when not converged
+  std::vector<std::string> warnings;  // HQ's manifest is old or expires soon (freshness.h)
 };
 
 struct SyncResult {

@@ -75,6 +75,18 @@ std::string fetch_manifest(Run& r, bool whole = false);
 // item_fetch.cpp: one plan item by delta or whole object, with resume, retries and install.
 void set_state(Run& r, PlanItem& it, ItemState s);
 void record_failure(Run& r, PlanItem& it, const std::string& msg);
+// Whether a failed attempt at an item got its download further than any attempt before it.
+class ResumeProgress {
+ public:
+  explicit ResumeProgress(const PlanItem& it);
+  bool advanced(const PlanItem& it);  // true (and remembered) when it.offset passed the best so far
+
+ private:
+  std::string delta_id_;
+  uint64_t best_;
+};
+// The most bytes one item may take from the wire in a run before it is given up (item_fetch.cpp).
+uint64_t wire_budget(const PlanItem& it, int mismatches);
 void fetch_item(Run& r, PlanItem& it, uint64_t done_before);
 
 // batch_fetch.cpp: many small objects in one POST /objects answer, installed in groups.

@@ -17,6 +17,7 @@
 #include "manifest/fs.h"
 #include "manifest/keys.h"
 #include "manifest/manifest.h"
+#include "distd/regional/installer.h"
 #include "tests/support/flaky_link.h"
 #include "tests/support/test_support.h"
 
@@ -124,7 +125,7 @@ class SyncSite {
       BOOST_TEST(it->second == digest_hex(e.digest));
       struct stat st {};
       ::stat((dst() + "/" + e.path).c_str(), &st);
-      BOOST_TEST((st.st_mode & 07777) == e.mode);
+      BOOST_TEST((st.st_mode & 07777) == installed_mode(e.mode, FileModes::safe));  // [regional] file_modes
     }
   }
 

@@ -8,6 +8,7 @@
 #include <sodium.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -132,8 +133,10 @@ RunResult run(const std::vector<std::string>& argv, const std::string& stdin_dat
   ::close(out[0]);
   ::close(err[0]);
   int st = 0;
-  ::waitpid(pid, &st, 0);
+  struct rusage ru {};
+  ::wait4(pid, &st, 0, &ru);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.max_rss_kib = static_cast<uint64_t>(ru.ru_maxrss);
   return r;
 }
 

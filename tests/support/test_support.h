@@ -27,6 +27,7 @@ struct RunResult {
   int status = -1;   // exit status, or 128+signal
   std::string out;   // stdout
   std::string err;   // stderr
+  uint64_t max_rss_kib = 0;  // peak resident set of the process (wait4's ru_maxrss)
 };
 
 // Runs argv[0] (a program name found in the build tree's bin dirs, or a path, or on PATH)
