@@ -99,6 +99,9 @@ BOOST_AUTO_TEST_CASE(broken_archives_are_refused_and_nothing_is_published) {
       {{"--broken", "badsha1"}, 5, "not the one its name says"},
       {{"--broken", "badsha1", "--format", "zip"}, 5, "not the one its name says"},
       {{"--broken", "sha1dir"}, 5, "is in the wrong directory for its SHA-1"},
+      {{"--broken", "bomb"}, 14, "over 100 times its size: refusing it as an archive bomb"},
+      {{"--broken", "bomb", "--format", "zip"}, 14, "refusing it as an archive bomb"},
+      {{"--broken", "fileoverdir"}, 9, "file member 'loose' with the name of a directory that holds earlier members"},
   };
   int n = 0;
   for (auto& c : cases) {

@@ -13,6 +13,7 @@
 
 #include "distd/course/course_priority.h"
 #include "distd/course/course_publish_run.h"
+#include "distd/course/course_settings.h"
 #include "distd/io/member_pipe.h"
 #include "manifest/digest.h"
 #include "manifest/error.h"
@@ -230,7 +231,7 @@ void CourseRun::reread_members(const std::vector<size_t>& second_pass) {
   if (second_pass.empty()) return;
   log_to(opts, "reading " + std::to_string(second_pass.size()) + " changed members of the same size again");
   std::unordered_set<size_t> want(second_pass.begin(), second_pass.end());
-  MbzReader again(mbz_path);
+  MbzReader again(mbz_path, CourseSettings::from(cfg).max_expansion_ratio);
   std::vector<char> buf(kChunk);
   MemberHeader h;
   size_t idx = 0;
@@ -332,7 +333,7 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
   publish_detail::CourseRun run(cfg, ch, mbz_path, opts, staging);
 
   // 1. Read and check the whole archive; stage what the tree does not have yet.
-  MbzReader rd(mbz_path);
+  MbzReader rd(mbz_path, CourseSettings::from(cfg).max_expansion_ratio);
   const std::vector<size_t> second_pass = run.read_archive(rd);
   fault_point("course_after_read");
 

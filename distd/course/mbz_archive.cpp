@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <unordered_set>
 
@@ -18,9 +19,11 @@ const char* format_name(ArchiveFormat f) { return f == ArchiveFormat::zip ? "zip
 
 struct MbzReader::Names {
   std::unordered_set<std::string> files, dirs;
+  std::unordered_set<std::string> parents;  // every directory some member lies in, listed or not
 };
 
-MbzReader::MbzReader(const std::string& path) : path_(path), names_(new Names) {
+MbzReader::MbzReader(const std::string& path, uint64_t max_ratio)
+    : path_(path), max_ratio_(max_ratio), names_(new Names) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
@@ -113,13 +116,21 @@ bool MbzReader::next(MemberHeader* m) {
     throw Error(Errc::unsafe_path, "course backup '" + path_ + "' has two members named " + quote_path(p),
                 "the archive is not one Moodle wrote; nothing was published");
   }
-  // No member may sit below a file member, and no file may have the name of a directory seen.
-  for (size_t s = p.find('/'); s != std::string::npos; s = p.find('/', s + 1))
+  // No member may sit below a file member, and no file may have the name of a directory seen
+  // (listed, or implied by a member below it: "x/y" then "x").
+  if (!dir && names_->parents.count(p))
+    throw Error(Errc::unsafe_path,
+                "course backup '" + path_ + "' has a file member " + quote_path(p) +
+                    " with the name of a directory that holds earlier members",
+                "the archive is not one Moodle wrote; nothing was published");
+  for (size_t s = p.find('/'); s != std::string::npos; s = p.find('/', s + 1)) {
     if (names_->files.count(p.substr(0, s)))
       throw Error(Errc::unsafe_path,
                   "course backup '" + path_ + "' has member " + quote_path(p) + " below the file member " +
                       quote_path(p.substr(0, s)),
                   "the archive is not one Moodle wrote; nothing was published");
+    names_->parents.insert(p.substr(0, s));
+  }
   (dir ? names_->dirs : names_->files).insert(p);
   m->path = std::move(p);
   m->dir = dir;
@@ -133,6 +144,14 @@ bool MbzReader::next(MemberHeader* m) {
 size_t MbzReader::read(void* buf, size_t n) {
   la_ssize_t r = archive_read_data(a_, buf, n);
   if (r < 0) fail("cannot read member data");
+  expanded_ += static_cast<uint64_t>(r);
+  const uint64_t limit = std::max(kExpansionFloor, max_ratio_ * archive_size_);
+  if (expanded_ > limit)
+    throw Error(Errc::unsupported,
+                "course backup '" + path_ + "' (" + std::to_string(archive_size_) + " bytes) expands to more than " +
+                    std::to_string(limit) + " bytes (member " + quote_path(current_) + "), over " +
+                    std::to_string(max_ratio_) + " times its size: refusing it as an archive bomb",
+                "nothing was published; if the backup is genuine, raise [hq] max_expansion_ratio");
   return static_cast<size_t>(r);
 }
 

@@ -28,11 +28,17 @@ struct MemberHeader {
   uint64_t size = 0;     // as the header says (0 for directories); read() is authoritative
 };
 
+// However small a backup, its members may add up to this much (a course of a few KiB of XML
+// legitimately expands far beyond any ratio).
+constexpr uint64_t kExpansionFloor = uint64_t(64) << 20;
+
 class MbzReader {
  public:
   // Opens path and detects the format from its first bytes. Throws Error{not_found, io} when it
   // cannot be read, Error{corrupt} when it is neither gzip nor zip.
-  explicit MbzReader(const std::string& path);
+  // The members may add up to at most max(max_ratio x the archive's size, kExpansionFloor)
+  // bytes; read() throws Error{unsupported} past that (a zip or gzip bomb).
+  explicit MbzReader(const std::string& path, uint64_t max_ratio = 100);
   ~MbzReader();
   MbzReader(const MbzReader&) = delete;
   MbzReader& operator=(const MbzReader&) = delete;
@@ -51,6 +57,7 @@ class MbzReader {
   std::string path_;
   ArchiveFormat format_ = ArchiveFormat::tgz;
   uint64_t archive_size_ = 0;
+  uint64_t max_ratio_ = 100, expanded_ = 0;
   struct archive* a_ = nullptr;
   std::string current_;
   struct Names;

@@ -10,7 +10,7 @@ sections/section_N/, activities/<mod>_N/, plus the directory entries.
   make_mbz.py OUT [--format tgz|zip] [--shortname S] [--fullname F] [--course-id N]
               [--files N] [--file-size BYTES] [--seed S] [--version V] [--level L]
               [--broken truncated|notgzip|nomoodlexml|badxml|traversal|absolute|symlink|hardlink|device|
-                        badsha1|sha1dir]
+                        badsha1|sha1dir|bomb|fileoverdir]
 
 --broken badsha1: one files/ member's content no longer matches the SHA-1 in its name (one byte
 flipped); sha1dir: one files/ member sits under the wrong files/<xx>/ directory.
@@ -196,6 +196,11 @@ if a.broken == "traversal":
     entries.append(("files/../../evil.txt", "f", b"gotcha\n"))
 if a.broken == "absolute":
     entries.append(("/etc/evil.txt", "f", b"gotcha\n"))
+if a.broken == "bomb":  # 100 MB of zeros: a few hundred KB compressed
+    entries.append(("course/bomb.xml", "f", bytes(100_000_000)))
+if a.broken == "fileoverdir":  # a member below an unlisted directory, then a file of that name
+    entries.append(("loose/inner.txt", "f", b"inner\n"))
+    entries.append(("loose", "f", b"a file where a directory is\n"))
 
 out = io.BytesIO() if a.broken in ("truncated",) else None
 
