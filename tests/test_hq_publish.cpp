@@ -386,3 +386,32 @@ BOOST_AUTO_TEST_CASE(clear_errors_for_operator_mistakes) {
   BOOST_TEST(r.status == 2);
   BOOST_TEST(r.err.find("secret_key") != std::string::npos);
 }
+
+// [hq] renew_after_days (1): a publish re-signs an unchanged channel whose newest manifest is a
+// day old, so that a center can tell "nothing new" from a frozen HQ ([regional]
+// stale_after_days); 0 turns it off. The clock is moved with faketime.
+BOOST_AUTO_TEST_CASE(an_unchanged_channel_is_renewed_after_renew_after_days) {
+  if (!distd::test::exists("/usr/bin/faketime")) {
+    BOOST_TEST_MESSAGE("skipped: faketime is not installed");
+    return;
+  }
+  auto publish_at = [](const Hq& hq, const std::string& offset) {
+    RunResult r = distd::test::run({"faketime", "-f", offset, distd::test::bin("distctl"), "publish", "--channel", "c",
+                                    "--config", hq.cfg, "--json"});
+    BOOST_TEST_INFO(r.err);
+    BOOST_REQUIRE_EQUAL(r.status, 0);
+    return nlohmann::json::parse(r.out);
+  };
+  Hq hq(channel("c", "src-c"));
+  make_tree(hq.src("c"));
+  hq.publish_ok("c");
+  BOOST_TEST(publish_at(hq, "+20h")["version"].get<uint64_t>() == 1u);  // not a day old yet
+  auto renewed = publish_at(hq, "+25h");
+  BOOST_TEST(renewed["version"].get<uint64_t>() == 2u);
+  BOOST_TEST(renewed["reason"] == "renewed");
+
+  Hq off(channel("c", "src-c"), "renew_after_days = 0");
+  make_tree(off.src("c"));
+  off.publish_ok("c");
+  BOOST_TEST(publish_at(off, "+10d")["version"].get<uint64_t>() == 1u);  // 90-day manifest: 80 days left
+}

@@ -247,7 +247,7 @@ BOOST_AUTO_TEST_CASE(path_traversal_is_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(delta_endpoint_computes_once_and_patches_exactly) {
-  Server s;
+  Server s({}, "max_delta_jobs = 4");
   auto c = s.client();
   // The regional center's basis: the old version of the file, edited in the middle and shorter.
   std::string basis = s.big;
@@ -283,25 +283,31 @@ BOOST_AUTO_TEST_CASE(delta_endpoint_computes_once_and_patches_exactly) {
   BOOST_TEST(delta.size() == size);
   BOOST_TEST(rs_apply(basis_path, delta, s.tmp / "regional") == s.big);
 
-  // The same request again: the same id, nothing recomputed.
-  auto before = fs::last_write_time(s.tmp / ("state/public/deltas/" + id));
+  // The same request again: the same id, nothing recomputed (the same file; its mtime moves:
+  // it records the last use for the delta cache's eviction).
+  struct stat before {}, after {};
+  BOOST_REQUIRE(::stat((s.tmp / ("state/public/deltas/" + id)).c_str(), &before) == 0);
   auto again = c.Post("/deltas?target=" + s.big_hex, sig, "application/octet-stream");
   BOOST_REQUIRE(again);
   BOOST_TEST(again->status == 200);
   BOOST_TEST(nlohmann::json::parse(again->body)["id"] == id);
-  BOOST_TEST((fs::last_write_time(s.tmp / ("state/public/deltas/" + id)) == before));
+  BOOST_REQUIRE(::stat((s.tmp / ("state/public/deltas/" + id)).c_str(), &after) == 0);
+  BOOST_TEST(after.st_ino == before.st_ino);
   auto st = s.status();
   BOOST_TEST(st["deltas"]["computed"].get<uint64_t>() == 1u);
   BOOST_TEST(st["deltas"]["reused"].get<uint64_t>() == 1u);
 
-  // Four centers ask for the same new delta at once: computed once.
+  // Four centers (four addresses: one delta job per address) ask for the same new delta at
+  // once: computed once.
   put(basis_path, basis.substr(0, 700000));
   const std::string sig2 = make_signature(basis_path);
   std::vector<std::string> ids(4);
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&, i] {
-      auto rr = s.client().Post("/deltas?target=" + s.big_hex, sig2, "application/octet-stream");
+      auto cl = s.client();
+      cl.set_interface("127.0.0." + std::to_string(2 + i));
+      auto rr = cl.Post("/deltas?target=" + s.big_hex, sig2, "application/octet-stream");
       if (rr && rr->status == 200) ids[i] = nlohmann::json::parse(rr->body)["id"];
     });
   for (auto& t : threads) t.join();

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "distd/delta/rsync.h"
 #include "manifest/error.h"
 #include "manifest/fault.h"
 #include "manifest/fs.h"
@@ -40,6 +41,7 @@ void quiet_librsync() {
 std::string short_hex(const Digest& d) { return digest_hex(d).substr(0, 16) + "..."; }
 
 SigPtr load_signature(std::string_view signature) {
+  check_signature(signature);  // before librsync: no signature made to cost quadratic time
   rs_signature_t* raw = nullptr;
   JobPtr job(rs_loadsig_begin(&raw));
   rs_buffers_t b{};
@@ -90,16 +92,35 @@ std::string delta_of_bytes(std::string_view signature, std::string_view target) 
   }
 }
 
+std::string_view canonical_signature(std::string_view signature) {
+  static const char kNoBlocks[12] = {0x72, 0x73, 0x01, 0x47, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (signature.size() != 12) return signature;
+  auto be32 = [&](size_t at) {
+    const auto* p = reinterpret_cast<const unsigned char*>(signature.data() + at);
+    return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+  };
+  const uint32_t magic = be32(0), block_len = be32(4), strong_len = be32(8);
+  const bool known = magic == RS_MD4_SIG_MAGIC || magic == RS_BLAKE2_SIG_MAGIC || magic == RS_RK_MD4_SIG_MAGIC ||
+                     magic == RS_RK_BLAKE2_SIG_MAGIC;
+  if (!known || block_len < 1 || block_len > (1u << 30) || strong_len > RS_MAX_STRONG_SUM_LENGTH) return signature;
+  return std::string_view(kNoBlocks, sizeof kNoBlocks);
+}
+
 std::string delta_id(const Digest& target, std::string_view signature) {
   Hasher h;
   h.update(target.data(), target.size());
-  h.update(signature);
+  h.update(canonical_signature(signature));
   return digest_hex(h.finish());
 }
 
-DeltaService::DeltaService(std::string state_dir, unsigned max_parallel)
-    : layout_{std::move(state_dir)}, max_parallel_(max_parallel ? max_parallel : 1) {
+DeltaService::DeltaService(std::string state_dir, unsigned max_parallel, uint64_t cache_bytes)
+    : layout_{std::move(state_dir)}, cache_(layout_, cache_bytes), max_parallel_(max_parallel ? max_parallel : 1) {
   quiet_librsync();
+}
+
+uint64_t DeltaService::declined() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return declined_;
 }
 
 uint64_t DeltaService::computed() const {
@@ -131,9 +152,20 @@ DeltaInfo DeltaService::get_or_compute(const Digest& target, std::string_view si
       auto other = it->second;
       cv_.wait(lk, [&] { return other->done; });
       if (other->error) std::rethrow_exception(other->error);
-      ++reused_;
+      if (other->info.outcome == DeltaOutcome::ready)
+        ++reused_;
+      else
+        ++declined_;
       DeltaInfo info = other->info;
       info.computed = false;
+      return info;
+    }
+    if (auto d = declined_ids_.find(id); d != declined_ids_.end()) {
+      ++declined_;
+      DeltaInfo info;
+      info.outcome = d->second;
+      info.id = id;
+      info.target = target;
       return info;
     }
     struct stat ds {}, os {};
@@ -147,6 +179,8 @@ DeltaInfo DeltaService::get_or_compute(const Digest& target, std::string_view si
       info.size = static_cast<uint64_t>(ds.st_size);
       info.target = target;
       info.target_size = static_cast<uint64_t>(os.st_size);
+      lk.unlock();
+      cache_.touch(id);
       return info;
     }
     mine = std::make_shared<Inflight>();
@@ -169,7 +203,15 @@ DeltaInfo DeltaService::get_or_compute(const Digest& target, std::string_view si
     mine->error = err;
     mine->info = info;
     inflight_.erase(id);
-    if (!err) ++computed_;
+    if (!err && info.outcome == DeltaOutcome::ready) ++computed_;
+    if (!err && info.outcome != DeltaOutcome::ready) {
+      ++declined_;
+      if (declined_ids_.emplace(id, info.outcome).second) declined_order_.push_back(id);
+      if (declined_order_.size() > 4096) {
+        declined_ids_.erase(declined_order_.front());
+        declined_order_.pop_front();
+      }
+    }
   }
   cv_.notify_all();
   if (err) std::rethrow_exception(err);
@@ -188,6 +230,17 @@ DeltaInfo DeltaService::compute(const Digest& target, std::string_view signature
   struct stat st {};
   if (::fstat(in.get(), &st) != 0) throw_errno("cannot stat", obj, errno);
   const uint64_t target_size = static_cast<uint64_t>(st.st_size);
+  DeltaInfo info;
+  info.id = id;
+  info.target = target;
+  info.target_size = target_size;
+  // The largest delta that pays: (delta + signature) * 10 <= target * 9.
+  if (signature.size() * 10 > target_size * 9) {
+    load_signature(signature);  // a malformed one is still a 400
+    info.outcome = DeltaOutcome::not_smaller;
+    return info;
+  }
+  const uint64_t max_delta = (target_size * 9 - signature.size() * 10) / 10;
 
   SigPtr sig = load_signature(signature);
   JobPtr job(rs_delta_begin(sig.get()));
@@ -227,8 +280,9 @@ DeltaInfo DeltaService::compute(const Digest& target, std::string_view signature
       rs_result r = rs_job_iter(job.get(), &b);
       size_t produced = obuf.size() - b.avail_out;
       if (produced) {
-        write_all(out.get(), std::string_view(obuf.data(), produced), tmp);
         delta_size += produced;
+        if (delta_size > max_delta) break;  // it cannot pay: stop here
+        write_all(out.get(), std::string_view(obuf.data(), produced), tmp);
       }
       if (r == RS_DONE) break;
       if (r != RS_BLOCKED)
@@ -239,8 +293,17 @@ DeltaInfo DeltaService::compute(const Digest& target, std::string_view signature
       stuck = (eof && produced == 0 && b.avail_in == in_before) ? stuck + 1 : 0;
       if (stuck > 8) throw Error(Errc::internal, "librsync made no progress computing a delta", "please report this");
     }
-    if (read_total != target_size)
+    if (delta_size > max_delta || !cache_.admit(id, delta_size)) {
+      info.outcome = delta_size > max_delta ? DeltaOutcome::not_smaller : DeltaOutcome::no_room;
+      info.size = delta_size;
+      out = UniqueFd();
+      discard_file(tmp);
+      return info;
+    }
+    if (read_total != target_size) {
+      cache_.forget(id);
       throw Error(Errc::io, "object '" + obj + "' changed size while a delta was computed", "post the request again");
+    }
     sync_file(out.get(), tmp);
     out = UniqueFd();
     // The record first: a delta on disk always says which target it belongs to.
@@ -248,15 +311,12 @@ DeltaInfo DeltaService::compute(const Digest& target, std::string_view signature
     fault_point("delta_before_rename");
     rename_file(tmp, layout_.delta(id), "cannot rename into", layout_.delta(id));
   } catch (...) {
+    cache_.forget(id);
     discard_file(tmp);
     throw;
   }
   fsync_dir(layout_.deltas_dir());
-  DeltaInfo info;
-  info.id = id;
   info.size = delta_size;
-  info.target = target;
-  info.target_size = target_size;
   info.computed = true;
   return info;
 }

@@ -12,15 +12,18 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <optional>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "distd/hq/delta_service.h"
+#include "distd/hq/http_limits.h"
 #include "distd/hq/layout.h"
 #include "distd/net/byte_range.h"
 #include "distd/hq/publisher.h"
+#include "distd/hq/settings.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
@@ -182,7 +185,8 @@ void serve_manifest_delta(const httplib::Request& req, httplib::Response& res, c
 }
 
 // Answers POST /objects: the objects whose raw digests the body lists, concatenated in that order
-// and streamed from the store. 400 for a malformed list, 404 naming the first object not stored.
+// and streamed from the store. 400 for a malformed list or one that names an object twice, 404
+// naming the first object not stored.
 void serve_object_batch(const httplib::Request& req, httplib::Response& res, const Layout& layout) {
   if (req.body.empty() || req.body.size() % 32 != 0 || req.body.size() / 32 > kMaxBatchObjects)
     return send_text(res, 400, "POST /objects needs 1 to " + std::to_string(kMaxBatchObjects) +
@@ -196,7 +200,13 @@ void serve_object_batch(const httplib::Request& req, httplib::Response& res, con
   };
   auto b = std::make_shared<Batch>();
   uint64_t total = 0;
+  std::set<std::string_view> seen;
   for (size_t i = 0; i < req.body.size(); i += 32) {
+    if (!seen.insert(std::string_view(req.body).substr(i, 32)).second) {
+      Digest dup{};
+      std::memcpy(dup.data(), req.body.data() + i, 32);
+      return send_text(res, 400, "POST /objects lists object " + digest_hex(dup) + " twice; ask for each object once");
+    }
     Digest d{};
     std::memcpy(d.data(), req.body.data() + i, 32);
     std::string p = layout.object(d);
@@ -240,11 +250,13 @@ void serve_object_batch(const httplib::Request& req, httplib::Response& res, con
 
 struct HttpServer::Impl {
   Config cfg;
+  HqSettings settings;
   HttpServerOptions opts;
   Layout layout;
   ListenAddress addr;
-  httplib::Server svr;
+  LimitedServer svr;
   DeltaService deltas;
+  JobSlots jobs;
   std::atomic<uint64_t> requests{0};
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool bound = false;
@@ -259,8 +271,11 @@ struct HttpServer::Impl {
   std::map<std::string, ChannelInfo> status_cache;
 
   Impl(const Config& c, const HttpServerOptions& o)
-      : cfg(c), opts(o), layout{c.state_dir}, addr(parse_listen(hq_settings(c).listen)),
-        deltas(c.state_dir, o.delta_threads) {}
+      : cfg(c), settings(hq_settings(c)), opts(o), layout{c.state_dir}, addr(parse_listen(settings.listen)),
+        svr(ConnectionLimits{std::chrono::seconds(settings.header_timeout), settings.per_peer_connections,
+                             settings.uncapped_peers, 64 * 1024, settings.body_min_rate,
+                             std::chrono::seconds(3 * settings.header_timeout)}),
+        deltas(c.state_dir, o.delta_threads, settings.delta_cache_bytes), jobs(settings.max_delta_jobs) {}
 
   nlohmann::json channel_status(const std::string& name) {
     nlohmann::json j = {{"name", name}};
@@ -301,6 +316,7 @@ struct HttpServer::Impl {
     delta_routes();
     plugin_routes();
     status_route();
+    limit_hooks();
     error_and_log_hooks();
   }
 
@@ -355,6 +371,16 @@ struct HttpServer::Impl {
       if (!d) return send_text(res, 400, "POST /deltas needs ?target=<64 lower-case hex digits>");
       try {
         DeltaInfo info = deltas.get_or_compute(*d, req.body);
+        if (info.outcome == DeltaOutcome::not_smaller)
+          return send_text(res, 422, "a delta to object " + target.substr(0, 16) +
+                                         "... from this basis is not clearly smaller than the object (delta and "
+                                         "signature over 90% of its " + std::to_string(info.target_size) +
+                                         " bytes): nothing is stored; fetch the object whole");
+        if (info.outcome == DeltaOutcome::no_room)
+          return send_text(res, 507, "the delta to object " + target.substr(0, 16) + "... (" +
+                                         std::to_string(info.size) + " bytes) is larger than HQ's delta cache ([hq] "
+                                         "delta_cache_bytes = " + std::to_string(deltas.cache().quota()) +
+                                         "); fetch the object whole");
         nlohmann::json j = {{"id", info.id}, {"size", info.size}, {"target", target}, {"target_size", info.target_size}};
         res.status = 200;
         res.set_content(j.dump() + "\n", "application/json");
@@ -365,6 +391,37 @@ struct HttpServer::Impl {
         send_text(res, status_for(e.code()), std::string(e.what()) + (e.hint().empty() ? "" : "; " + e.hint()));
       }
     });
+  }
+
+  // Before a request's body is read: refuses what its headers already condemn (refuse_body), and
+  // gives each POST /deltas and manifest-delta POST one of [hq] max_delta_jobs slots (one per
+  // client address), held until its answer is about to be written, or 503 when none is free.
+  // Either refusal closes the connection.
+  void limit_hooks() {
+    using HR = httplib::Server::HandlerResponse;
+    svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      const uint64_t limit = req.path == "/objects" ? kMaxBatchObjects * 32 : kMaxSignatureBytes;
+      if (auto no = refuse_body(req, limit)) {
+        send_text(res, no->status, no->message);
+        LimitedServer::close_after_answer(res);
+        return HR::Handled;
+      }
+      const bool delta_job = req.method == "POST" && (req.path == "/deltas" || (req.path.rfind("/channels/", 0) == 0 &&
+                                                                               req.path.size() > 16 &&
+                                                                               req.path.ends_with("/latest.manifest")));
+      if (!delta_job) return HR::Unhandled;
+      auto slot = jobs.try_acquire(req.remote_addr);
+      if (!slot) {
+        res.set_header("Retry-After", "5");
+        send_text(res, 503, "HQ is busy with " + std::to_string(jobs.in_use()) +
+                                " delta requests ([hq] max_delta_jobs, one per client address); try again in a few seconds");
+        LimitedServer::close_after_answer(res);
+        return HR::Handled;
+      }
+      LimitedServer::hold_until_answered(std::move(slot));
+      return HR::Unhandled;
+    });
+    svr.set_post_routing_handler([](const httplib::Request&, httplib::Response&) { LimitedServer::release_held(); });
   }
 
   // The POST routes plug-ins registered in plugin_post_routes(); their answers are never cached.
@@ -395,7 +452,16 @@ struct HttpServer::Impl {
                           {"uptime_seconds", up},
                           {"requests", requests.load()},
                           {"channels", chans},
-                          {"deltas", {{"computed", deltas.computed()}, {"reused", deltas.reused()}}}};
+                          {"deltas",
+                           {{"computed", deltas.computed()},
+                            {"reused", deltas.reused()},
+                            {"declined", deltas.declined()},
+                            {"cache_bytes", deltas.cache().bytes()},
+                            {"evicted", deltas.cache().evicted()}}},
+                          {"limits",
+                           {{"connections_refused", svr.refused_connections()},
+                            {"deadline_cuts", svr.deadline_cuts()},
+                            {"delta_jobs", jobs.in_use()}}}};
       res.set_header("Cache-Control", "no-cache");
       res.set_content(j.dump() + "\n", "application/json");
     });
@@ -432,7 +498,7 @@ std::vector<PluginRoute>& plugin_post_routes() {
 
 HttpServer::HttpServer(const Config& cfg, const HttpServerOptions& opts) : impl_(std::make_unique<Impl>(cfg, opts)) {
   auto& s = impl_->svr;
-  unsigned n = opts.threads ? opts.threads : 16;
+  unsigned n = opts.threads ? opts.threads : 64;
   s.new_task_queue = [n] { return new httplib::ThreadPool(n); };
   s.set_payload_max_length(static_cast<size_t>(kMaxSignatureBytes));
   s.set_keep_alive_max_count(1000);
@@ -451,6 +517,7 @@ void HttpServer::bind() {
     throw Error(Errc::network,
                 "cannot listen on " + a.host + ":" + std::to_string(a.port) + " (address in use or not available)",
                 "stop whatever uses that port, or set [hq] listen = \"HOST:PORT\" in " + impl_->cfg.file);
+  (void)impl_->svr.widen_backlog(1024);  // best effort: httplib's 5 still works, only slower under load
   impl_->bound = true;
 }
 

@@ -1,7 +1,9 @@
 // HQ's HTTP server (cpp-httplib): the static layout of docs/formats/http.md with Range and
 // HEAD, the delta endpoint, and /status. Only the documented URL shapes are answered; every
 // path component is validated (channel names, versions, 64-hex digests) before it touches
-// the file system, so no request can name a file outside public/.
+// the file system, so no request can name a file outside public/. Slow and flooding clients
+// are bounded by http_limits.h ([hq] header_timeout, body_min_rate, per_peer_connections,
+// max_delta_jobs; docs/hq.md "Limits against slow and flooding clients").
 #pragma once
 
 #include <atomic>
@@ -39,7 +41,7 @@ struct PluginRoute {
 std::vector<PluginRoute>& plugin_post_routes();
 
 struct HttpServerOptions {
-  unsigned threads = 16;         // worker threads; each open connection holds one ([hq] threads)
+  unsigned threads = 64;         // worker threads; each open connection holds one ([hq] threads)
   unsigned delta_threads = 1;    // deltas computed at the same time
 };
 

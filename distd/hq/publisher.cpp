@@ -362,7 +362,10 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
   const bool unchanged = latest && same_entries(latest->manifest.entries, entries);
   // Renew a manifest that has used up two thirds of its validity even when nothing changed,
   // so that a periodic publish keeps the channel from expiring at the regional centers.
-  const bool renew = unchanged && latest->manifest.expires - now < hs.expires_days * 86400 / 3;
+  // And re-sign one that is renew_after_days old, so that a center can tell a working HQ with
+  // nothing new from a frozen one ([regional] stale_after_days, distd/regional/freshness.h).
+  const bool renew = unchanged && (latest->manifest.expires - now < hs.expires_days * 86400 / 3 ||
+                                   (hs.renew_after_days > 0 && now - latest->manifest.created >= hs.renew_after_days * 86400));
   const bool allow_link = channel_allows_links(ch);
   ObjectStore store(cfg.state_dir);
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "distd/config/config.h"
 
@@ -17,7 +18,16 @@ struct HqSettings {
   uint64_t keep_versions = 5;
   int64_t expires_days = 90;
   int64_t publish_interval = 0;  // seconds; 0 = off
-  unsigned threads = 16;         // connections the HTTP server serves at once
+  unsigned threads = 64;         // connections the HTTP server serves at once (~8 MiB of stack each, mostly untouched)
+  int64_t header_timeout = 10;   // seconds to receive a request line and its headers, in all
+  unsigned per_peer_connections = 8;  // open connections per client address; more are closed at once
+  // Addresses the per-address cap does not apply to: a reverse proxy on the same host (nginx in
+  // front of HQ, docs/hq.md) brings every center from one of these, and has limits of its own.
+  std::vector<std::string> uncapped_peers = {"127.0.0.1", "::1"};
+  int64_t renew_after_days = 1;  // publish re-signs an unchanged channel whose manifest is this old; 0 = off
+  uint64_t body_min_rate = 1024; // bytes/s a request body must average after its first 3 x header_timeout
+  unsigned max_delta_jobs = 2;   // POST /deltas and manifest-delta requests at once (body to answer)
+  uint64_t delta_cache_bytes = uint64_t(1) << 30;  // disk for kept deltas; least recently used go first
 };
 
 // Reads and validates [hq]; paths come back resolved against the config file's directory.
