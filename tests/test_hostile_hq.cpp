@@ -338,3 +338,30 @@ BOOST_AUTO_TEST_CASE(a_drip_above_the_low_speed_limit_ends_at_request_timeout) {
   BOOST_TEST(took < 40.0);  // 3 attempts of 3 s and their pauses (before: the whole 500 s of the drip)
   BOOST_TEST(h.requests("GET /channels/c/latest.manifest") == 3);
 }
+
+// HQ busy with other deltas ([hq] max_delta_jobs) answers 503: the center asks again after a
+// pause instead of downloading the whole file at once (regional/delta_request.h).
+BOOST_AUTO_TEST_CASE(a_busy_delta_service_is_asked_again) {
+  Hostile t;
+  std::string big = random_bytes(300'000, 21);
+  write_file(t.s.src() + "/big.bin", big);
+  t.s.publish();
+  int busy = 2;
+  HostileHq* hp = nullptr;
+  HostileHq h(t.s.public_dir(), [&](int fd, const Request& rq) {
+    if (rq.method != "POST" || rq.target.rfind("/deltas", 0) != 0 || busy == 0) return false;
+    --busy;
+    hp->send(fd, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n\r\n");
+    return true;
+  });
+  hp = &h;
+  BOOST_REQUIRE_EQUAL(t.sync_against(h).status, 0);
+  write_file(t.s.src() + "/big.bin", mutate(big, 1000, "changed at HQ"));
+  t.s.publish();
+  auto t0 = std::chrono::steady_clock::now();
+  RunResult r = t.sync_against(h);
+  BOOST_TEST_MESSAGE("two 503s: exit " << r.status << " after " << seconds_since(t0) << " s");
+  BOOST_TEST(r.status == 0, r.err);
+  BOOST_TEST(h.requests("POST /deltas") == 3);  // 503, 503, then the honest 405 of a static server
+  BOOST_TEST(seconds_since(t0) >= 9.0);        // two pauses of 5 s
+}

@@ -135,6 +135,10 @@ size_t write_cb(char* data, size_t size, size_t n, void* ud) {
         t->over_cap = true;
         return 0;
       }
+      // Grow by doubling, but never past the cap: a body of exactly max_bytes must not need a
+      // buffer of twice that (an endless answer peaked at 83 MiB for a 32 MiB cap).
+      if (t->body.size() + len > t->body.capacity())
+        t->body.reserve(std::min<uint64_t>(t->max_bytes, std::max<uint64_t>(t->body.size() + len, 2 * t->body.capacity())));
       t->body.append(data, len);
       return len;
     }

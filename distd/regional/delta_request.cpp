@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "distd/delta/rsync.h"
+#include "distd/io/pause.h"
 #include "manifest/digest.h"
 
 namespace distd {
@@ -13,7 +14,17 @@ std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& si
     *declined = {reason, std::move(why)};
     return std::nullopt;
   };
-  HttpAnswer a = http.post("/deltas?target=" + target_hex, signature, 64 * 1024);
+  // 503: HQ computes as many deltas at once as [hq] max_delta_jobs allows and asks the others to
+  // come back (Retry-After: 5); a whole download instead would cost far more on a slow link.
+  HttpAnswer a;
+  for (int attempt = 1;; ++attempt) {
+    a = http.post("/deltas?target=" + target_hex, signature, 64 * 1024);
+    if (a.status != 503 || attempt > kBusyRetries) break;
+    sleep_unless_stopped(http.options().stop, kBusyPauseSeconds);
+  }
+  if (a.status == 503)
+    return no(NoDelta::refused, "HQ stayed busy with other deltas (HTTP 503 " + std::to_string(kBusyRetries + 1) +
+                                    " times)");
   if (a.status == 404 || a.status == 405 || a.status == 501) {
     return no(NoDelta::unsupported,
               "HQ does not compute deltas here (HTTP " + std::to_string(a.status) + ", a plain web server?)");

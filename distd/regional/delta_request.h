@@ -26,7 +26,13 @@ struct DeltaDeclined {
   std::string why;  // for the log: "HQ does not compute deltas here (HTTP 405, ...)"
 };
 
-// Asks HQ for a delta from the basis (by its signature) to target. Returns nullopt with
+// How often a delta request that HQ answers 503 (busy: [hq] max_delta_jobs) is sent again, and the
+// pause before each (HQ's Retry-After).
+constexpr int kBusyRetries = 3;
+constexpr double kBusyPauseSeconds = 5.0;
+
+// Asks HQ for a delta from the basis (by its signature) to target. A 503 is asked again
+// kBusyRetries times, kBusyPauseSeconds apart. Returns nullopt with
 // *declined set when HQ cannot or should not serve one. Throws Error{network} when the link fails.
 std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& signature,
                                          const std::string& target_hex, uint64_t target_size, DeltaDeclined* declined);
