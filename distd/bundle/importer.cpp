@@ -46,6 +46,9 @@ ImportResult Importer::run() {
   for (auto b : ix_.volume_bytes) total_bytes_ += b;
 
   j_ = std::make_unique<Journal>(journal_path(cfg_));
+  if (!j_->rebuilt_from().empty() && opts_.log)
+    opts_.log("warning: the journal was damaged (" + j_->damage() + "); moved to " + j_->rebuilt_from() +
+              " and rebuilt from installed.manifest and the files on disk");
   make_dirs(staging_, 0700);
   bdir_ = staging_ + "/.bundle";
   make_dirs(bdir_, 0700);

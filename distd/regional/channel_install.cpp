@@ -91,12 +91,45 @@ ChannelRecord installed_record(const Config& cfg, const PublicKey& hq_key, Journ
   return rec;
 }
 
+std::string version_floor_path(const Config& cfg, const std::string& channel) {
+  return cfg.state_dir + "/manifests/" + channel + "/highest-version";
+}
+
+uint64_t version_floor(const Config& cfg, const std::string& channel) {
+  std::string p = version_floor_path(cfg, channel);
+  if (!exists_file(p)) return 0;
+  std::string text = read_file(p, 64, "version floor");
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c == '\n') break;
+    if (c < '0' || c > '9' || v > UINT64_MAX / 10)
+      throw Error(Errc::corrupt, "'" + p + "' does not hold a version number",
+                  "it records the highest manifest version this center has verified (rollback protection); "
+                  "write the installed version into it (distctl status shows it) or delete it");
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
 ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Journal& j, Installer& inst,
                                  const ChannelRecord& rec, const SignedManifest& sm, std::string& body,
                                  const PlanOptions& opts) {
   const Manifest& m = sm.manifest;
   const Digest& digest = sm.body_digest;
   ChannelPlan out;
+  // The highest version verified here, kept apart from the journal and installed.manifest, so
+  // that losing both (a damaged journal, a deleted file) does not let an older version in.
+  const uint64_t floor = version_floor(cfg, ch.name);
+  if (m.version < floor)
+    throw Error(Errc::rollback,
+                opts.offered_by + " version " + std::to_string(m.version) + " of channel '" + ch.name +
+                    "', but this center has already verified version " + std::to_string(floor) + " (" +
+                    version_floor_path(cfg, ch.name) + "); refusing to go back",
+                opts.rollback_hint);
+  if (m.version > floor) {
+    make_dirs(dir_name(version_floor_path(cfg, ch.name)), 0750);
+    write_file_atomic(version_floor_path(cfg, ch.name), std::to_string(m.version) + "\n");
+  }
   auto plan = j.plan(ch.name);
   if (m.version < rec.installed_version || (plan && !plan->done && m.version < plan->target_version))
     throw Error(Errc::rollback,

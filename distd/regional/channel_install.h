@@ -73,6 +73,10 @@ struct ChannelPlan {
 // fetched whole objects of an older unfinished plan, cleans the staging area of everything else
 // and stores the plan. Up to date (the target is the installed version and nothing needs doing):
 // no plan is stored and the target file is removed.
+// The highest manifest version this center has verified for channel (0 when none is recorded):
+// <state_dir>/manifests/<channel>/highest-version, raised by prepare_channel_plan().
+uint64_t version_floor(const Config& cfg, const std::string& channel);
+
 ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Journal& j, Installer& inst,
                                  const ChannelRecord& rec, const SignedManifest& sm, std::string& body,
                                  const PlanOptions& opts);

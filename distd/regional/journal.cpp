@@ -1,6 +1,7 @@
 #include "distd/regional/journal.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
 #include <ctime>
 
@@ -100,14 +101,47 @@ auto Journal::guarded(const char* what, Fn&& fn) -> decltype(fn()) {
   }
 }
 
+namespace {
+
+// True when SQLite says the file is not a sound database (as opposed to locked, full or unreadable).
+bool is_damage(const SQLite::Exception& e) {
+  const int c = e.getErrorCode() & 0xff;
+  return c == SQLITE_CORRUPT || c == SQLITE_NOTADB;
+}
+
+}  // namespace
+
+void Journal::open_db() {
+  db_ = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
+  db_->exec("PRAGMA journal_mode=WAL");
+  db_->exec("PRAGMA synchronous=FULL");
+  db_->exec(kSchema);
+  db_->exec("INSERT OR IGNORE INTO meta(key, value) VALUES('format', 'distd-journal 1')");
+  SQLite::Statement q(*db_, "PRAGMA quick_check");
+  std::string verdict = q.executeStep() ? q.getColumn(0).getString() : "no answer";
+  if (verdict != "ok") throw SQLite::Exception("quick_check: " + verdict, SQLITE_CORRUPT);
+}
+
 Journal::Journal(const std::string& path) : path_(path) {
   make_dirs(dir_name(path), 0750);
-  guarded("open", [&] {
-    db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 10000);
-    db_->exec("PRAGMA journal_mode=WAL");
-    db_->exec("PRAGMA synchronous=FULL");
-    db_->exec(kSchema);
-    db_->exec("INSERT OR IGNORE INTO meta(key, value) VALUES('format', 'distd-journal 1')");
+  try {
+    open_db();
+    return;
+  } catch (const SQLite::Exception& e) {
+    if (!is_damage(e)) guarded("open", [&]() -> int { throw; });
+    damage_ = e.what();
+  }
+  // A damaged journal is moved aside, not repaired: what it knew is rebuilt from the disk. The
+  // installed version comes from installed.manifest (verified against HQ's key), the highest
+  // version seen from its second copy (channel_install.h: version floor), and a sync re-plans from
+  // the files in the tree; only download offsets are lost.
+  db_.reset();
+  moved_to_ = path_ + ".damaged-" + std::to_string(now_s());
+  rename_file(path_, moved_to_, "cannot move the damaged journal aside", path_);
+  for (const char* side : {"-wal", "-shm"}) discard_file(path_ + side);
+  fsync_dir(dir_name(path_));
+  guarded("create a new journal", [&] {
+    open_db();
     return 0;
   });
 }

@@ -79,8 +79,13 @@ struct Pending {
 
 class Journal {
  public:
-  // Opens (creating) the journal. Throws Error{database} naming the file when it cannot.
+  // Opens (creating) the journal. A damaged file (SQLite: corrupt or not a database, or a
+  // failing quick_check) is moved aside to <path>.damaged-<unix time> and a new journal started
+  // (rebuilt_from() says so). Throws Error{database} naming the file when it cannot open it.
   explicit Journal(const std::string& path);
+  // When the journal was rebuilt: where the damaged one went, and what SQLite said of it.
+  const std::string& rebuilt_from() const { return moved_to_; }
+  const std::string& damage() const { return damage_; }
   ~Journal();
 
   std::optional<RunPlan> plan(const std::string& channel);
@@ -140,7 +145,9 @@ class Journal {
   std::vector<PlanItem> select_items(const std::string& channel, bool unfinished, int limit);
   template <class Fn>
   auto guarded(const char* what, Fn&& fn) -> decltype(fn());
+  void open_db();
   std::string path_;
+  std::string moved_to_, damage_;
   std::unique_ptr<SQLite::Database> db_;
 };
 

@@ -375,6 +375,10 @@ ChannelResult sync_channel(const Config& cfg, const std::string& channel, const 
   const ChannelConfig& ch = cfg.channel(channel);
   StateLock lock(cfg.state_dir);
   Journal j(journal_path(cfg));
+  if (!j.rebuilt_from().empty() && opts.log)
+    opts.log("warning: the journal was damaged (" + j.damage() + "); it was moved to " + j.rebuilt_from() +
+             " and a new one started: the installed versions come from installed.manifest, and this sync "
+             "re-plans from the files on disk (downloads in progress start over)");
   try {
     return run_channel(cfg, rs, ch, opts, j);
   } catch (const Error& e) {
