@@ -81,9 +81,8 @@ void Installer::install(const std::string& staged_path, const std::string& rel, 
     if (::fchmod(fd.get(), installed_mode(mode, modes_)) != 0) throw_errno("cannot chmod", staged_path, errno);
     sync_file(fd.get(), staged_path);
   }
-  check_safe_path(rel, "installing into " + root_);
   fault_point("before_install_rename");
-  rename_into_tree(staged_path, root_, rel);  // parents created, no link followed, directory fsynced
+  rename_into_tree(staged_path, root_, rel);  // checks rel (Error{unsafe_path})  // parents created, no link followed, directory fsynced
   fsync_dir(staging_);
   fault_point("after_install_rename");
 }
@@ -100,7 +99,6 @@ void Installer::install_many(const std::vector<Staged>& files) const {
     if (::chmod(f.staged.c_str(), installed_mode(f.mode, modes_)) != 0) throw_errno("cannot chmod", f.staged, errno);
   sync_staging();  // content and modes durable before any rename
   for (const auto& f : files) {
-    check_safe_path(f.rel, "installing into " + root_);
     fault_point("before_install_rename");
     rename_into_tree(f.staged, root_, f.rel, /*sync=*/false);
     fault_point("after_install_rename");
