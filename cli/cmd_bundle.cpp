@@ -46,7 +46,7 @@ nlohmann::json import_json(const ImportResult& r) {
                          {"converged", c.converged}, {"up_to_date", c.up_to_date},   {"installed", c.installed},
                          {"delta", c.delta},         {"copied", c.copied},           {"skipped", c.skipped},
                          {"deleted", c.deleted},     {"installed_bytes", c.installed_bytes},
-                         {"missing", nlohmann::json::array()}};
+                         {"missing", nlohmann::json::array()}, {"warnings", c.warnings}};
     for (auto& m : c.missing) cj["missing"].push_back({{"path", encode_path(m.path)}, {"size", m.size}, {"why", m.why}});
     if (!c.ok) {
       cj["code"] = errc_name(c.code);
@@ -73,6 +73,7 @@ void print_import_summary(const ImportResult& r) {
       continue;
     }
     files_missing |= !c.missing.empty();
+    for (auto& w : c.warnings) std::printf("%s: WARNING %s\n", c.channel.c_str(), w.c_str());
     if (c.up_to_date) {
       std::printf("%s: already at version %llu (nothing to install)\n", c.channel.c_str(),
                   static_cast<unsigned long long>(c.to_version));

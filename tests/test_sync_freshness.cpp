@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "tests/support/bundle_site.h"
 #include "tests/support/sync_site.h"
 
 using namespace distd;
@@ -96,4 +97,21 @@ BOOST_AUTO_TEST_CASE(zero_turns_each_warning_off) {
   s.publish();
   s.start_hq();
   BOOST_TEST(sync_at(s, "+204h")["warnings"].empty());
+}
+
+// A stick's manifest is old by nature, so an import warns only of expiry (not of staleness).
+BOOST_AUTO_TEST_CASE(a_bundle_import_warns_of_an_expiring_manifest_only) {
+  BundleSite s;
+  set_expires_days(s, 10);
+  write_file(s.src() + "/a.txt", "a");
+  s.publish();
+  s.round();
+  RunResult r = s.import_();
+  BOOST_TEST_INFO(r.err);
+  BOOST_REQUIRE_EQUAL(r.status, 0);
+  nlohmann::json w = nlohmann::json::parse(r.out)["channels"][0]["warnings"];
+  BOOST_TEST(w.size() == 1u, joined(w));
+  BOOST_TEST(has(w, "less than expiry_warning_days = 14"), joined(w));  // 9 or 10 days, by the second
+  RunResult st = run({"distctl", "status", "--config", s.reg_cfg});
+  BOOST_TEST(st.out.find("WARNING") != std::string::npos, st.out);
 }

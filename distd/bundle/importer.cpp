@@ -1,6 +1,7 @@
 #include "distd/bundle/importer.h"
 
 #include "distd/bundle/importer_impl.h"
+#include "distd/regional/freshness.h"
 #include "distd/bundle/hooks.h"
 
 namespace distd::bundle {
@@ -14,6 +15,7 @@ ImportResult Importer::run() {
   slack_ = rs.expiry_slack_days * 86400;
   staging_ = rs.staging_dir;
   modes_ = rs.file_modes;
+  expiry_warning_days_ = rs.expiry_warning_days;
   res_.dir = dir_;
 
   std::string index_path = dir_ + "/" + kIndexFile;
@@ -168,6 +170,12 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
   ms.clear();
   j_->set_latest_known(ch, std::max(rec.latest_known_version, sm.manifest.version));
   j_->record_attempt(ch);
+  // A stick's manifest is days old by nature: only its expiry is worth a warning here.
+  c.res.warnings = freshness_warnings(sm.manifest, opts_.now ? opts_.now : static_cast<int64_t>(::time(nullptr)),
+                                      {0, expiry_warning_days_, slack_ / 86400});
+  for (const auto& w : c.res.warnings)
+    if (opts_.log) opts_.log("warning: " + w);
+  j_->set_warnings(ch, c.res.warnings);
   c.inst = std::make_unique<Installer>(c.ch->path, staging_ + "/" + ch, modes_);
   PlanOptions po;
   po.offered_by = "the bundle brings";

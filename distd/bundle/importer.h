@@ -49,6 +49,7 @@ struct ChannelImport {
   bool ok = true;
   Errc code = Errc::internal;
   std::string error, hint;
+  std::vector<std::string> warnings;  // the bundle's manifest expires soon or lives on the slack (freshness.h)
 };
 
 struct Problem {

@@ -183,6 +183,7 @@ class Importer {
   int64_t slack_ = 0;
   std::string staging_, bdir_;
   FileModes modes_ = FileModes::safe;  // [regional] file_modes
+  int64_t expiry_warning_days_ = 14;    // [regional] expiry_warning_days
   std::unique_ptr<Journal> j_;
   Index ix_;
   std::vector<Rx> rx_;

@@ -24,6 +24,10 @@ void read_offline_keys(const Config& cfg, RegionalSettings& s) {
   s.staging_dir = cfg.resolve(cfg.get_string("regional.staging_dir", cfg.state_dir + "/staging"));
   s.site_secret_key = cfg.resolve(cfg.get_string("regional.site_secret_key", cfg.state_dir + "/site.key"));
   s.site_public_key = cfg.resolve(cfg.get_string("regional.site_public_key", cfg.state_dir + "/site.pub"));
+  s.expiry_warning_days = cfg.get_int("regional.expiry_warning_days", 14);
+  if (s.expiry_warning_days < 0)
+    throw Error(Errc::usage, "config " + cfg.file + ": [regional] expiry_warning_days must be 0 (off) or a number of days",
+                "the default is 14");
   std::string modes = cfg.get_string("regional.file_modes", "safe");
   if (modes != "safe" && modes != "signed")
     throw Error(Errc::usage, "config " + cfg.file + ": [regional] file_modes = '" + modes + "' is neither \"safe\" nor \"signed\"",
@@ -60,7 +64,7 @@ RegionalSettings RegionalSettings::from(const Config& cfg) {
   s.max_attempts = static_cast<int>(cfg.get_int("regional.max_attempts", 3));
   s.request_timeout = cfg.get_int("regional.request_timeout", 3600);
   s.stale_after_days = cfg.get_int("regional.stale_after_days", 7);
-  s.expiry_warning_days = cfg.get_int("regional.expiry_warning_days", 14);
+
   int64_t mms = cfg.get_int("regional.max_manifest_size", int64_t(32) << 20);
   if (s.expiry_slack_days < 0 || s.connect_timeout <= 0 || s.low_speed_limit < 0 || s.low_speed_time <= 0 || bw < 0 ||
       thr < 0 || s.probe_min_seconds <= 0 || s.probe_max_seconds < s.probe_min_seconds || s.max_attempts < 1 ||
