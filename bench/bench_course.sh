@@ -17,6 +17,8 @@ trap cleanup EXIT
 cd "$WORK"
 say "work dir: $WORK"
 $DISTCTL keygen --secret hq.key --public hq.pub >/dev/null
+mkdir -p hq-state/sites center-state  # the center's site key, enrolled (deltas are for enrolled sites)
+$DISTCTL keygen --secret center-state/site.key --public hq-state/sites/center-01.pub >/dev/null
 PORT=$(free_port)
 cat > hq.toml <<EOT
 role = "hq"

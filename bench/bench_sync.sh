@@ -104,6 +104,10 @@ site() {
   rm -rf "$S"
   mkdir -p "$S/src" "$S/dst" "$S/rdst"
   "$DISTCTL" keygen --secret "$S/hq.key" --public "$S/hq.pub" >/dev/null
+  # The center's site key, enrolled: HQ computes deltas and batches only for enrolled sites.
+  # Kept outside center-state, which scenarios remove between runs.
+  mkdir -p "$S/hq-state/sites"
+  "$DISTCTL" keygen --secret "$S/site.key" --public "$S/hq-state/sites/center-1.pub" >/dev/null
   HQ_PORT=$(free_port)
   cat >"$S/hq.toml" <<EOF
 role = "hq"
@@ -151,6 +155,7 @@ state_dir = "$S/center-state"
 [regional]
 hq_url = "$1"
 hq_public_key = "$S/hq.pub"
+site_secret_key = "$S/site.key"
 connect_timeout = 5
 low_speed_limit = 1000
 low_speed_time = 10

@@ -35,6 +35,10 @@ hq_port=$(free_port); link_port=$(free_port); ctl=$(free_port)
 
 bold "HQ: signing key, a sample moodledata tree and a course backup"
 run distctl keygen --secret hq/hq.key --public hq/hq.pub
+bold "Center: its site key, enrolled at HQ once (HQ computes deltas and batches only for enrolled sites)"
+mkdir -p center/state hq/state/sites
+run distctl keygen --secret center/state/site.key --public center/state/site.pub
+cp center/state/site.pub hq/state/sites/center-07.pub
 run python3 "$src/scripts/make-sample-moodledata.py" hq/moodledata --files 120 --seed 7 --max-kib 3072
 run python3 "$src/tests/support/make_mbz.py" hq/agr101.mbz --shortname AGR101 --fullname "Agronomy 101" --files 25 --seed 3
 cat > hq/distd.toml <<TOML
@@ -125,7 +129,6 @@ run distctl status --config center/distd.toml
 
 bold "Sneakernet: the center writes a request; HQ answers with exactly what it lacks"
 run distctl bundle request --config center/distd.toml --to stick
-mkdir -p hq/state/sites && cp center/state/site.pub hq/state/sites/center-07.pub   # enrolled once
 run distctl bundle export --config hq/distd.toml --to stick --request stick/distd-request.txt
 ls -l stick | show
 run distctl bundle import --config center/distd.toml --from stick

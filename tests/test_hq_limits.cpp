@@ -52,7 +52,9 @@ struct Hq {
   explicit Hq(const std::string& hq_extra = "", size_t big_size = 1 << 20) {
     big = distd::test::random_bytes(big_size, 7);
     write_keypair(generate_keypair(), tmp / "hq.key", tmp / "hq.pub");
-    put(cfg, "role = \"hq\"\nstate_dir = \"state\"\n[hq]\n" + hq_extra + "\nlisten = \"127.0.0.1:" + std::to_string(port) +
+    put(cfg, "role = \"hq\"\nstate_dir = \"state\"\n[hq]\n" + hq_extra +
+             // these tests speak raw HTTP; test_signed_requests covers the site gate
+             "\nrequire_signed_requests = false" + "\nlisten = \"127.0.0.1:" + std::to_string(port) +
                  "\"\nsecret_key = \"hq.key\"\n[[channel]]\nname = \"c\"\npath = \"src\"\n");
     put(tmp / "src/big.bin", big);
     put(tmp / "src/small.txt", "hello from HQ\n");

@@ -78,22 +78,23 @@ BOOST_AUTO_TEST_CASE(post_objects_answers_the_bytes_in_order_or_404) {
   };
   std::string c = random_bytes(300'000, 3);
   write_file(s.tmp / "req", raw(c) + raw("") + raw("alpha"));
-  RunResult r = run({"curl", "-s", "-f", "--data-binary", "@" + (s.tmp / "req"), "-o", s.tmp / "out",
+  auto auth = [&](const std::string& file) { return s.auth_header("POST", "/objects", distd::test::read_file(s.tmp / file)); };
+  RunResult r = run({"curl", "-s", "-f", "-H", auth("req"), "--data-binary", "@" + (s.tmp / "req"), "-o", s.tmp / "out",
                      s.hq_url() + "/objects"});
   BOOST_REQUIRE_EQUAL(r.status, 0);
   BOOST_TEST((distd::test::read_file(s.tmp / "out") == c + "alpha"));
   // One digest twice is refused (4,096 times would be an answer 4,096 objects long).
   write_file(s.tmp / "dup", raw(c) + raw("alpha") + raw(c));
-  r = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + (s.tmp / "dup"),
+  r = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", auth("dup"), "--data-binary", "@" + (s.tmp / "dup"),
            s.hq_url() + "/objects"});
   BOOST_TEST(r.out == "400");
 
   write_file(s.tmp / "req2", raw("alpha") + raw("not published"));
-  r = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + (s.tmp / "req2"),
+  r = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", auth("req2"), "--data-binary", "@" + (s.tmp / "req2"),
            s.hq_url() + "/objects"});
   BOOST_TEST(r.out == "404");
   write_file(s.tmp / "req3", "short");
-  r = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + (s.tmp / "req3"),
+  r = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", auth("req3"), "--data-binary", "@" + (s.tmp / "req3"),
            s.hq_url() + "/objects"});
   BOOST_TEST(r.out == "400");
 }

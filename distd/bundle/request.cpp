@@ -30,23 +30,7 @@ SiteKeyPaths site_key_paths(const Config& cfg) {
 }
 
 KeyPair load_or_create_site_key(const Config& cfg, bool* created) {
-  SiteKeyPaths p = site_key_paths(cfg);
-  struct stat st {};
-  if (created) *created = false;
-  if (::stat(p.secret.c_str(), &st) != 0) {
-    make_dirs(dir_name(p.secret), 0750);
-    make_dirs(dir_name(p.pub), 0755);
-    write_keypair(generate_keypair(), p.secret, p.pub);
-    if (created) *created = true;
-  }
-  KeyPair kp;
-  kp.sec = load_secret_key(p.secret);
-  kp.pub = kp.sec.public_key();
-  if (::stat(p.pub.c_str(), &st) == 0 && load_public_key(p.pub).bytes != kp.pub.bytes)
-    throw Error(Errc::usage, "the site public key " + p.pub + " does not belong to the site secret key " + p.secret,
-                "delete the wrong one (or fix [regional] site_public_key); HQ must enroll the public key of " +
-                    p.secret);
-  return kp;
+  return RegionalSettings::offline(cfg).site_keys(created);
 }
 
 namespace {

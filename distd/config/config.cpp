@@ -34,6 +34,13 @@ int64_t Config::get_int(const std::string& dotted, int64_t fallback) const {
   throw Error(Errc::usage, "config " + file + ": '" + dotted + "' must be an integer", "write a plain number");
 }
 
+bool Config::get_bool(const std::string& dotted, bool fallback) const {
+  auto node = table.at_path(dotted);
+  if (!node) return fallback;
+  if (auto v = node.value<bool>()) return *v;
+  throw Error(Errc::usage, "config " + file + ": '" + dotted + "' must be true or false", "write true or false, unquoted");
+}
+
 void Config::require_role(const std::string& wanted, const std::string& why, const std::string& hint) const {
   if (role == wanted) return;
   throw Error(Errc::usage, "config " + file + " has role \"" + role + "\"; " + why,

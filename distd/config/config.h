@@ -41,6 +41,7 @@ struct Config {
   // Typed access to optional keys of a section: "hq.listen", "regional.hq_url".
   std::string get_string(const std::string& dotted, const std::string& fallback = {}) const;
   int64_t get_int(const std::string& dotted, int64_t fallback) const;
+  bool get_bool(const std::string& dotted, bool fallback) const;
   // Like get_string but required: throws Error{usage} naming the key and the file.
   std::string require_string(const std::string& dotted) const;
   // Throws Error{usage} "config F has role "R"; <why>" unless role is `wanted` ("hq" or "regional").

@@ -24,6 +24,7 @@
 #include "distd/net/byte_range.h"
 #include "distd/hq/publisher.h"
 #include "distd/hq/settings.h"
+#include "distd/hq/site_gate.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
@@ -257,6 +258,7 @@ struct HttpServer::Impl {
   LimitedServer svr;
   DeltaService deltas;
   JobSlots jobs;
+  SiteGate gate;
   std::atomic<uint64_t> requests{0};
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool bound = false;
@@ -275,7 +277,23 @@ struct HttpServer::Impl {
         svr(ConnectionLimits{std::chrono::seconds(settings.header_timeout), settings.per_peer_connections,
                              settings.uncapped_peers, 64 * 1024, settings.body_min_rate,
                              std::chrono::seconds(3 * settings.header_timeout)}),
-        deltas(c.state_dir, o.delta_threads, settings.delta_cache_bytes), jobs(settings.max_delta_jobs) {}
+        deltas(c.state_dir, o.delta_threads, settings.delta_cache_bytes), jobs(settings.max_delta_jobs),
+        gate(cfg, settings) {}
+
+  // A smart endpoint's request with its body: true when it may be answered (signed by an
+  // enrolled site, or signatures not required); otherwise res holds the refusal.
+  bool admitted(const httplib::Request& req, httplib::Response& res) {
+    if (!gate.enabled()) return true;
+    auto no = gate.check(req.get_header_value("Authorization"), req.method, req.target, req.body, now_unix(), nullptr);
+    if (!no) return true;
+    refuse_unsigned(res, *no);
+    return false;
+  }
+  static void refuse_unsigned(httplib::Response& res, const GateRefusal& no) {
+    if (no.status == 401) res.set_header("X-Distd-Time", std::to_string(now_unix()));
+    send_text(res, no.status, no.message);
+  }
+  static int64_t now_unix() { return static_cast<int64_t>(::time(nullptr)); }
 
   nlohmann::json channel_status(const std::string& name) {
     nlohmann::json j = {{"name", name}};
@@ -330,7 +348,7 @@ struct HttpServer::Impl {
     // body is that copy's signature): a center that has a manifest fetches a few KiB instead of
     // the whole list again. Plain web servers answer 405 and the client GETs the file instead.
     svr.Post("/channels/" + ch + R"(/latest\.manifest)", [this](const httplib::Request& req, httplib::Response& res) {
-      serve_manifest_delta(req, res, layout.latest_manifest(req.matches[1]));
+      if (admitted(req, res)) serve_manifest_delta(req, res, layout.latest_manifest(req.matches[1]));
     });
     svr.Get("/channels/" + ch + R"(/manifests/([1-9][0-9]{0,18})\.manifest)",
             [this](const httplib::Request& req, httplib::Response& res) {
@@ -355,7 +373,7 @@ struct HttpServer::Impl {
     // small files cost no request and header each. Plain web servers answer 405; the client then
     // GETs each object.
     svr.Post("/objects", [this](const httplib::Request& req, httplib::Response& res) {
-      serve_object_batch(req, res, layout);
+      if (admitted(req, res)) serve_object_batch(req, res, layout);
     });
   }
 
@@ -366,6 +384,7 @@ struct HttpServer::Impl {
       serve_file(req, res, layout.delta(id), "delta", "public, max-age=31536000, immutable", id);
     });
     svr.Post("/deltas", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!admitted(req, res)) return;
       const std::string target = req.get_param_value("target");
       auto d = is_hex64(target) ? parse_digest_hex(target) : std::nullopt;
       if (!d) return send_text(res, 400, "POST /deltas needs ?target=<64 lower-case hex digits>");
@@ -409,6 +428,13 @@ struct HttpServer::Impl {
       const bool delta_job = req.method == "POST" && (req.path == "/deltas" || (req.path.rfind("/channels/", 0) == 0 &&
                                                                                req.path.size() > 16 &&
                                                                                req.path.ends_with("/latest.manifest")));
+      if (gate.enabled() && (delta_job || (req.method == "POST" && req.path == "/objects"))) {
+        if (auto no = gate.precheck(req.get_header_value("Authorization"), now_unix())) {
+          refuse_unsigned(res, *no);  // before the body is read, so an unknown peer costs no memory
+          LimitedServer::close_after_answer(res);
+          return HR::Handled;
+        }
+      }
       if (!delta_job) return HR::Unhandled;
       auto slot = jobs.try_acquire(req.remote_addr);
       if (!slot) {
@@ -461,7 +487,8 @@ struct HttpServer::Impl {
                           {"limits",
                            {{"connections_refused", svr.refused_connections()},
                             {"deadline_cuts", svr.deadline_cuts()},
-                            {"delta_jobs", jobs.in_use()}}}};
+                            {"delta_jobs", jobs.in_use()},
+                            {"unsigned_refused", gate.refused()}}}};
       res.set_header("Cache-Control", "no-cache");
       res.set_content(j.dump() + "\n", "application/json");
     });

@@ -65,6 +65,11 @@ HqSettings hq_settings(const Config& cfg) {
     throw Error(Errc::usage, "config " + cfg.file + ": [hq] delta_cache_bytes must be at least 1048576 (1 MiB)",
                 "the default is 1073741824 (1 GiB)");
   s.delta_cache_bytes = static_cast<uint64_t>(cache);
+  s.require_signed_requests = cfg.get_bool("hq.require_signed_requests", s.require_signed_requests);
+  s.request_clock_skew = cfg.get_int("hq.request_clock_skew", s.request_clock_skew);
+  if (s.request_clock_skew < 10 || s.request_clock_skew > 7 * 86400)
+    throw Error(Errc::usage, "config " + cfg.file + ": [hq] request_clock_skew must be between 10 and 604800 seconds",
+                "how far a center's clock may be from HQ's in a signed request; 900 is the default");
   s.sites_dir = cfg.resolve(cfg.get_string("hq.sites_dir", cfg.state_dir + "/sites"));
   s.php = cfg.get_string("hq.php", s.php);
   return s;

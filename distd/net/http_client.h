@@ -13,9 +13,19 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "manifest/keys.h"
+
 namespace distd {
+
+// Who signs this client's POSTs (manifest/request_auth.h): HQ's smart endpoints answer only
+// enrolled sites.
+struct RequestSigner {
+  std::string site;
+  SecretKey key;
+};
 
 struct HttpOptions {
   long connect_timeout_s = 30;
@@ -26,6 +36,7 @@ struct HttpOptions {
   std::string user_agent = "distd/0.1";
   const std::atomic<bool>* stop = nullptr;      // when it becomes true, the transfer aborts
   std::function<void(uint64_t)> on_wire_bytes;  // body bytes as they arrive (progress)
+  std::shared_ptr<const RequestSigner> signer;  // signs every POST; none = unsigned
 };
 
 struct HttpAnswer {
@@ -58,6 +69,9 @@ class HttpClient {
   long head(const std::string& path);
   // POST body (application/octet-stream). Returns status and body (capped at max_answer, counted
   // after decoding). accept_gzip: offer "Accept-Encoding: gzip" and decode a gzip answer.
+  // With options().signer, every POST carries a signed Authorization header; a 401 that brings
+  // HQ's time (X-Distd-Time) far from this clock is sent once more, signed with HQ's time (a
+  // center without a real-time clock may boot with a wrong one).
   HttpAnswer post(const std::string& path, const std::string& body, uint64_t max_answer, bool accept_gzip = false);
 
   // Downloads path into fd, whose first `offset` bytes are already there (durable). Sends
@@ -95,12 +109,16 @@ class HttpClient {
   long perform(Transfer& t, const std::string& what);
   // POSTs body (application/octet-stream, no "Expect: 100-continue") with t already set up.
   HttpAnswer send_post(Transfer& t, const std::string& path, const std::string& body);
+  // After a POST's answer: true when it was refused for this clock and is worth one more try
+  // (clock_offset_ is then HQ's time minus this clock's).
+  bool learn_hq_clock(const Transfer& t);
 
   std::string base_;
   HttpOptions opts_;
   void* curl_ = nullptr;  // CURL*
   uint64_t received_total_ = 0;
   uint64_t sent_total_ = 0;
+  int64_t clock_offset_ = 0;  // seconds to add to this clock when signing (learned from HQ)
   std::chrono::steady_clock::time_point pace_start_{}, pace_last_{};
   uint64_t pace_bytes_ = 0;
 };

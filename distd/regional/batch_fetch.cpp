@@ -192,6 +192,10 @@ std::exception_ptr receive_batch(Run& r, BatchReceiver& rx, std::vector<PlanItem
       r.batch_missing = true;  // the caller halves the batch until the missing object is alone
       r.log("HQ lacks an object of a batch of " + std::to_string(todo.size()) + "; asking for fewer at a time");
       group.clear();
+    } else if (a.status == 401 || a.status == 403) {
+      r.batches_unsupported = true;
+      r.log("HQ serves batches only to enrolled sites (HTTP " + std::to_string(a.status) + ": " +
+            a.body.substr(0, std::min(a.body.find('\n'), size_t(300))) + "); fetching objects one by one");
     } else if (a.status != 200) {
       r.batches_unsupported = true;
       r.log("HQ does not serve batches (HTTP " + std::to_string(a.status) + "); fetching objects one by one");

@@ -7,6 +7,15 @@
 #include "manifest/digest.h"
 
 namespace distd {
+namespace {
+
+// The first line of an error answer (HQ's reason), at most 300 characters.
+std::string first_line(const std::string& body) {
+  std::string l = body.substr(0, std::min(body.find('\n'), size_t(300)));
+  return l.empty() ? "no reason given" : l;
+}
+
+}  // namespace
 
 std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& signature,
                                          const std::string& target_hex, uint64_t target_size, DeltaDeclined* declined) {
@@ -29,6 +38,9 @@ std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& si
     return no(NoDelta::unsupported,
               "HQ does not compute deltas here (HTTP " + std::to_string(a.status) + ", a plain web server?)");
   }
+  if (a.status == 401 || a.status == 403)
+    return no(NoDelta::unsupported, "HQ computes deltas only for enrolled sites (HTTP " + std::to_string(a.status) + ": " +
+                                    first_line(a.body) + ")");
   if (a.status != 200) {
     return no(NoDelta::refused, "HQ refused the delta request (HTTP " + std::to_string(a.status) + ")");
   }

@@ -49,6 +49,9 @@ std::string fetch_manifest_delta(Run& r) {
   std::string sig = signature_of_bytes(basis);
   // Capped as decoded: 1 MB of gzip that inflates to 1 GB stops at max_manifest_size.
   HttpAnswer a = r.http.post("/channels/" + r.ch.name + "/latest.manifest", sig, r.rs.max_manifest_size, true);
+  if (a.status == 401 || a.status == 403)
+    r.log("HQ sends manifest deltas only to enrolled sites (HTTP " + std::to_string(a.status) + ": " +
+          a.body.substr(0, std::min(a.body.find('\n'), size_t(300))) + "); fetching the whole manifest");
   if (a.status != 200) return {};
   std::string().swap(sig);
   try {

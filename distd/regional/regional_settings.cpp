@@ -1,9 +1,13 @@
 #include "distd/regional/sync.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
+#include <memory>
 
 #include "distd/regional/channel_install.h"
 #include "manifest/error.h"
+#include "manifest/fs.h"
 #include "manifest/manifest.h"
 
 namespace distd {
@@ -20,6 +24,7 @@ int parse_hhmm(const std::string& s) {
 
 // The keys that need no link to HQ, with their defaults.
 void read_offline_keys(const Config& cfg, RegionalSettings& s) {
+  s.site = cfg.site;
   s.expiry_slack_days = cfg.get_int("regional.expiry_slack_days", 30);
   s.staging_dir = cfg.resolve(cfg.get_string("regional.staging_dir", cfg.state_dir + "/staging"));
   s.site_secret_key = cfg.resolve(cfg.get_string("regional.site_secret_key", cfg.state_dir + "/site.key"));
@@ -99,7 +104,31 @@ HttpOptions RegionalSettings::link_options(const std::atomic<bool>* stop) const 
   ho.low_speed_time = low_speed_time;
   ho.request_timeout_s = request_timeout;
   ho.stop = stop;
+  auto signer = std::make_shared<RequestSigner>();
+  signer->site = site;
+  signer->key = site_keys().sec;
+  ho.signer = std::move(signer);
   return ho;
+}
+
+KeyPair RegionalSettings::site_keys(bool* created) const {
+  struct stat st {};
+  if (created) *created = false;
+  if (::stat(site_secret_key.c_str(), &st) != 0) {
+    make_dirs(dir_name(site_secret_key), 0750);
+    make_dirs(dir_name(site_public_key), 0755);
+    write_keypair(generate_keypair(), site_secret_key, site_public_key);
+    if (created) *created = true;
+  }
+  KeyPair kp;
+  kp.sec = load_secret_key(site_secret_key);
+  kp.pub = kp.sec.public_key();
+  if (::stat(site_public_key.c_str(), &st) == 0 && load_public_key(site_public_key).bytes != kp.pub.bytes)
+    throw Error(Errc::usage,
+                "the site public key " + site_public_key + " does not belong to the site secret key " + site_secret_key,
+                "delete the wrong one (or fix [regional] site_public_key); HQ must enroll the public key of " +
+                    site_secret_key);
+  return kp;
 }
 
 bool RegionalSettings::big_files_allowed(int64_t now) const {

@@ -37,6 +37,7 @@ struct RegionalSettings {
   FileModes file_modes = FileModes::safe;            // [regional] file_modes: "safe" or "signed"
   int64_t stale_after_days = 7, expiry_warning_days = 14;  // freshness warnings (freshness.h)
   std::string site_secret_key, site_public_key;  // this center's key pair; <state_dir>/site.key, site.pub
+  std::string site;                               // the config's site id
 
   // Throws Error{usage} naming the key and what to write.
   static RegionalSettings from(const Config& cfg);
@@ -46,8 +47,12 @@ struct RegionalSettings {
   static RegionalSettings offline(const Config& cfg);
   // True when big files may be fetched at unix time `now` (always true without a window).
   bool big_files_allowed(int64_t now) const;
-  // The HTTP client's limits for the link to HQ (timeouts, low-speed abort; no bandwidth cap).
+  // The HTTP client's limits for the link to HQ (timeouts, low-speed abort; no bandwidth cap),
+  // and the site key that signs its POSTs (created when the center has none yet).
   HttpOptions link_options(const std::atomic<bool>* stop) const;
+  // This center's key pair, created (secret 0600, public 0644) when there is none. *created says
+  // whether it was. Throws Error{usage} when the two files do not belong together.
+  KeyPair site_keys(bool* created = nullptr) const;
 };
 
 struct SyncProgress {

@@ -20,6 +20,7 @@ class BundleSite : public SyncSite {
 
   explicit BundleSite(const std::string& extra_regional = "") : SyncSite(extra_regional) {
     std::filesystem::create_directories(stick);
+    auto_enroll = false;
   }
 
   std::string vol(uint32_t v, const std::string& dir = {}) const {

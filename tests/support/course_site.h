@@ -8,6 +8,7 @@
 #include <archive_entry.h>
 
 #include <boost/test/unit_test.hpp>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -81,9 +82,13 @@ class CourseSite {
                            (tmp / "hq.key") + "\"\nlisten = \"127.0.0.1:" + std::to_string(hq_port) + "\"\n" +
                            hq_extra + "\n[[channel]]\nname = \"courses\"\npath = \"" + (tmp / "hq-courses") +
                            "\"\nlink = true\n");
+    // The center's site key, enrolled at HQ (deltas and batches are for enrolled sites only).
+    std::filesystem::create_directories(hq_state + "/sites");
+    write_keypair(generate_keypair(), tmp / "center-site.key", hq_state + "/sites/center-01.pub");
     write_file(reg_cfg, "role = \"regional\"\nsite = \"center-01\"\nstate_dir = \"" + reg_state +
                             "\"\n[regional]\nhq_url = \"http://127.0.0.1:" + std::to_string(hq_port) +
-                            "\"\nhq_public_key = \"" + (tmp / "hq.pub") + "\"\nprobe_min_seconds = 1\n" + reg_extra +
+                            "\"\nhq_public_key = \"" + (tmp / "hq.pub") + "\"\nsite_secret_key = \"" +
+                            (tmp / "center-site.key") + "\"\nprobe_min_seconds = 1\n" + reg_extra +
                             "\n[[channel]]\nname = \"courses\"\npath = \"" + (tmp / "center-courses") + "\"\n");
   }
   ~CourseSite() {

@@ -5,6 +5,8 @@
 
 #include <sys/stat.h>
 
+#include <ctime>
+
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <map>
@@ -17,6 +19,7 @@
 #include "manifest/fs.h"
 #include "manifest/keys.h"
 #include "manifest/manifest.h"
+#include "manifest/request_auth.h"
 #include "distd/regional/installer.h"
 #include "tests/support/flaky_link.h"
 #include "tests/support/test_support.h"
@@ -84,8 +87,31 @@ class SyncSite {
     return nlohmann::json::parse(r.out)["version"].get<uint64_t>();
   }
 
+  // The center's site key (reg_state/site.key, made when missing), enrolled at HQ as center-1:
+  // HQ's smart endpoints (deltas, batches, manifest deltas) answer only enrolled sites.
+  void enroll_center() {
+    if (!std::filesystem::exists(reg_state + "/site.key")) {
+      std::filesystem::create_directories(reg_state);
+      write_keypair(generate_keypair(), reg_state + "/site.key", reg_state + "/site.pub");
+    }
+    std::filesystem::create_directories(hq_state + "/sites");
+    std::filesystem::copy_file(reg_state + "/site.pub", hq_state + "/sites/center-1.pub",
+                               std::filesystem::copy_options::overwrite_existing);
+  }
+  // The Authorization header (with its name) of a request signed by the enrolled center.
+  std::string auth_header(const std::string& method, const std::string& target, const std::string& body) {
+    enroll_center();
+    return "Authorization: " + sign_request("center-1", load_secret_key(reg_state + "/site.key"),
+                                            static_cast<int64_t>(::time(nullptr)), method, target, body);
+  }
+
+  // sync() enrolls the center first unless auto_enroll is false (BundleSite: a stick's center
+  // enrolls through its request).
+  bool auto_enroll = true;
+
   RunResult sync(const std::vector<std::string>& extra = {}, const std::vector<std::string>& env = {},
                  int timeout_s = 150) {
+    if (auto_enroll) enroll_center();
     std::vector<std::string> argv = {"distctl", "sync", "--config", reg_cfg, "--json"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return run(argv, {}, env, timeout_s);
