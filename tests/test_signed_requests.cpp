@@ -159,3 +159,39 @@ BOOST_AUTO_TEST_CASE(require_signed_requests_false_opens_the_smart_endpoints) {
   two_versions(s);
   BOOST_TEST(post(s, "/deltas?target=" + file_digest_hex(s.src() + "/big.bin"), "x", {}).status == "400");
 }
+
+// [hq] max_delta_jobs holds one slot per enrolled site, whatever address it comes from (behind
+// nginx every center is 127.0.0.1): a second delta request of the same site from another address
+// is told 503 while the first uploads, another site's is served.
+BOOST_AUTO_TEST_CASE(delta_slots_are_one_per_site_not_per_address) {
+  SyncSite s;
+  two_versions(s);
+  const std::string target = "/deltas?target=" + file_digest_hex(s.src() + "/big.bin");
+  const std::string body(1000, 'x');
+  std::string mine = s.auth_header("POST", target, body);
+  KeyPair other = generate_keypair();
+  write_keypair(other, s.tmp / "c2.key", s.hq_state + "/sites/center-2.pub");
+  std::string theirs =
+      "Authorization: " + sign_request("center-2", other.sec, ::time(nullptr), "POST", target, body);
+  const std::string script = R"PY(
+import socket, sys
+port, target, mine, theirs = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+def conn(addr, auth, body):
+    c = socket.socket(); c.bind((addr, 0)); c.connect(("127.0.0.1", port)); c.settimeout(10)
+    c.sendall(("POST %s HTTP/1.1\r\nHost: hq\r\n%s\r\nContent-Length: 1000\r\n\r\n" % (target, auth)).encode() + body)
+    return c
+def status(c):
+    return c.recv(64).split(b" ")[1].decode()
+a = conn("127.0.0.2", mine, b"")            # holds center-1's slot while its body is "uploading"
+import time; time.sleep(0.5)
+b = conn("127.0.0.3", mine, b"")            # center-1 again, from another address
+print("same-site", status(b))
+c = conn("127.0.0.4", theirs, b"x" * 1000)  # center-2: served (400: the body is no signature)
+print("other-site", status(c))
+a.sendall(b"x" * 1000)
+print("first", status(a))
+)PY";
+  RunResult r = run({"python3", "-c", script, std::to_string(s.hq_port), target, mine, theirs});
+  BOOST_TEST_INFO("python stderr: " << r.err);
+  BOOST_TEST(r.out == "same-site 503\nother-site 400\nfirst 400\n");
+}

@@ -29,6 +29,7 @@
 #include "manifest/error.h"
 #include "manifest/fs.h"
 #include "manifest/manifest.h"
+#include "manifest/request_auth.h"
 
 namespace distd::hq {
 
@@ -436,11 +437,14 @@ struct HttpServer::Impl {
         }
       }
       if (!delta_job) return HR::Unhandled;
-      auto slot = jobs.try_acquire(req.remote_addr);
+      // One slot per enrolled site when requests are signed (behind nginx every center comes
+      // from 127.0.0.1), else per address.
+      auto who = gate.enabled() ? parse_request_credentials(req.get_header_value("Authorization")) : std::nullopt;
+      auto slot = jobs.try_acquire(who ? "site " + who->site : req.remote_addr);
       if (!slot) {
         res.set_header("Retry-After", "5");
         send_text(res, 503, "HQ is busy with " + std::to_string(jobs.in_use()) +
-                                " delta requests ([hq] max_delta_jobs, one per client address); try again in a few seconds");
+                                " delta requests ([hq] max_delta_jobs, one per site or client address); try again in a few seconds");
         LimitedServer::close_after_answer(res);
         return HR::Handled;
       }
