@@ -456,3 +456,14 @@ BOOST_AUTO_TEST_CASE(publishes_periodically_when_configured) {
   BOOST_TEST(s.proc->stop(15) == 0);
   BOOST_TEST(s.proc->log().find("published c version 2") != std::string::npos);
 }
+
+// A second distd on a port the first one holds refuses to start (httplib's SO_REUSEPORT let it
+// bind beside the first and answer half the requests), and the first keeps serving.
+BOOST_AUTO_TEST_CASE(a_second_distd_on_a_busy_port_refuses_to_start) {
+  Server s;
+  RunResult r = distd::test::run({"distd", "--config", s.cfg}, {}, {}, 10);
+  BOOST_TEST(r.status != 0);
+  BOOST_TEST(r.status != 137);  // it exits by itself, it is not left running
+  BOOST_TEST(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(s.port)) != std::string::npos);
+  BOOST_TEST(s.status()["role"] == "hq");
+}

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <zlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -331,6 +332,7 @@ struct HttpServer::Impl {
   // before the server runs.
   void routes() {
     channel_routes();
+    key_routes();
     object_routes();
     delta_routes();
     plugin_routes();
@@ -358,6 +360,15 @@ struct HttpServer::Impl {
               serve_file(req, res, layout.manifest(req.matches[1], *v), "manifest version",
                          "public, max-age=31536000, immutable");
             });
+  }
+
+  // GET /keys/<N>.keys: HQ's signing-key records (docs/formats/keys.md); 404 = no such rotation.
+  void key_routes() {
+    svr.Get(R"(/keys/([1-9][0-9]{0,18})\.keys)", [this](const httplib::Request& req, httplib::Response& res) {
+      auto v = parse_u64(std::string(req.matches[1]));
+      if (!v) return send_text(res, 404, "key record not found");
+      serve_file(req, res, layout.key_record(*v), "key record", "no-cache");
+    });
   }
 
   // GET /objects/<xx>/<digest> and POST /objects (a batch).
@@ -537,6 +548,12 @@ HttpServer::HttpServer(const Config& cfg, const HttpServerOptions& opts) : impl_
   s.set_read_timeout(60, 0);   // per receive: a slow link may send a signature for hours
   s.set_write_timeout(60, 0);
   s.set_tcp_nodelay(true);
+  // httplib's default also sets SO_REUSEPORT, which lets a second distd bind the same port
+  // and take half the connections; SO_REUSEADDR alone still allows a quick restart.
+  s.set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   impl_->routes();
 }
 

@@ -5,6 +5,7 @@
 //   <state_dir>/public/channels/<ch>/manifests/<N>.manifest
 //   <state_dir>/public/objects/<hex[0:2]>/<hex>
 //   <state_dir>/public/deltas/<id>
+//   <state_dir>/public/keys/<N>.keys        signing-key records (docs/formats/keys.md)
 //   <state_dir>/delta-targets/<id>          "<target hex> <target size>\n" (for gc)
 //   <state_dir>/statcache/<ch>.sqlite
 //   <state_dir>/publish.lock
@@ -37,6 +38,8 @@ struct Layout {
   }
   std::string deltas_dir() const { return public_dir() + "/deltas"; }
   std::string delta(const std::string& id_hex) const { return deltas_dir() + "/" + id_hex; }
+  std::string keys_dir() const { return public_dir() + "/keys"; }
+  std::string key_record(uint64_t v) const { return keys_dir() + "/" + std::to_string(v) + ".keys"; }
   std::string delta_targets_dir() const { return state_dir + "/delta-targets"; }
   std::string delta_target(const std::string& id_hex) const { return delta_targets_dir() + "/" + id_hex; }
   std::string stat_cache(const std::string& ch) const { return state_dir + "/statcache/" + ch + ".sqlite"; }

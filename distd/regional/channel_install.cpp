@@ -1,4 +1,5 @@
 #include "distd/regional/channel_install.h"
+#include "distd/regional/trust.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -54,11 +55,13 @@ StateLock::~StateLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-PublicKey regional_hq_key(const Config& cfg) {
+PublicKey regional_pinned_key(const Config& cfg) {
   std::string key = cfg.require_string("regional.hq_public_key");
   if (key.rfind("ed25519-public ", 0) == 0) return parse_public_key(key, cfg.file);
   return load_public_key(cfg.resolve(key));
 }
+
+PublicKey regional_hq_key(const Config& cfg) { return trusted_hq_key(cfg, regional_pinned_key(cfg)).key; }
 
 std::vector<Entry> scan_channel_tree(const Config& cfg, const ChannelConfig& ch, const LogLineFn& log) {
   ScanOptions so;

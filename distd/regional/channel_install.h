@@ -37,6 +37,9 @@ class StateLock {
 };
 
 // The [regional] hq_public_key: an inline "ed25519-public ..." key or a key file.
+PublicKey regional_pinned_key(const Config& cfg);
+// The key HQ signs with now: the pinned key followed through the key records stored under
+// <state_dir>/trust/ (distd/regional/trust.h, docs/formats/keys.md).
 PublicKey regional_hq_key(const Config& cfg);
 
 // Scans a channel's tree the way a plan needs it: the channel's excludes (and the moodledata

@@ -26,6 +26,7 @@
 #include "distd/regional/journal.h"
 #include "distd/regional/planner.h"
 #include "distd/regional/sync_run.h"
+#include "distd/regional/trust.h"
 #include "manifest/encoding.h"
 #include "manifest/fault.h"
 #include "manifest/fs.h"
@@ -374,6 +375,8 @@ ChannelResult sync_channel(const Config& cfg, const std::string& channel, const 
   RegionalSettings rs = RegionalSettings::from(cfg);
   const ChannelConfig& ch = cfg.channel(channel);
   StateLock lock(cfg.state_dir);
+  // A rotated HQ key first (docs/formats/keys.md): the manifests below are signed with it.
+  rs.hq_key = follow_keys_over_link(cfg, rs.hq_url, rs.link_options(opts.stop), opts.log);
   Journal j(journal_path(cfg));
   if (!j.rebuilt_from().empty() && opts.log)
     opts.log("warning: the journal was damaged (" + j.damage() + "); it was moved to " + j.rebuilt_from() +
