@@ -467,3 +467,26 @@ BOOST_AUTO_TEST_CASE(a_second_distd_on_a_busy_port_refuses_to_start) {
   BOOST_TEST(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(s.port)) != std::string::npos);
   BOOST_TEST(s.status()["role"] == "hq");
 }
+
+// One access-log line per request ([hq] access_log, default on): address, method and target,
+// status, bytes and time; with access_log = false only failures are logged.
+BOOST_AUTO_TEST_CASE(every_request_gets_one_access_log_line) {
+  Server s;
+  auto c = s.client();
+  auto r = c.Get(s.obj_url(s.big_hex));
+  BOOST_REQUIRE(r);
+  BOOST_REQUIRE(c.Get("/status"));
+  BOOST_REQUIRE(c.Get("/no/such/thing"));
+  const std::string log = s.proc->log();
+  BOOST_TEST(log.find("distd: 127.0.0.1 \"GET " + s.obj_url(s.big_hex) + "\" 200 1048576 B ") != std::string::npos);
+  BOOST_TEST(log.find("\"GET /status\" 200 ") != std::string::npos);
+  BOOST_TEST(log.find("\"GET /no/such/thing\" 404 ") != std::string::npos);
+
+  Server quiet({}, "access_log = false");
+  auto q = quiet.client();
+  BOOST_REQUIRE(q.Get("/status"));
+  BOOST_REQUIRE(q.Post("/objects", "short", "application/octet-stream"));
+  const std::string qlog = quiet.proc->log();
+  BOOST_TEST(qlog.find("\"GET /status\"") == std::string::npos);
+  BOOST_TEST(qlog.find("\"POST /objects\" 400 ") != std::string::npos);
+}

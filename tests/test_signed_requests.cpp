@@ -146,6 +146,8 @@ BOOST_AUTO_TEST_CASE(unsigned_forged_moved_replayed_and_stale_requests_are_refus
   BOOST_TEST(a.status == "401");
   BOOST_TEST(a.headers.find("X-Distd-Time: ") != std::string::npos);
   BOOST_TEST(a.headers.find("from HQ's clock") != std::string::npos);
+  // The access log names the site of a signed request.
+  BOOST_TEST(s.hqd->log().find("site=center-1 \"POST " + target + "\" 400 ") != std::string::npos);
   // Malformed.
   BOOST_TEST(post(s, target, body, {"Authorization: Distd-Ed25519 site=center-1, time=1"}).status == "401");
   // The static layout stays public.

@@ -62,6 +62,8 @@ ListenAddress parse_listen(const std::string& text) {
 
 namespace {
 
+thread_local std::chrono::steady_clock::time_point request_started;  // of this worker's request (access log)
+
 constexpr size_t kSendChunk = 256 * 1024;  // fewer send() calls: 1 GiB at loopback speed
 constexpr size_t kMaxBatchObjects = 4096;  // POST /objects
 
@@ -431,6 +433,7 @@ struct HttpServer::Impl {
   void limit_hooks() {
     using HR = httplib::Server::HandlerResponse;
     svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      request_started = std::chrono::steady_clock::now();
       const uint64_t limit = req.path == "/objects" ? kMaxBatchObjects * 32 : kMaxSignatureBytes;
       if (auto no = refuse_body(req, limit)) {
         send_text(res, no->status, no->message);
@@ -524,11 +527,19 @@ struct HttpServer::Impl {
                    what.c_str());
       send_text(res, 500, "internal error");
     });
+    // One line per request (journald adds the time), with [hq] access_log; else only failures.
     svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
       ++requests;
-      if (res.status >= 400 && res.status != 404 && res.status != 416)
-        std::fprintf(stderr, "distd: %s %s from %s: %d\n", req.method.c_str(), req.path.c_str(),
-                     req.remote_addr.c_str(), res.status);
+      const bool failure = res.status >= 400 && res.status != 404 && res.status != 416;
+      if (!settings.access_log && !failure) return;
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                      request_started).count();
+      auto who = parse_request_credentials(req.get_header_value("Authorization"));
+      const std::string target = req.target.empty() ? req.path : req.target;
+      std::fprintf(stderr, "distd: %s%s%s \"%s %.300s\" %d %zu B %lld ms\n", req.remote_addr.c_str(),
+                   who ? " site=" : "", who ? who->site.c_str() : "", req.method.c_str(), target.c_str(),
+                   res.status, res.content_length_ ? res.content_length_ : res.body.size(),
+                   static_cast<long long>(ms));
     });
   }
 };

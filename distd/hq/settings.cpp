@@ -65,6 +65,7 @@ HqSettings hq_settings(const Config& cfg) {
     throw Error(Errc::usage, "config " + cfg.file + ": [hq] delta_cache_bytes must be at least 1048576 (1 MiB)",
                 "the default is 1073741824 (1 GiB)");
   s.delta_cache_bytes = static_cast<uint64_t>(cache);
+  s.access_log = cfg.get_bool("hq.access_log", s.access_log);
   s.require_signed_requests = cfg.get_bool("hq.require_signed_requests", s.require_signed_requests);
   s.request_clock_skew = cfg.get_int("hq.request_clock_skew", s.request_clock_skew);
   if (s.request_clock_skew < 10 || s.request_clock_skew > 7 * 86400)

@@ -28,6 +28,7 @@ struct HqSettings {
   uint64_t body_min_rate = 1024; // bytes/s a request body must average after its first 3 x header_timeout
   unsigned max_delta_jobs = 2;   // POST /deltas and manifest-delta requests at once (body to answer)
   uint64_t delta_cache_bytes = uint64_t(1) << 30;  // disk for kept deltas; least recently used go first
+  bool access_log = true;               // one stderr line per request; false: only failures
   bool require_signed_requests = true;  // smart endpoints answer only enrolled sites (site_gate.h)
   int64_t request_clock_skew = 900;     // seconds a signed request's time may be from HQ's clock
 };

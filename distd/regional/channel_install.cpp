@@ -87,7 +87,8 @@ ChannelRecord installed_record(const Config& cfg, const PublicKey& hq_key, Journ
   if (!exists_file(ip)) return rec;
   VerifyOptions vo;
   vo.check_expiry = false;
-  SignedManifest old = verify_manifest(read_file(ip, kMaxManifestBytes, "installed manifest"), hq_key, vo, ip);
+  SignedManifest old =
+      verify_stored_manifest(cfg, read_file(ip, kMaxManifestBytes, "installed manifest"), hq_key, vo, ip);
   rec.installed_version = old.manifest.version;
   rec.installed_digest = old.body_digest;
   j.set_installed(channel, rec.installed_version, old.body_digest);
@@ -320,7 +321,7 @@ uint64_t finish_channel_install(const Config& cfg, const ChannelConfig& ch, cons
     SignedManifest target = parse_manifest(read_file(target_file, kMaxManifestBytes, "target manifest"), target_file);
     VerifyOptions vo;
     vo.check_expiry = false;
-    SignedManifest old = verify_manifest(old_bytes, hq_key, vo, installed);
+    SignedManifest old = verify_stored_manifest(cfg, old_bytes, hq_key, vo, installed);
     std::string().swap(old_bytes);
     for (const auto& e : old.manifest.entries) {
       if (target.manifest.find(e.path)) continue;
