@@ -24,8 +24,10 @@
 #include "distd/forum/channel.h"
 #include "distd/plugins.h"
 #include "distd/regional/daemon.h"
+#include "distd/regional/sync.h"
 #include "distd/replica/moodle_site.h"
 #include "manifest/error.h"
+#include "manifest/keys.h"
 
 namespace distd {
 namespace {
@@ -257,16 +259,42 @@ int run_regional(const Config& cfg, bool once) {
   return rc;
 }
 
+// --check-config: what a start would read before serving, without binding or touching state.
+int check_config(const Config& cfg) {
+  std::string what;
+  if (cfg.role == "hq") {
+    hq::HqSettings hs = hq::hq_settings(cfg);
+    (void)hq::parse_listen(hs.listen);
+    if (!hs.secret_key.empty()) {
+      PublicKey pk = load_secret_key(hs.secret_key).public_key();
+      if (!hs.public_key.empty() && load_public_key(hs.public_key).bytes != pk.bytes)
+        throw Error(Errc::usage, "[hq] secret_key " + hs.secret_key + " does not belong to [hq] public_key " + hs.public_key,
+                    "point both at the same key pair (distctl keygen)");
+      what = "signing key " + pk.short_id() + ", ";
+    }
+    what += "listening on " + hs.listen;
+  } else {
+    RegionalSettings rs = RegionalSettings::from(cfg);
+    what = "HQ " + rs.hq_url + ", HQ key " + rs.hq_key.short_id();
+  }
+  std::printf("config %s: OK (role %s, site %s, %zu channels; %s)\n", cfg.file.c_str(), cfg.role.c_str(),
+              cfg.site.c_str(), cfg.channels.size(), what.c_str());
+  return 0;
+}
+
 }  // namespace
 }  // namespace distd
 
 int main(int argc, char** argv) {
   using namespace distd;
   CLI::App app{"distd - the distd daemon (role hq or regional, from its config file)", "distd"};
-  std::string config = "/etc/distd/distd.toml";
-  bool once = false;
-  app.add_option("-c,--config", config, "config file")->capture_default_str();
+  const char* env = std::getenv("DISTD_CONFIG");
+  std::string config = env && *env ? env : "/etc/distd/distd.toml";
+  bool once = false, check_only = false;
+  app.add_option("-c,--config", config, "config file ($DISTD_CONFIG or /etc/distd/distd.toml)")->capture_default_str();
   app.add_flag("--once", once, "hq: publish every channel once and exit; regional: one sync pass, then exit");
+  app.add_flag("--check-config", check_only,
+               "read and check the config (its sections, keys and the files they name), print a summary and exit");
   app.footer("See docs/hq.md and docs/config.md. Stops cleanly on SIGTERM or SIGINT.\n" + exit_status_footer());
   CLI11_PARSE(app, argc, argv);
 
@@ -283,6 +311,7 @@ int main(int argc, char** argv) {
   register_plugins();
   try {
     Config cfg = load_config(config);
+    if (check_only) return check_config(cfg);
     return cfg.role == "hq" ? run_hq(cfg, once) : run_regional(cfg, once);
   } catch (const Error& e) {
     std::fprintf(stderr, "distd: error: %s\n", e.what());
