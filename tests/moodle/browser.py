@@ -105,8 +105,15 @@ class Browser:
             if p:
                 raise PageProblem(f"{label}: the page at {self.driver.current_url} shows {p} "
                                   f"(screenshot {shot})\n{body[:2000]}")
+        # Moodle's JavaScript may still be laying the page out (the primary navigation's "more"
+        # menu hides and re-adds its items; seen under load in CI): give the text 5 s to appear.
+        deadline = time.monotonic() + 5
+        while any(e not in body for e in expect) and time.monotonic() < deadline:
+            time.sleep(0.25)
+            body = self.text
         for e in expect:
             if e not in body:
+                shot = self.shot(label)
                 raise PageProblem(f"{label}: expected {e!r} on {self.driver.current_url} (screenshot {shot}); "
                                   f"the page says:\n{body[:2000]}")
         return body
