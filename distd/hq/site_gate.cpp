@@ -20,6 +20,13 @@ uint64_t SiteGate::refused() const {
 }
 
 std::optional<GateRefusal> SiteGate::precheck(std::string_view authorization, int64_t now) const {
+  return screen(authorization, now, nullptr, nullptr);
+}
+
+// The header checks of precheck(); on success *creds and *key (when given) are the parsed
+// credentials and the site's enrolled key, so check() reads the key file once.
+std::optional<GateRefusal> SiteGate::screen(std::string_view authorization, int64_t now, RequestCredentials* creds,
+                                            PublicKey* key_out) const {
   auto fail = [&](int status, std::string m) {
     std::lock_guard<std::mutex> g(mu_);
     ++refused_;
@@ -43,17 +50,20 @@ std::optional<GateRefusal> SiteGate::precheck(std::string_view authorization, in
   if (c->time < now - skew_ || c->time > now + skew_)
     return fail(401, "the request's time (" + std::to_string(c->time) + ") is more than " + std::to_string(skew_) +
                          " s from HQ's clock (" + std::to_string(now) + "); set the center's clock");
+  if (creds) *creds = std::move(*c);
+  if (key_out) *key_out = *key;
   return std::nullopt;
 }
 
 std::optional<GateRefusal> SiteGate::check(std::string_view authorization, std::string_view method,
                                            std::string_view target, std::string_view body, int64_t now,
                                            std::string* site) {
-  if (auto no = precheck(authorization, now)) return no;
-  RequestCredentials c = *parse_request_credentials(authorization);
-  std::optional<PublicKey> key = find_enrolled_site_key(cfg_, c.site);
+  RequestCredentials c;
+  PublicKey key;
+  if (auto no = screen(authorization, now, &c, &key)) return no;
+  const bool verified = verify_request(c, key, method, target, body);
   std::lock_guard<std::mutex> g(mu_);
-  if (!key || !verify_request(c, *key, method, target, body)) {
+  if (!verified) {
     ++refused_;
     return refusal(401, "the request is not signed by the enrolled key of site '" + c.site +
                             "' (or was changed on the way): compare the key id of the center's site.pub with " +

@@ -18,6 +18,7 @@
 
 #include "distd/config/config.h"
 #include "distd/hq/settings.h"
+#include "manifest/request_auth.h"
 
 namespace distd::hq {
 
@@ -45,6 +46,9 @@ class SiteGate {
   uint64_t refused() const;
 
  private:
+  std::optional<GateRefusal> screen(std::string_view authorization, int64_t now, RequestCredentials* creds,
+                                    PublicKey* key) const;
+
   const Config& cfg_;
   bool required_ = true;
   int64_t skew_ = 900;
