@@ -55,16 +55,20 @@ struct RotationSite : SyncSite {
     auto j = sync_ok();
     return j["to_version"].get<uint64_t>();
   }
+  // a.txt = "one" published as version 1, HQ serving, the center synced to it.
+  void start_at_version_1() {
+    write_file(src() + "/a.txt", "one");
+    BOOST_REQUIRE_EQUAL(publish(), 1u);
+    start_hq();
+    BOOST_TEST(installed() == 1u);
+  }
 };
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(center_follows_rotation_over_the_link_and_refuses_the_revoked_key) {
   RotationSite s;
-  write_file(s.src() + "/a.txt", "one");
-  BOOST_REQUIRE_EQUAL(s.publish(), 1u);
-  s.start_hq();
-  BOOST_TEST(s.installed() == 1u);
+  s.start_at_version_1();
 
   s.rotate();
   write_file(s.src() + "/a.txt", "two");
@@ -95,10 +99,7 @@ BOOST_AUTO_TEST_CASE(center_follows_rotation_over_the_link_and_refuses_the_revok
 
 BOOST_AUTO_TEST_CASE(forged_skipped_and_truncated_records_are_refused_and_the_old_key_stays) {
   RotationSite s;
-  write_file(s.src() + "/a.txt", "one");
-  BOOST_REQUIRE_EQUAL(s.publish(), 1u);
-  s.start_hq();
-  BOOST_TEST(s.installed() == 1u);
+  s.start_at_version_1();
 
   KeyPair wrong = generate_keypair();
   std::string good = s.record(2, s.old_kp.sec, s.new_kp.sec);

@@ -88,12 +88,4 @@ SignedManifest verify_stored_manifest(const Config& cfg, std::string_view bytes,
   }
 }
 
-std::string revoked_note(const TrustedKey& tk, const Digest& key_id) {
-  for (const auto& r : tk.revoked)
-    if (r.key_id == key_id)
-      return "key " + digest_hex(key_id).substr(0, 16) + " was revoked by HQ's key record " +
-             std::to_string(r.by_version) + " (this center trusts key " + tk.key.short_id() + ")";
-  return {};
-}
-
 }  // namespace distd

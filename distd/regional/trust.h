@@ -49,7 +49,4 @@ PublicKey follow_keys_over_link(const Config& cfg, const std::string& hq_url, co
 SignedManifest verify_stored_manifest(const Config& cfg, std::string_view bytes, const PublicKey& hq_key,
                                       const VerifyOptions& vo, const std::string& name);
 
-// "" when key_id is not revoked in tk, else a sentence naming the key and the record.
-std::string revoked_note(const TrustedKey& tk, const Digest& key_id);
-
 }  // namespace distd
