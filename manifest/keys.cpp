@@ -15,8 +15,10 @@ namespace distd {
 
 Digest PublicKey::key_id() const { return digest_bytes({reinterpret_cast<const char*>(bytes.data()), bytes.size()}); }
 
-std::string PublicKey::short_id() const {
-  std::string hex = digest_hex(key_id()).substr(0, 16);
+std::string PublicKey::short_id() const { return short_key_id(key_id()); }
+
+std::string short_key_id(const Digest& key_id) {
+  std::string hex = digest_hex(key_id).substr(0, 16);
   return hex.substr(0, 4) + " " + hex.substr(4, 4) + " " + hex.substr(8, 4) + " " + hex.substr(12, 4);
 }
 

@@ -23,6 +23,9 @@ struct PublicKey {
   std::string short_id() const;  // "9f2c 41aa 07de 5b13": the first 8 bytes, grouped
 };
 
+// A key id's short form, as PublicKey::short_id() prints it.
+std::string short_key_id(const Digest& key_id);
+
 struct SecretKey {
   std::array<uint8_t, 64> bytes{};  // libsodium's seed || public key
   PublicKey public_key() const;

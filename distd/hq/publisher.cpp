@@ -34,6 +34,49 @@ std::optional<SignedManifest> read_latest_manifest(const Layout& layout, const s
   return parse_manifest(read_file(path, kMaxManifestBytes, "manifest"), path);
 }
 
+PublishLock::PublishLock(const Layout& layout) {
+  const std::string path = layout.publish_lock();
+  fd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd_) throw_errno("cannot open lock file", path, errno);
+  if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      std::string holder;
+      try {
+        holder = read_file(path, 64, "lock file");
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      } catch (const Error&) {
+      }
+      throw Error(Errc::io,
+                  "another publish is running on state dir '" + layout.state_dir + "'" +
+                      (holder.empty() ? "" : " (pid " + holder + ")"),
+                  "wait for it to finish (distd's periodic publish, another distctl publish or a key rotation), "
+                  "then run again");
+    }
+    throw_errno("cannot lock", path, errno);
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_.get(), 0) == 0) (void)::pwrite(fd_.get(), pid.data(), pid.size(), 0);
+}
+
+SecretKey load_signing_key(const Config& cfg, const HqSettings& hs) {
+  if (hs.secret_key.empty())
+    throw Error(Errc::usage, "config " + cfg.file + " has no [hq] secret_key", "create a key pair with "
+                "'distctl keygen --secret FILE --public FILE' and set [hq] secret_key = \"FILE\"");
+  SecretKey sk = load_secret_key(hs.secret_key);
+  const PublicKey pk = sk.public_key();
+  if (!hs.public_key.empty()) {
+    PublicKey configured = load_public_key(hs.public_key);
+    if (configured.bytes != pk.bytes)
+      throw Error(Errc::bad_signature,
+                  "[hq] secret_key '" + hs.secret_key + "' (key id " + pk.short_id() + ") does not belong to [hq] public_key '" +
+                      hs.public_key + "' (key id " + configured.short_id() + ")",
+                  ::access((hs.secret_key + ".next").c_str(), F_OK) == 0
+                      ? "a key rotation was interrupted: run 'distctl key rotate' to finish it"
+                      : "point both settings at the two files of one key pair; regional centers pin the public key");
+  }
+  return sk;
+}
+
 namespace {
 
 std::vector<uint64_t> manifest_versions(const Layout& layout, const std::string& channel) {
@@ -43,36 +86,6 @@ std::vector<uint64_t> manifest_versions(const Layout& layout, const std::string&
   std::sort(v.begin(), v.end());
   return v;
 }
-
-// Exclusive lock on <state_dir>/publish.lock for the lifetime of the object.
-class PublishLock {
- public:
-  explicit PublishLock(const Layout& layout) {
-    const std::string path = layout.publish_lock();
-    fd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (!fd_) throw_errno("cannot open lock file", path, errno);
-    if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-      if (errno == EWOULDBLOCK) {
-        std::string holder;
-        try {
-          holder = read_file(path, 64, "lock file");
-          while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-        } catch (const Error&) {
-        }
-        throw Error(Errc::io,
-                    "another publish is running on state dir '" + layout.state_dir + "'" +
-                        (holder.empty() ? "" : " (pid " + holder + ")"),
-                    "wait for it to finish (distd's periodic publish or another distctl publish), then run again");
-      }
-      throw_errno("cannot lock", path, errno);
-    }
-    std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd_.get(), 0) == 0) (void)::pwrite(fd_.get(), pid.data(), pid.size(), 0);
-  }
-
- private:
-  UniqueFd fd_;
-};
 
 bool same_entries(const std::vector<Entry>& a, const std::vector<Entry>& b) {
   if (a.size() != b.size()) return false;
@@ -133,25 +146,6 @@ void apply_retention(const Layout& layout, const std::string& ch, uint64_t keep,
 
 std::string channel_source_hint(const ChannelConfig& ch) {
   return "check [[channel]] name = \"" + ch.name + "\" path = \"" + ch.path + "\" in the config";
-}
-
-// Returns HQ's signing key from [hq] secret_key. Throws when it is unset, or when [hq] public_key
-// names the public half of another key pair.
-SecretKey load_signing_key(const Config& cfg, const HqSettings& hs) {
-  if (hs.secret_key.empty())
-    throw Error(Errc::usage, "config " + cfg.file + " has no [hq] secret_key", "create a key pair with "
-                "'distctl keygen --secret FILE --public FILE' and set [hq] secret_key = \"FILE\"");
-  SecretKey sk = load_secret_key(hs.secret_key);
-  const PublicKey pk = sk.public_key();
-  if (!hs.public_key.empty()) {
-    PublicKey configured = load_public_key(hs.public_key);
-    if (configured.bytes != pk.bytes)
-      throw Error(Errc::bad_signature,
-                  "[hq] secret_key '" + hs.secret_key + "' (key id " + pk.short_id() + ") does not belong to [hq] public_key '" +
-                      hs.public_key + "' (key id " + configured.short_id() + ")",
-                  "point both settings at the two files of one key pair; regional centers pin the public key");
-  }
-  return sk;
 }
 
 // Returns the channel's latest manifest, or nullopt before its first publish. Throws Error{corrupt}
@@ -336,12 +330,13 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
     throw Error(Errc::usage, "config " + cfg.file + ": channel '" + ch.name + "' has unknown preset \"" + ch.preset + "\"",
                 "the only preset is \"moodledata\"; leave preset out for a plain tree");
   const HqSettings hs = hq_settings(cfg);
-  const SecretKey sk = load_signing_key(cfg, hs);
-  const PublicKey pk = sk.public_key();
 
   Layout layout{cfg.state_dir};
   make_dirs(cfg.state_dir, 0755);
   PublishLock lock(layout);
+  // The key is read under the lock: a rotation (distctl key rotate) holds it while it swaps keys.
+  const SecretKey sk = load_signing_key(cfg, hs);
+  const PublicKey pk = sk.public_key();
   make_dirs(layout.manifests_dir(ch.name));
   make_dirs(layout.objects_dir());
   make_dirs(dir_name(layout.stat_cache(ch.name)));
@@ -364,7 +359,9 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
   // so that a periodic publish keeps the channel from expiring at the regional centers.
   // And re-sign one that is renew_after_days old, so that a center can tell a working HQ with
   // nothing new from a frozen one ([regional] stale_after_days, distd/regional/freshness.h).
-  const bool renew = unchanged && (latest->manifest.expires - now < hs.expires_days * 86400 / 3 ||
+  // And re-sign one signed by another key: after a key rotation, centers refuse the old key.
+  const bool resign = unchanged && latest->key_id != pk.key_id();
+  const bool renew = unchanged && (resign || latest->manifest.expires - now < hs.expires_days * 86400 / 3 ||
                                    (hs.renew_after_days > 0 && now - latest->manifest.created >= hs.renew_after_days * 86400));
   const bool allow_link = channel_allows_links(ch);
   ObjectStore store(cfg.state_dir);
@@ -392,7 +389,11 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
   // 2. The new manifest, chained to latest, and 3. the switch to it.
   const Manifest m = next_manifest(ch.name, latest, on_disk, now, hs.expires_days, std::move(entries));
   const SignedManifest check = write_new_version(layout, m, sk, pk, now);
-  res.reason = !latest ? "first version" : opts.force && unchanged ? "forced" : renew ? "renewed" : "changed";
+  res.reason = !latest                   ? "first version"
+               : opts.force && unchanged ? "forced"
+               : resign                  ? "re-signed"
+               : renew                   ? "renewed"
+                                         : "changed";
   describe_new_version(m, latest, check, layout.manifest(ch.name, m.version), res);
 
   // 4. Retention.

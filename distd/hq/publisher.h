@@ -18,6 +18,8 @@
 #include "distd/config/config.h"
 #include "distd/hq/object_store.h"
 #include "distd/hq/settings.h"
+#include "manifest/fs.h"
+#include "manifest/keys.h"
 #include "manifest/manifest.h"
 
 namespace distd::hq {
@@ -25,6 +27,21 @@ namespace distd::hq {
 // Whether objects of this channel may be hard links into its source tree: preset
 // "moodledata" (write-once files) or `link = true` in its [[channel]] table (ChannelConfig::link).
 bool channel_allows_links(const ChannelConfig& ch);
+
+// Exclusive lock on <state_dir>/publish.lock for the lifetime of the object; a second holder
+// fails at once with Error{io} ("another publish is running"). Held by every publish and by a key
+// rotation (distd/hq/key_rotation.h).
+class PublishLock {
+ public:
+  explicit PublishLock(const Layout& layout);
+
+ private:
+  UniqueFd fd_;
+};
+
+// HQ's signing key from [hq] secret_key. Throws when it is unset, or when [hq] public_key names the
+// public half of another key pair.
+SecretKey load_signing_key(const Config& cfg, const HqSettings& hs);
 
 struct PublishProgress {
   enum class Phase { scanning, storing } phase = Phase::scanning;
@@ -40,7 +57,7 @@ struct PublishOptions {
 struct PublishResult {
   std::string channel;
   bool changed = false;            // a new version was written
-  std::string reason;              // "changed", "unchanged", "first version", "forced", "renewed"
+  std::string reason;  // "changed", "unchanged", "first version", "forced", "renewed", "re-signed" (new key)
   uint64_t version = 0;            // the latest version after this run
   uint64_t previous_version = 0;   // the version it follows (0: none)
   uint64_t files = 0, bytes = 0;   // of the latest version

@@ -69,6 +69,18 @@ class SyncSite {
                             dst() + "\"\n");
   }
 
+  // Makes the center pin its own copy of HQ's current public key (by default it reads HQ's
+  // public key file, which a key rotation replaces). Returns the copy's path.
+  std::string pin_own_key_copy() {
+    const std::string pin = tmp / "center-pin.pub";
+    std::filesystem::copy_file(pub, pin, std::filesystem::copy_options::overwrite_existing);
+    std::string cfg = read_file(reg_cfg);
+    const std::string from = "hq_public_key = \"" + pub + "\"";
+    cfg.replace(cfg.find(from), from.size(), "hq_public_key = \"" + pin + "\"");
+    write_file(reg_cfg, cfg);
+    return pin;
+  }
+
   void start_hq() {
     hqd = std::make_unique<Process>(std::vector<std::string>{"distd", "--config", hq_cfg}, tmp / "hqd.log");
     if (!wait_for_port(hq_port, 15)) BOOST_FAIL("distd (hq) did not start: " + hqd->log());
