@@ -156,3 +156,25 @@ BOOST_AUTO_TEST_CASE(a_rotation_cut_at_any_point_is_finished_by_running_it_again
   BOOST_TEST_MESSAGE("rotation: " << cuts << " kills and power cuts, " << s.newest_record() << " key records");
   BOOST_TEST(cuts >= 10);
 }
+
+// A manifest signed by the key a rotation retired (HQ publishing with an old copy of the key, or
+// an attacker holding it) is refused with a message that names the key and the record.
+BOOST_AUTO_TEST_CASE(a_manifest_signed_by_the_revoked_key_is_refused_and_named) {
+  RotateSite s;
+  BOOST_TEST(s.synced_version() == 1u);
+  const SecretKey first = load_secret_key(s.key_file());
+  (void)s.rotate_ok();
+  BOOST_TEST(s.synced_version() == 2u);
+
+  Manifest m = s.manifest(2).manifest;
+  m.version = 3;
+  write_file(s.public_dir() + "/channels/c/latest.manifest", sign_manifest(m, first));
+  RunResult r = s.sync();
+  BOOST_TEST_INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  BOOST_TEST(r.status == 6);
+  BOOST_TEST(r.err.find("is signed by HQ's key " + first.public_key().short_id() +
+                        ", which HQ revoked in key record 2") != std::string::npos);
+  BOOST_TEST(r.err.find("nothing was installed") != std::string::npos);
+  BOOST_TEST(s.manifest(2).key_id != first.public_key().key_id());
+  s.check_converged(2);
+}

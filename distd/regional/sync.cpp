@@ -284,7 +284,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
       throw;
     }
     try {
-      verified.emplace(verify_manifest(body, rs.hq_key, vo, http.url("/channels/" + ch.name + "/latest.manifest")));
+      verified.emplace(verify_hq_manifest(cfg, body, rs.hq_key, vo, http.url("/channels/" + ch.name + "/latest.manifest")));
       break;
     } catch (const Error& e) {
       // A delta-built manifest that does not verify is fetched whole once (a damaged delta must

@@ -74,6 +74,32 @@ PublicKey follow_keys_over_link(const Config& cfg, const std::string& hq_url, co
   return tk.key;
 }
 
+SignedManifest verify_hq_manifest(const Config& cfg, std::string_view bytes, const PublicKey& hq_key,
+                                  const VerifyOptions& vo, const std::string& name) {
+  try {
+    return verify_manifest(bytes, hq_key, vo, name);
+  } catch (const Error& e) {
+    if (e.code() != Errc::bad_signature) throw;
+    Digest signer;
+    try {
+      signer = parse_manifest(bytes, name).key_id;
+    } catch (const Error&) {
+      throw e;
+    }
+    const TrustedKey tk = trusted_hq_key(cfg, regional_pinned_key(cfg));
+    for (const TrustedKey::Revoked& r : tk.revoked)
+      if (r.key_id == signer)
+        throw Error(Errc::bad_signature,
+                    name + " is signed by HQ's key " + short_key_id(signer) + ", which HQ revoked in key record " +
+                        std::to_string(r.by_version) + " (" + record_path(cfg, r.by_version) +
+                        "); this center trusts only HQ's key " + tk.key.short_id() + " now",
+                    "nothing was installed. HQ changed its signing key after this manifest was signed: sync "
+                    "again, or bring a stick exported after the change; if HQ itself serves it, HQ still "
+                    "publishes with the retired key (check [hq] secret_key there)");
+    throw;
+  }
+}
+
 SignedManifest verify_stored_manifest(const Config& cfg, std::string_view bytes, const PublicKey& hq_key,
                                       const VerifyOptions& vo, const std::string& name) {
   try {

@@ -43,6 +43,12 @@ void follow_key_record(const Config& cfg, TrustedKey& tk, const std::string& byt
 PublicKey follow_keys_over_link(const Config& cfg, const std::string& hq_url, const HttpOptions& ho,
                                 const LogLineFn& log);
 
+// Verifies a manifest that arrived (over the link or on a stick) with hq_key, as verify_manifest
+// does; one signed by a key HQ revoked in a record this center follows is refused with
+// Error{bad_signature} naming the key and the record (not merely "bad signature").
+SignedManifest verify_hq_manifest(const Config& cfg, std::string_view bytes, const PublicKey& hq_key,
+                                  const VerifyOptions& vo, const std::string& name);
+
 // Verifies a manifest this center stored itself (installed.manifest): by hq_key, or, when that
 // fails, by an earlier key of the chain (a version installed before a rotation was signed by the
 // key it replaced; it was verified when it arrived). Throws as verify_manifest does.
