@@ -22,8 +22,9 @@ void register_key(CLI::App& app, Action& chosen) {
       "Nothing to change at the centers: they keep pinning the first key.\n\n"
       "Interrupted (a crash, a power cut)? Run it again: it finishes the rotation it finds half done\n"
       "and rotates no further. It waits for no publish: while one runs it fails with exit 3.\n"
-      "See docs/hq.md \"Rotating the signing key\".\n\n"
-      "Example:\n  distctl key rotate --config /etc/distd/distd.toml");
+      "Run as root, the new secret key goes to the owner of HQ's state directory (the user distd\n"
+      "runs as). See docs/hq.md \"Rotating the signing key\".\n\n"
+      "Example:\n  sudo distctl key rotate --config /etc/distd/distd.toml");
   struct Args {
     std::string config;
     bool json = false;

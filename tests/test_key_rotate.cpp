@@ -2,7 +2,10 @@
 // by the old and the new key, installs the new pair, keeps the old secret, re-signs every channel;
 // a center that pins only the first key follows over the link. A crash or a simulated power cut
 // at any point of a rotation is finished by running it again, with exactly one new record.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
@@ -120,6 +123,37 @@ BOOST_AUTO_TEST_CASE(rotate_refuses_a_key_the_newest_record_does_not_name) {
   BOOST_TEST(r.status == 5);
   BOOST_TEST(r.err.find("does not name [hq] secret_key's key") != std::string::npos);
   BOOST_TEST(s.newest_record() == 2u);
+}
+
+// Run as root, the new secret key goes to the owner of HQ's state directory (the user distd runs
+// as), who must be able to read it.
+BOOST_AUTO_TEST_CASE(run_as_root_the_new_secret_belongs_to_the_state_dirs_owner) {
+  if (::geteuid() != 0) return;  // only root can give files away
+  RotateSite s;
+  const uid_t nobody = 65534;
+  BOOST_REQUIRE_EQUAL(::chown(s.hq_state.c_str(), nobody, nobody), 0);
+  nlohmann::json j = s.rotate_ok();
+  for (const std::string& p : {s.key_file(), j["retired_secret_key"].get<std::string>()}) {
+    struct stat st {};
+    BOOST_REQUIRE(::stat(p.c_str(), &st) == 0);
+    BOOST_TEST(st.st_uid == nobody, p);
+    BOOST_TEST((st.st_mode & 07777) == 0600u, p);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rotate_waits_for_no_publish_and_changes_nothing_while_one_runs) {
+  RotateSite s;
+  const std::string secret = read_file(s.key_file());
+  int fd = ::open((s.hq_state + "/publish.lock").c_str(), O_RDWR);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE_EQUAL(::flock(fd, LOCK_EX), 0);
+  RunResult r = s.rotate();
+  ::close(fd);
+  BOOST_TEST(r.status == 3);
+  BOOST_TEST(r.err.find("another publish is running") != std::string::npos);
+  BOOST_TEST(read_file(s.key_file()) == secret);
+  BOOST_TEST(s.newest_record() == 1u);
+  BOOST_TEST(!fs::exists(s.key_file() + ".next"));
 }
 
 // Kills and simulated power cuts at each durable step of a rotation (and of its re-signing

@@ -1,6 +1,9 @@
 #include "distd/hq/key_rotation.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <ctime>
 #include <optional>
@@ -108,6 +111,17 @@ void rotate(const Layout& layout, const HqSettings& hs, const SecretKey& old_sk,
   install_new_pair(hs, old_sk, kp.sec, res);
 }
 
+// Run as root (sudo distctl key rotate), the secret key files go to the owner of HQ's state
+// directory: the user distd runs as (the package's `distd`), which must read the key. Done on
+// every run, so a rerun after a crash between a write and its chown fixes it.
+void give_to_daemon_user(const std::string& state_dir, const std::vector<std::string>& paths) {
+  struct stat owner {};
+  if (::geteuid() != 0 || ::stat(state_dir.c_str(), &owner) != 0 || owner.st_uid == 0) return;
+  for (const std::string& p : paths)
+    if (::chown(p.c_str(), owner.st_uid, owner.st_gid) != 0)
+      throw_errno("cannot give the key file to the owner of " + state_dir, p, errno);
+}
+
 }  // namespace
 
 RotationResult rotate_signing_key(const Config& cfg, const std::function<void(const std::string&)>& log) {
@@ -141,6 +155,7 @@ RotationResult rotate_signing_key(const Config& cfg, const std::function<void(co
       }
     }
     if (!res.resumed) rotate(layout, hs, installed, top, top_bytes, res);
+    give_to_daemon_user(cfg.state_dir, {hs.secret_key, res.retired_secret});
   }
   // 5. Re-sign (each publish takes the lock again and reads the new key under it), then 6.
   for (const ChannelConfig& ch : cfg.channels) {
