@@ -20,15 +20,10 @@ namespace {
 // A SyncSite whose center pins its own copy of HQ's first public key (the fixture's center reads
 // HQ's public key file, which a rotation replaces).
 struct RotationSite : SyncSite {
-  std::string pin = tmp / "center-pin.pub";
   KeyPair old_kp, new_kp;
 
   RotationSite() {
-    fs::copy_file(pub, pin);
-    std::string cfg = read_file(reg_cfg);
-    std::string from = "hq_public_key = \"" + pub + "\"";
-    cfg.replace(cfg.find(from), from.size(), "hq_public_key = \"" + pin + "\"");
-    write_file(reg_cfg, cfg);
+    pin_own_key_copy();
     old_kp.sec = load_secret_key(tmp / "hq.key");
     old_kp.pub = old_kp.sec.public_key();
     new_kp = generate_keypair();
