@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,14 +28,24 @@ void remove_old_bundle(const std::string& dir) {
   }
   ::closedir(d);
   for (auto& n : doomed) discard_file(dir + "/" + n);
+  // An older bundle's key records (a stick is rewritten whole; the directory itself stays).
+  std::string keys = dir + "/" + kKeysDir;
+  struct stat st {};
+  if (::lstat(keys.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return;
+  for (auto& n : list_dir(keys))
+    if (n.size() > 5 && n.substr(n.size() - 5) == ".keys") discard_file(keys + "/" + n);
 }
 
 }  // namespace
 
-uint64_t write_index(const std::string& dir, const Index& ix, const SecretKey& sk, const std::vector<StickFile>& extras,
+uint64_t write_index(const std::string& dir, const Index& ix, const SecretKey& sk,
+                     const std::vector<std::string>& key_records, const std::vector<StickFile>& extras,
                      std::vector<std::string>* written) {
   make_dirs(dir, 0755);
   remove_old_bundle(dir);
+  // Before the index: a center that follows them can verify the index as soon as it is there.
+  if (!key_records.empty()) make_dirs(dir + "/" + kKeysDir, 0755);
+  for (size_t k = 0; k < key_records.size(); ++k) write_file_atomic(stick_key_record(dir, k + 2), key_records[k], 0644);
   std::string index_text = sign_text(render_index_body(ix), sk);
   write_file_atomic(dir + "/" + kIndexFile, index_text, 0644);
   for (auto& f : extras) {

@@ -18,9 +18,12 @@
 
 namespace distd::bundle {
 
-// Empties dir of an older bundle, then writes ix signed with sk as the index, and the extras
-// that have a FAT-safe "distd-" name (each appended to *written). Returns the index's size.
-uint64_t write_index(const std::string& dir, const Index& ix, const SecretKey& sk, const std::vector<StickFile>& extras,
+// Empties dir of an older bundle (and its distd-keys/), then writes HQ's key records
+// (key_records[k] is record k + 2) as distd-keys/<N>.keys, then ix signed with sk as the index,
+// and the extras that have a FAT-safe "distd-" name (each appended to *written). Every file is
+// written atomically and durably. Returns the index's size.
+uint64_t write_index(const std::string& dir, const Index& ix, const SecretKey& sk,
+                     const std::vector<std::string>& key_records, const std::vector<StickFile>& extras,
                      std::vector<std::string>* written);
 
 // Writes a bundle's volumes in order, each piece read from its item's source. The main thread

@@ -21,6 +21,7 @@
 #include "manifest/encoding.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
+#include "manifest/key_record.h"
 
 namespace distd::bundle {
 
@@ -486,6 +487,36 @@ std::vector<StickFile> run_export_hooks(const Config& cfg, const Request& req, c
   return extras;
 }
 
+// HQ's key records public/keys/2.keys, 3.keys, ... up to the first gap (at most
+// kMaxStickKeyRecords): a center that never reaches the link follows HQ's key by them. A record
+// over kMaxKeyRecordBytes, or more records than fit, end the list with a warning in res; so does
+// a newest record that names another key than signer (the one signing this bundle).
+std::vector<std::string> stick_key_records(const hq::Layout& L, const PublicKey& signer, ExportResult& res) {
+  std::vector<std::string> recs;
+  for (uint64_t v = 2;; ++v) {
+    std::string p = L.key_record(v);
+    try {
+      std::string rec = read_file(p, kMaxKeyRecordBytes, "key record");
+      if (recs.size() == kMaxStickKeyRecords) {
+        res.warnings.push_back("HQ has more than " + std::to_string(kMaxStickKeyRecords) +
+                               " key records; only records 2.." + std::to_string(v - 1) + " go on the stick");
+        break;
+      }
+      recs.push_back(std::move(rec));
+    } catch (const Error& e) {
+      if (e.code() != Errc::not_found) res.warnings.push_back("key record " + p + " left off the stick: " + e.what());
+      break;
+    }
+  }
+  // The record's "key <hex>" line (docs/formats/keys.md); the center verifies the rest.
+  if (!recs.empty() && recs.back().find("\nkey " + to_hex(signer.bytes.data(), signer.bytes.size()) + "\n") ==
+                           std::string::npos)
+    res.warnings.push_back("HQ's newest key record (" + std::to_string(recs.size() + 1) +
+                           ") names another key than the one signing this bundle (" + signer.short_id() +
+                           "): a center that follows the records will refuse the bundle");
+  return recs;
+}
+
 }  // namespace
 
 ExportResult export_bundle(const Config& cfg, const std::string& dir, const ExportOptions& opts) {
@@ -551,9 +582,12 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
   std::vector<StickFile> extras;
   if (req) extras = run_export_hooks(cfg, *req, received, res);
 
-  // Write: the signed index first (a stick pulled later still says what is missing), then the
-  // volumes in order, each member checked against its digest as it is copied.
-  const uint64_t done = write_index(dir, ix, sk, extras, &res.extra_files);
+  // Write: HQ's key records and the signed index first (a stick pulled later still says what is
+  // missing), then the volumes in order, each member checked against its digest as it is copied.
+  const std::vector<std::string> key_records = stick_key_records(store.layout(), sk.public_key(), res);
+  if (!key_records.empty())
+    log("HQ's key records 2.." + std::to_string(key_records.size() + 1) + " go along (" + kKeysDir + "/)");
+  const uint64_t done = write_index(dir, ix, sk, key_records, extras, &res.extra_files);
   if (opts.progress) opts.progress(done, res.bytes);
   BundleVolumeWriter volumes(dir, ix, opts.progress, done, res.bytes);
   for (const Cand* c : chosen) volumes.write_item(c->item, c->source);

@@ -18,6 +18,13 @@ inline constexpr const char* kIndexFile = "distd-bundle.idx";
 inline constexpr const char* kRequestFile = "distd-request.txt";
 inline constexpr const char* kOutboundDir = "distd-outbound";
 inline constexpr const char* kResultFile = "distd-import-result.txt";
+// HQ's signing-key records (docs/formats/keys.md) as distd-keys/<N>.keys, N = 2, 3, ...
+// consecutive; at most kMaxStickKeyRecords of them, each at most kMaxKeyRecordBytes.
+inline constexpr const char* kKeysDir = "distd-keys";
+inline constexpr uint64_t kMaxStickKeyRecords = 64;
+inline std::string stick_key_record(const std::string& dir, uint64_t n) {
+  return dir + "/" + kKeysDir + "/" + std::to_string(n) + ".keys";
+}
 // "distd-bundle-0001.tar" for volume 1 (1-based).
 std::string volume_file(uint32_t volume);
 // The first member of every volume: names the bundle and the volume number.

@@ -3,14 +3,58 @@
 #include "distd/bundle/importer_impl.h"
 #include "distd/regional/freshness.h"
 #include "distd/bundle/hooks.h"
+#include "distd/regional/trust.h"
+#include "manifest/key_record.h"
 
 namespace distd::bundle {
 
 namespace import_detail {
 
+namespace {
+
+// The key this center trusts, followed through the key records on the stick
+// (distd-keys/<version+1>.keys, ...; at most kMaxStickKeyRecords): each verified one is stored
+// under <state_dir>/trust/ (follow_key_record). Throws as verify_key_record does when a record
+// does not verify; the records before it stay followed. REQUIRES: the state lock is held.
+TrustedKey follow_stick_keys(const Config& cfg, const std::string& dir, const LogLineFn& log) {
+  TrustedKey tk = trusted_hq_key(cfg, regional_pinned_key(cfg), log);
+  for (uint64_t n = 0; n < kMaxStickKeyRecords; ++n) {
+    std::string p = stick_key_record(dir, tk.version + 1);
+    if (!exists_path(p)) break;
+    follow_key_record(cfg, tk, read_file(p, kMaxKeyRecordBytes, "key record"), p);
+    log("HQ's signing key is now " + tk.key.short_id() + " (key record " + std::to_string(tk.version) +
+        ", from the stick)");
+  }
+  return tk;
+}
+
+// Parses the index with tk.key. An index signed by a key tk followed past (the bundle was made
+// before HQ changed its key) is refused with a message that says so.
+Index parse_trusted_index(const std::string& bytes, const TrustedKey& tk, const std::string& path) {
+  try {
+    return parse_index(bytes, tk.key, path);
+  } catch (const Error& e) {
+    if (e.code() != Errc::bad_signature) throw;
+    for (size_t i = 0; i + 1 < tk.chain.size(); ++i) {
+      try {
+        (void)parse_index(bytes, tk.chain[i], path);
+      } catch (const Error&) {
+        continue;
+      }
+      throw Error(Errc::bad_signature,
+                  "bundle index " + path + " is signed by HQ's old key " + tk.chain[i].short_id() +
+                      ", which key record " + std::to_string(i + 2) + " replaced; this center trusts only HQ's key " +
+                      tk.key.short_id() + " now (the bundle was made before HQ changed its key)",
+                  "nothing was installed; export a new bundle at HQ");
+    }
+    throw;
+  }
+}
+
+}  // namespace
+
 ImportResult Importer::run() {
   cfg_.require_role("regional", "bundles are imported at a regional center");
-  hq_key_ = regional_hq_key(cfg_);
   RegionalSettings rs = RegionalSettings::offline(cfg_);
   slack_ = rs.expiry_slack_days * 86400;
   staging_ = rs.staging_dir;
@@ -23,7 +67,10 @@ ImportResult Importer::run() {
     throw Error(Errc::not_found, "no distd bundle in " + dir_ + " (" + kIndexFile + " is missing)",
                 "check the directory; a bundle is made at HQ with 'distctl bundle export'");
   StateLock lock(cfg_.state_dir);
-  ix_ = parse_index(read_file(index_path, kMaxIndexBytes, "bundle index"), hq_key_, index_path);
+  // HQ's key records on the stick first: the index and manifests are signed by HQ's key now.
+  const TrustedKey tk = follow_stick_keys(cfg_, dir_, [this](const std::string& s) { log(s); });
+  hq_key_ = tk.key;
+  ix_ = parse_trusted_index(read_file(index_path, kMaxIndexBytes, "bundle index"), tk, index_path);
   res_.bundle_id = ix_.bundle_id;
   res_.site = ix_.site;
   res_.volumes = static_cast<uint32_t>(ix_.volume_bytes.size());
@@ -124,7 +171,9 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
     c.res.up_to_date = c.res.converged = true;
     return;
   }
-  // The manifests that arrived, verified with the pinned key; only the newest must be unexpired.
+  // The manifests that arrived, verified; only the newest must be unexpired. The newest must be
+  // signed by HQ's key now; an older one (a link of the chain to the installed version, signed
+  // before HQ rotated) by a key of the chain this center follows (trust.h).
   std::vector<std::pair<SignedManifest, std::string>> ms;
   for (auto& [key, i] : manifest_items_) {
     if (key.first != ch || rx_[i].s != Rx::complete) continue;
@@ -132,7 +181,8 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
     VerifyOptions vo;
     vo.check_expiry = false;
     std::string name = "bundle " + ix_.bundle_id + ": manifest " + ch + " version " + std::to_string(key.second);
-    SignedManifest sm = verify_manifest(bytes, hq_key_, vo, name);
+    SignedManifest sm = key.second == span.to ? verify_hq_manifest(cfg_, bytes, hq_key_, vo, name)
+                                              : verify_stored_manifest(cfg_, bytes, hq_key_, vo, name);
     if (sm.manifest.channel != ch || sm.manifest.version != key.second)
       throw Error(Errc::mismatch, name + " is really " + sm.manifest.channel + " version " +
                                       std::to_string(sm.manifest.version),
@@ -165,7 +215,7 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
   vo.now = opts_.now;
   vo.expiry_slack_seconds = slack_;
   std::string tname = "bundle " + ix_.bundle_id + ": manifest " + ch + " version " + std::to_string(span.to);
-  SignedManifest sm = verify_manifest(ms.back().second, hq_key_, vo, tname);
+  SignedManifest sm = verify_hq_manifest(cfg_, ms.back().second, hq_key_, vo, tname);
   std::string body = std::move(ms.back().second);
   ms.clear();
   j_->set_latest_known(ch, std::max(rec.latest_known_version, sm.manifest.version));

@@ -1,7 +1,9 @@
 // Regional side of sneakernet: verify a bundle from a stick and install what it brings through
 // the same journal, planner and installer as network sync.
 //
-// Nothing on the stick is trusted: the index must carry HQ's signature (the pinned key), every
+// Nothing on the stick is trusted: the key records it carries (distd-keys/) must verify as over
+// the link (distd/regional/trust.h) and are followed first; the index must carry the signature
+// of the key HQ signs with now (the pinned key, followed through those records), every
 // member must be a regular file listed in the index with exactly its signed size and digest, and
 // manifests must verify like a sync's (signature, expiry slack, no rollback). Member bytes are
 // streamed into <staging_dir>/.bundle and only verified content is renamed into a channel's tree.
@@ -74,8 +76,9 @@ struct ImportResult {
 
 constexpr int kExitIncomplete = 75;
 
-// Throws Error only when nothing can be done at all (no index, bad index signature, bad config,
-// the state lock is held); everything else lands in the result.
+// Throws Error only when nothing can be done at all (no index, a key record on the stick that
+// does not verify, bad index signature, bad config, the state lock is held); everything else
+// lands in the result.
 ImportResult import_bundle(const Config& cfg, const std::string& dir, const ImportOptions& opts = {});
 
 // The short human-readable report left on the stick (distd-import-result.txt).

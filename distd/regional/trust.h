@@ -51,7 +51,9 @@ SignedManifest verify_hq_manifest(const Config& cfg, std::string_view bytes, con
 
 // Verifies a manifest this center stored itself (installed.manifest): by hq_key, or, when that
 // fails, by an earlier key of the chain (a version installed before a rotation was signed by the
-// key it replaced; it was verified when it arrived). Throws as verify_manifest does.
+// key it replaced; it was verified when it arrived). Throws as verify_manifest does. A bundle's
+// older manifests (links of the version chain from the installed version to the newest, which
+// must verify by hq_key; only the newest is installed) are verified this way too.
 SignedManifest verify_stored_manifest(const Config& cfg, std::string_view bytes, const PublicKey& hq_key,
                                       const VerifyOptions& vo, const std::string& name);
 
