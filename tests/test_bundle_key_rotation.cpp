@@ -10,6 +10,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "distd/bundle/hooks.h"
+#include "distd/bundle/importer.h"
+#include "distd/regional/channel_install.h"
 #include "manifest/key_record.h"
 #include "tests/support/bundle_site.h"
 
@@ -303,4 +306,25 @@ BOOST_AUTO_TEST_CASE(newest_manifest_signed_by_the_revoked_key_is_refused) {
   BOOST_TEST(r.err.find("which HQ revoked in key record 2") != std::string::npos);
   BOOST_TEST(s.installed_text() == "<none>");
   BOOST_TEST(s.trust_files() == std::vector<std::string>{"2.keys"});
+}
+
+// The plug-ins' contents on a stick (HQ's answers to forum posts) are signed by HQ's key of the
+// moment: an import follows the stick's key records before it runs the plug-ins' import hooks.
+BOOST_AUTO_TEST_CASE(plugins_run_after_the_stick_key_records_are_followed) {
+  StickRotation s;
+  BOOST_REQUIRE_EQUAL(s.publish_text("one"), 1u);
+  s.rotate();
+  BOOST_REQUIRE_EQUAL(s.publish_text("two"), 2u);
+  std::string stick = s.export_to("stick");
+
+  std::vector<std::string> seen;  // the key ids the hook sees as HQ's
+  bundle::import_hooks().push_back([&](const Config& cfg, const std::string&, const bundle::HookLogFn&) {
+    seen.push_back(regional_hq_key(cfg).short_id());
+    return std::vector<std::string>{};
+  });
+  bundle::ImportResult r = bundle::import_bundle(load_config(s.reg_cfg), stick);
+  bundle::import_hooks().pop_back();
+  BOOST_TEST(seen == std::vector<std::string>{s.keys[1].pub.short_id()});
+  BOOST_TEST(s.installed_text() == "two");
+  BOOST_TEST(r.channels.size() == 1u);
 }

@@ -10,12 +10,6 @@ namespace distd::bundle {
 
 namespace import_detail {
 
-namespace {
-
-// The key this center trusts, followed through the key records on the stick
-// (distd-keys/<version+1>.keys, ...; at most kMaxStickKeyRecords): each verified one is stored
-// under <state_dir>/trust/ (follow_key_record). Throws as verify_key_record does when a record
-// does not verify; the records before it stay followed. REQUIRES: the state lock is held.
 TrustedKey follow_stick_keys(const Config& cfg, const std::string& dir, const LogLineFn& log) {
   TrustedKey tk = trusted_hq_key(cfg, regional_pinned_key(cfg), log);
   for (uint64_t n = 0; n < kMaxStickKeyRecords; ++n) {
@@ -27,6 +21,8 @@ TrustedKey follow_stick_keys(const Config& cfg, const std::string& dir, const Lo
   }
   return tk;
 }
+
+namespace {
 
 // Parses the index with tk.key. An index signed by a key tk followed past (the bundle was made
 // before HQ changed its key) is refused with a message that says so.
@@ -319,10 +315,17 @@ void Importer::finish_channel(Ctx& c) {
 }  // namespace import_detail
 
 ImportResult import_bundle(const Config& cfg, const std::string& dir, const ImportOptions& opts) {
-  // Plug-ins first: what they carry (HQ's answers to forum posts) is sealed and signed on its own,
-  // so it counts even when the bundle's files are refused.
-  std::vector<std::string> notes;
+  cfg.require_role("regional", "bundles are imported at a regional center");
   HookLogFn log = opts.log ? HookLogFn(opts.log) : HookLogFn([](const std::string&) {});
+  // HQ's key records before anything else: the plug-ins' contents (HQ's answers to forum posts)
+  // on the stick that brings a rotation are signed by the new key. A bad record refuses it all.
+  {
+    StateLock lock(cfg.state_dir);
+    (void)import_detail::follow_stick_keys(cfg, dir, log);
+  }
+  // Plug-ins next: what they carry is sealed and signed on its own, so it counts even when the
+  // bundle's files are refused.
+  std::vector<std::string> notes;
   for (auto& hook : import_hooks()) {
     try {
       for (auto& n : hook(cfg, dir, log)) notes.push_back(std::move(n));

@@ -32,6 +32,7 @@
 #include "distd/regional/journal.h"
 #include "distd/io/member_pipe.h"
 #include "distd/regional/sync.h"
+#include "distd/regional/trust.h"
 #include "manifest/chain.h"
 #include "manifest/encoding.h"
 #include "manifest/fault.h"
@@ -120,6 +121,12 @@ constexpr uint64_t kInstallBatchBytes = 128 << 20;
 struct ArchiveFree {
   void operator()(archive* a) const { archive_read_free(a); }
 };
+
+// The key this center trusts, followed through the key records on the stick in dir
+// (distd-keys/<version+1>.keys, ...; at most kMaxStickKeyRecords), each verified one stored under
+// <state_dir>/trust/. Throws as verify_key_record does when one does not verify; the records
+// before it stay followed. REQUIRES: the state lock is held.
+TrustedKey follow_stick_keys(const Config& cfg, const std::string& dir, const LogLineFn& log);
 
 class Importer {
  public:
