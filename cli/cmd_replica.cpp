@@ -46,7 +46,7 @@ replica::ReplicaConfig load_rc(const ReplicaOpts& o, const Config& cfg) {
     rc.conn.user = o.db_user;
     rc.conn.password.clear();
   }
-  if (!o.db_password_file.empty()) rc.conn.password = replica::read_password_file(o.db_password_file);
+  if (!o.db_password_file.empty()) rc.conn.password = read_password_file(o.db_password_file, "replica password file");
   return rc;
 }
 

@@ -1,5 +1,11 @@
 #include "distd/config/config.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "distd/config/known_keys.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
 
@@ -56,6 +62,22 @@ std::string Config::require_string(const std::string& dotted) const {
   return v;
 }
 
+std::string read_password_file(const std::string& path, const std::string& what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw_errno("stat " + what, path, errno);
+  if (st.st_mode & 077) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw Error(Errc::usage,
+                "the " + what + " '" + path + "' has mode " + mode + ": it is readable or writable by group or others",
+                "run: chmod 600 '" + path + "' (and chown it to distd's user)");
+  }
+  std::string data = read_file(path, 4096, what);
+  auto nl = data.find_first_of("\r\n");
+  if (nl != std::string::npos) data.resize(nl);
+  return data;
+}
+
 Config load_config(const std::string& path) {
   Config cfg;
   cfg.file = path;
@@ -71,6 +93,7 @@ Config load_config(const std::string& path) {
                     std::string(e.description()),
                 "fix the TOML syntax at that line");
   }
+  check_known_keys(cfg.table, path);
   cfg.role = cfg.get_string("role");
   if (cfg.role != "hq" && cfg.role != "regional")
     throw Error(Errc::usage, "config " + path + ": role must be \"hq\" or \"regional\", not \"" + cfg.role + "\"",

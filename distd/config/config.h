@@ -49,6 +49,11 @@ struct Config {
   void require_role(const std::string& wanted, const std::string& why, const std::string& hint = {}) const;
 };
 
+// The first line of a password file (a database password kept out of the config), refusing a
+// file group or others can read or write (Error{usage} with the chmod to run). what: "replica
+// password file", for messages.
+std::string read_password_file(const std::string& path, const std::string& what);
+
 // Parses and validates a config file. Throws Error{usage} with the line and what to fix.
 Config load_config(const std::string& path);
 

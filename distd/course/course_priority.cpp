@@ -18,13 +18,15 @@ std::optional<MoodleDbSettings> moodle_db_settings(const Config& cfg) {
   if (!node) return std::nullopt;
   if (!node.as_table())
     throw Error(Errc::usage, "config " + cfg.file + ": [hq.database] must be a table",
-                "write [hq.database] with host, port (or socket), user, password, database");
+                "write [hq.database] with host, port (or socket), user, password_file, database");
   MoodleDbSettings s;
   s.host = cfg.get_string("hq.database.host", s.host);
   s.port = static_cast<int>(cfg.get_int("hq.database.port", s.port));
   s.socket = cfg.get_string("hq.database.socket", "");
   s.user = cfg.require_string("hq.database.user");
   s.password = cfg.get_string("hq.database.password", "");
+  if (std::string pf = cfg.get_string("hq.database.password_file"); !pf.empty())
+    s.password = read_password_file(cfg.resolve(pf), "[hq.database] password file");
   s.database = cfg.get_string("hq.database.database", s.database);
   s.prefix = cfg.get_string("hq.database.prefix", s.prefix);
   for (char c : s.prefix)

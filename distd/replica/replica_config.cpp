@@ -1,31 +1,9 @@
 #include "distd/replica/replica_config.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstdio>
-
 #include "manifest/error.h"
 #include "manifest/fs.h"
 
 namespace distd::replica {
-
-std::string read_password_file(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw_errno("stat password file", path, errno);
-  if (st.st_mode & 077) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    throw Error(Errc::usage,
-                "the replica password file '" + path + "' has mode " + mode +
-                    ": it is readable or writable by group or others",
-                "run: chmod 600 '" + path + "' (and chown it to distd's user)");
-  }
-  std::string data = read_file(path, 4096, "replica password file");
-  auto nl = data.find_first_of("\r\n");
-  if (nl != std::string::npos) data.resize(nl);
-  return data;
-}
 
 ReplicaConfig load_replica_config(const Config& cfg, bool required) {
   ReplicaConfig rc;
@@ -46,7 +24,7 @@ ReplicaConfig load_replica_config(const Config& cfg, bool required) {
   rc.password_file = cfg.get_string("replica.password_file");
   if (!rc.password_file.empty()) {
     rc.password_file = cfg.resolve(rc.password_file);
-    rc.conn.password = read_password_file(rc.password_file);
+    rc.conn.password = read_password_file(rc.password_file, "replica password file");
   }
   rc.database = cfg.get_string("replica.database", "moodle");
   rc.conn.database = rc.database;

@@ -57,8 +57,4 @@ struct ReplicaConfig {
 // the password file is readable by group or others (with the chmod to run).
 ReplicaConfig load_replica_config(const Config& cfg, bool required = true);
 
-// Reads a password file (first line, trailing CR/LF stripped). REQUIRES: mode has no group/other
-// bits; otherwise throws Error{usage} "... is readable by others; run: chmod 600 FILE".
-std::string read_password_file(const std::string& path);
-
 }  // namespace distd::replica
