@@ -14,6 +14,8 @@ packages=(
   # a real Moodle 4.5 for the Moodle suites (tests/support/moodle_fixture.py) and a browser
   php8.2-cli php8.2-fpm php8.2-mysql php8.2-xml php8.2-mbstring php8.2-curl php8.2-zip php8.2-gd
   php8.2-intl php8.2-soap chromium chromium-driver python3-selenium
+  # the package test (tests/package, docs/packaging.md): help2man makes the man pages, man-db (groff) checks them, lintian
+  help2man lintian man-db
   # the libFuzzer build of tests/fuzz (-DDISTD_FUZZ=ON, docs/testing.md): clang, libFuzzer and ASan
   clang libclang-rt-14-dev
 )
