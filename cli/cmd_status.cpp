@@ -17,6 +17,8 @@
 namespace distd::cli {
 namespace {
 
+constexpr int kStatusNotConverged = 75;  // EX_TEMPFAIL, as sync's "big files wait"
+
 // One channel: what the journal says is installed and, while a plan is not done, what it still lacks.
 nlohmann::json channel_json(const ChannelConfig& ch, Journal* j) {
   ChannelRecord rec;
@@ -27,7 +29,7 @@ nlohmann::json channel_json(const ChannelConfig& ch, Journal* j) {
     auto plan = j->plan(ch.name);
     if (plan && !plan->done) {
       pend = j->pending(ch.name);
-      unfinished = j->unfinished_items(ch.name, 10);
+      unfinished = j->unfinished_items(ch.name, -1);
     }
   }
   nlohmann::json c = {{"channel", ch.name},
@@ -109,6 +111,20 @@ void print_text(const nlohmann::json& out, const std::string& site, bool have_jo
   if (!replica_text.empty()) std::printf("\nreplica\n%s\n", replica_text.c_str());
 }
 
+// The exit status (docs/cli.md): 75 when a channel is not converged (nothing installed, files
+// pending, HQ offered a newer version, or its last sync failed), else 1 when anything warns
+// (a stale or expiring manifest, the replica), else 0.
+int verdict(const nlohmann::json& out) {
+  bool warn = out.contains("replica") && out["replica"].value("warnings", nlohmann::json::array()).size() > 0;
+  for (const auto& c : out["channels"]) {
+    const uint64_t inst = c["installed_version"], latest = c["latest_known_version"];
+    if (inst == 0 || latest > inst || c["pending_files"].get<uint64_t>() > 0 || !c["last_error"].is_null())
+      return kStatusNotConverged;
+    if (!c["warnings"].empty()) warn = true;
+  }
+  return warn ? 1 : 0;
+}
+
 int run_status(const std::string& config_path, bool json) {
   Config cfg = load_config(config_path);
   cfg.require_role("regional", "status describes a regional center");
@@ -116,7 +132,7 @@ int run_status(const std::string& config_path, bool json) {
   struct stat st {};
   bool have_journal = ::stat(jp.c_str(), &st) == 0;
   std::unique_ptr<Journal> j;
-  if (have_journal) j = std::make_unique<Journal>(jp);
+  if (have_journal) j = std::make_unique<Journal>(jp, Journal::ReadOnly{});
 
   nlohmann::json out = {{"site", cfg.site}, {"channels", nlohmann::json::array()}, {"link", nlohmann::json::array()}};
   for (auto& ch : cfg.channels) out["channels"].push_back(channel_json(ch, j.get()));
@@ -127,10 +143,10 @@ int run_status(const std::string& config_path, bool json) {
 
   if (json) {
     print_json(out);
-    return 0;
+  } else {
+    print_text(out, cfg.site, have_journal, replica_text);
   }
-  print_text(out, cfg.site, have_journal, replica_text);
-  return 0;
+  return verdict(out);
 }
 
 void register_status(CLI::App& app, Action& chosen) {
@@ -138,7 +154,13 @@ void register_status(CLI::App& app, Action& chosen) {
   cmd->footer(
       "Per channel: the installed version, the newest version HQ offered, files and bytes still\n"
       "pending, the last success and the last error; then the link's up/down history. Reads the\n"
-      "journal only (no network). See docs/regional.md.\n\n"
+      "journal only, read-only (no network; a user who can read the state directory may run it).\n"
+      "Every unfinished file is listed. See docs/regional.md.\n\n"
+      "Exit status, for scripts and monitoring:\n"
+      "  0   every channel has HQ's latest known version installed, nothing pending, no warning\n"
+      "  1   converged, but something warns (a stale or expiring manifest, the replica)\n"
+      "  75  a channel is not converged: nothing installed yet, files pending, a newer version\n"
+      "      known, or its last sync failed (its error is shown until a later success)\n\n"
       "Examples:\n"
       "  distctl status\n"
       "  distctl status --json");

@@ -2,6 +2,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <ctime>
 
@@ -143,6 +144,34 @@ Journal::Journal(const std::string& path) : path_(path) {
   guarded("create a new journal", [&] {
     open_db();
     return 0;
+  });
+}
+
+Journal::Journal(const std::string& path, ReadOnly) : path_(path) {
+  auto open = [&](bool immutable) {
+    if (!immutable) {
+      db_ = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READONLY, 10000);
+    } else {
+      std::string uri = "file:";
+      for (char c : path_) uri += c == '%' ? "%25" : c == '?' ? "%3f" : c == '#' ? "%23" : std::string(1, c);
+      db_ = std::make_unique<SQLite::Database>(uri + "?immutable=1", SQLite::OPEN_READONLY | SQLite::OPEN_URI);
+    }
+    SQLite::Statement q(*db_, "PRAGMA quick_check");
+    std::string verdict = q.executeStep() ? q.getColumn(0).getString() : "no answer";
+    if (verdict != "ok") throw SQLite::Exception("quick_check: " + verdict, SQLITE_CORRUPT);
+    return 0;
+  };
+  guarded("open (read-only)", [&] {
+    try {
+      return open(false);
+    } catch (const SQLite::Exception& e) {
+      // A WAL journal no process has open (no -wal file) in a directory this user cannot write:
+      // SQLite cannot create its shared-memory file, so it is read as a file nobody writes.
+      struct stat st {};
+      if ((e.getErrorCode() & 0xff) != SQLITE_READONLY || ::stat((path_ + "-wal").c_str(), &st) == 0) throw;
+      db_.reset();
+      return open(true);
+    }
   });
 }
 
@@ -486,7 +515,8 @@ void Journal::record_attempt(const std::string& channel) {
 void Journal::record_success(const std::string& channel) {
   guarded("record a success", [&] {
     ensure_channel(*db_, channel);
-    SQLite::Statement q(*db_, "UPDATE channels SET last_success=? WHERE channel=?");
+    // A success clears the error before it: status shows what is wrong now.
+    SQLite::Statement q(*db_, "UPDATE channels SET last_success=?, last_error='', last_error_time=0 WHERE channel=?");
     q.bind(1, now_s());
     q.bind(2, channel);
     q.exec();

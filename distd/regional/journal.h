@@ -83,6 +83,11 @@ class Journal {
   // failing quick_check) is moved aside to <path>.damaged-<unix time> and a new journal started
   // (rebuilt_from() says so). Throws Error{database} naming the file when it cannot open it.
   explicit Journal(const std::string& path);
+  // Opens an existing journal read-only (distctl status, which may run as a user that can only
+  // read the state directory): no schema change, a damaged file is reported (Error{database}),
+  // not moved aside. Only the reading methods may be called.
+  struct ReadOnly {};
+  Journal(const std::string& path, ReadOnly);
   // When the journal was rebuilt: where the damaged one went, and what SQLite said of it.
   const std::string& rebuilt_from() const { return moved_to_; }
   const std::string& damage() const { return damage_; }
@@ -93,7 +98,7 @@ class Journal {
   void start_plan(const RunPlan& plan, const std::vector<PlanItem>& items);
   void finish_plan(const std::string& channel);
   std::vector<PlanItem> items(const std::string& channel);
-  // Items not installed yet (failed first), at most limit of them.
+  // Items not installed yet (failed first), at most limit of them (-1: all).
   std::vector<PlanItem> unfinished_items(const std::string& channel, int limit);
   Pending pending(const std::string& channel);
 
