@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "distd/config/known_keys.h"
 #include "distd/plugins.h"
 #include "manifest/error.h"
 
@@ -46,10 +47,22 @@ int main(int argc, char** argv) {
   auto& reg = cli::registry();
   std::sort(reg.begin(), reg.end(), [](auto& a, auto& b) { return a.first < b.first; });
   for (auto& [order, fn] : reg) fn(app, chosen);
+  // An unknown command is named, with the nearest one (CLI11 would say "A subcommand is required").
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+  if (argc >= 2 && argv[1][0] != '-' && std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+    const std::string near = nearest_word(argv[1], names);
+    std::string all;
+    for (const std::string& n : names) all += (all.empty() ? "" : ", ") + n;
+    std::fprintf(stderr, "distctl: error: unknown command '%s'%s\n  what to do: the commands are %s; run 'distctl --help'\n",
+                 argv[1], near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str(), all.c_str());
+    return exit_status(Errc::usage);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every mistake in the arguments exits 2, as documented.
+    return app.exit(e) == 0 ? 0 : exit_status(Errc::usage);
   }
   try {
     return chosen ? chosen() : 0;

@@ -296,7 +296,12 @@ int main(int argc, char** argv) {
   app.add_flag("--check-config", check_only,
                "read and check the config (its sections, keys and the files they name), print a summary and exit");
   app.footer("See docs/hq.md and docs/config.md. Stops cleanly on SIGTERM or SIGINT.\n" + exit_status_footer());
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help exits 0; every mistake in the arguments exits 2, as documented.
+    return app.exit(e) == 0 ? 0 : exit_status(Errc::usage);
+  }
 
   // Signals are taken synchronously by the main thread (sigtimedwait): block them before any
   // thread starts, so every thread inherits the mask.

@@ -60,3 +60,23 @@ BOOST_AUTO_TEST_CASE(help_footers_come_from_the_table) {
     BOOST_TEST(flat.find("75 big files deferred") != std::string::npos, prog);
   }
 }
+
+// Mistakes in the arguments exit 2 (usage), not CLI11's own codes (106, 109, ...); an unknown
+// command is named with the nearest one; --help and --version exit 0.
+BOOST_AUTO_TEST_CASE(argument_mistakes_exit_2_and_name_the_command) {
+  RunResult r = run({"distctl", "sycn"});
+  BOOST_TEST(r.status == 2);
+  BOOST_TEST(r.err.find("unknown command 'sycn' (did you mean 'sync'?)") != std::string::npos, r.err);
+  r = run({"distctl", "nosuch"});
+  BOOST_TEST(r.status == 2);
+  BOOST_TEST(r.err.find("unknown command 'nosuch'") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find("did you mean") == std::string::npos, r.err);
+  BOOST_TEST(run({"distctl"}).status == 2);
+  BOOST_TEST(run({"distctl", "sync", "--bogus"}).status == 2);
+  BOOST_TEST(run({"distctl", "key"}).status == 2);
+  BOOST_TEST(run({"distd", "--bogus"}).status == 2);
+  BOOST_TEST(run({"distctl", "--help"}).status == 0);
+  BOOST_TEST(run({"distctl", "sync", "--help"}).status == 0);
+  BOOST_TEST(run({"distctl", "--version"}).status == 0);
+  BOOST_TEST(run({"distd", "--help"}).status == 0);
+}

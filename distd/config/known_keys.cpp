@@ -62,14 +62,12 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 std::string closest(const std::string& dotted) {
   const size_t dot = dotted.rfind('.');
   const std::string section = dot == std::string::npos ? "" : dotted.substr(0, dot + 1);
-  std::string best;
-  size_t best_d = std::max<size_t>(2, (dotted.size() - section.size()) / 3) + 1;
-  for (const std::string& k : kKeys) {
-    if (k.compare(0, section.size(), section) != 0 || k.find('.', section.size()) != std::string::npos) continue;
-    const size_t d = edit_distance(dotted, k);
-    if (d < best_d) best_d = d, best = k;
-  }
-  return best;
+  std::vector<std::string> same;
+  for (const std::string& k : kKeys)
+    if (k.compare(0, section.size(), section) == 0 && k.find('.', section.size()) == std::string::npos)
+      same.push_back(k.substr(section.size()));
+  const std::string near = nearest_word(dotted.substr(section.size()), same);
+  return near.empty() ? "" : section + near;
 }
 
 std::string shown(const std::string& dotted) {
@@ -108,6 +106,16 @@ void check_table(const toml::table& t, const std::string& prefix, const std::str
 }  // namespace
 
 const std::vector<std::string>& known_config_keys() { return kKeys; }
+
+std::string nearest_word(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const std::string& c : candidates) {
+    const size_t d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
 
 void check_known_keys(const toml::table& table, const std::string& file) { check_table(table, "", file); }
 

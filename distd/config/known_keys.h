@@ -18,4 +18,8 @@ const std::vector<std::string>& known_config_keys();
 // for the first key of `table` that is not known, or a known table given as a value.
 void check_known_keys(const toml::table& table, const std::string& file);
 
+// The candidate nearest to word by edit distance, when near enough to be a typo; "" otherwise.
+// (Also for distctl's unknown commands.)
+std::string nearest_word(const std::string& word, const std::vector<std::string>& candidates);
+
 }  // namespace distd
