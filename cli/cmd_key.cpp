@@ -21,7 +21,7 @@ void register_key(CLI::App& app, Action& chosen) {
       "(distctl bundle export carries every record), and from then on refuse the old key.\n"
       "Nothing to change at the centers: they keep pinning the first key.\n\n"
       "Interrupted (a crash, a power cut)? Run it again: it finishes the rotation it finds half done\n"
-      "and rotates no further. It waits for no publish: while one runs it fails with exit 3.\n"
+      "and rotates no further. It waits for no publish: while one runs it fails with exit 16 (busy).\n"
       "Run as root, the new secret key goes to the owner of HQ's state directory (the user distd\n"
       "runs as). See docs/hq.md \"Rotating the signing key\".\n\n"
       "Example:\n  sudo distctl key rotate --config /etc/distd/distd.toml");

@@ -20,6 +20,7 @@ const std::vector<ExitStatusInfo>& exit_status_table() {
       {Errc::network, 12, "network", "network"},
       {Errc::database, 13, "database", "database"},
       {Errc::unsupported, 14, "unsupported", "unsupported"},
+      {Errc::busy, 16, "busy", "busy"},
       {Errc::internal, 70, "internal", "internal error"},
   };
   return t;

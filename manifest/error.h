@@ -26,6 +26,7 @@ enum class Errc {
   network,        // the peer could not be reached or the transfer failed
   database,       // SQL error (journal, stat cache, MariaDB)
   unsupported,    // a file type or feature we refuse (symlink, device, ...)
+  busy,           // another sync, import or publish holds the lock: try again later
   internal,       // a bug: please report
 };
 

@@ -2,6 +2,8 @@
 // (0), converged with a warning (1) or not converged (75); it lists every unfinished file, a later
 // success clears an earlier error, and it reads the journal read-only (a user who may only read
 // the state directory can run it).
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
@@ -101,4 +103,23 @@ BOOST_AUTO_TEST_CASE(status_reads_the_journal_read_only) {
   BOOST_TEST(r.status == 0, r.err);
   BOOST_TEST(channel(r)["installed_version"] == 1);
   BOOST_TEST((fs::last_write_time(s.reg_state + "/journal.sqlite") == journal_time));
+}
+
+// A sync that finds another one (the daemon, an import) holding the lock exits 16 (busy), which
+// the nightly unit counts as success: the other run does the work.
+BOOST_AUTO_TEST_CASE(a_sync_that_finds_another_running_exits_busy) {
+  SyncSite s;
+  write_file(s.src() + "/a.txt", "a");
+  s.publish();
+  s.start_hq();
+  (void)s.sync_ok();
+  int fd = ::open((s.reg_state + "/regional.lock").c_str(), O_RDWR);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE_EQUAL(::flock(fd, LOCK_EX), 0);
+  RunResult r = s.sync();
+  ::close(fd);
+  BOOST_TEST(r.status == 16);
+  BOOST_TEST(r.err.find("another sync is running") != std::string::npos, r.err);
+  const std::string unit = read_file(source_path("systemd/distd-sync.service"));
+  BOOST_TEST(unit.find("\nSuccessExitStatus=75 16\n") != std::string::npos);
 }

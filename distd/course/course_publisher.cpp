@@ -45,7 +45,7 @@ class CourseLock {
     fd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     if (!fd_) throw_errno("cannot open lock file", path, errno);
     if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0)
-      throw Error(Errc::io, "another publish-course is running (lock " + path + " is held)",
+      throw Error(Errc::busy, "another publish-course is running (lock " + path + " is held)",
                   "wait for it to finish, then run again");
   }
 

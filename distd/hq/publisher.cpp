@@ -46,7 +46,7 @@ PublishLock::PublishLock(const Layout& layout) {
         while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
       } catch (const Error&) {
       }
-      throw Error(Errc::io,
+      throw Error(Errc::busy,
                   "another publish is running on state dir '" + layout.state_dir + "'" +
                       (holder.empty() ? "" : " (pid " + holder + ")"),
                   "wait for it to finish (distd's periodic publish, another distctl publish or a key rotation), "

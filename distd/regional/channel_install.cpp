@@ -44,7 +44,7 @@ StateLock::StateLock(const std::string& state_dir) {
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd_);
     fd_ = -1;
-    throw Error(Errc::usage,
+    throw Error(Errc::busy,
                 "another sync is running on " + state_dir + " (or a bundle import or request; lock " + p + " is held)",
                 "wait for it to finish (see 'distctl status') and run the command again; distd and the nightly "
                 "timer take turns");
