@@ -12,6 +12,7 @@
 #include "distd/config/known_keys.h"
 #include "distd/course/course_priority.h"
 #include "manifest/error.h"
+#include "manifest/scan.h"
 #include "tests/support/test_support.h"
 
 using namespace distd;
@@ -106,4 +107,15 @@ BOOST_AUTO_TEST_CASE(hq_database_password_file_is_read_and_must_be_private) {
   }
   ::chmod((d / "pw").c_str(), 0600);
   BOOST_TEST(course::moodle_db_settings(cfg)->password == "s3cret");
+}
+
+// docs/config.md and docs/cli.md list the moodledata preset's excludes exactly.
+BOOST_AUTO_TEST_CASE(the_moodledata_preset_is_documented_exactly) {
+  std::string want;
+  for (const std::string& e : moodledata_excludes()) want += (want.empty() ? "" : " ") + e;
+  const std::string config_md = read_file(std::string(DISTD_SOURCE_DIR) + "/docs/config.md");
+  BOOST_TEST(config_md.find("(`" + want + "`)") != std::string::npos, want);
+  std::string cli_md = read_file(std::string(DISTD_SOURCE_DIR) + "/docs/cli.md");
+  cli_md = std::regex_replace(cli_md, std::regex("\\n +"), " ");
+  BOOST_TEST(cli_md.find("(`" + want + "`)") != std::string::npos, want);
 }

@@ -26,6 +26,11 @@ std::string config(const std::string& dir, const std::string& root, int port, co
   for (const char* t : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"})
     c += std::string("  ") + t + "_temp_path " + dir + "/tmp/" + t + ";\n";
   c += o.http_conf + "\n";
+  if (!o.server_block.empty()) {
+    std::string block = o.server_block;
+    for (size_t at; (at = block.find("@PORT@")) != std::string::npos;) block.replace(at, 6, std::to_string(port));
+    return c + block + "\n}\n";
+  }
   c += "  server {\n";
   c += "    listen 127.0.0.1:" + std::to_string(port) + ";\n";
   c += "    server_name localhost;\n";

@@ -19,6 +19,10 @@ struct NginxOptions {
   std::string server_conf;
   // Extra directives inside http { }.
   std::string http_conf;
+  // When set: this whole `server { ... }` block instead of the generated one (its listen, root
+  // and the rest as written: a block from the docs, with the test's root put in); "@PORT@" in it
+  // becomes the free port chosen for nginx.
+  std::string server_block;
 };
 
 class NginxServer {
