@@ -71,6 +71,7 @@ BOOST_AUTO_TEST_CASE(publish_versions_zip_and_summary) {
   BOOST_TEST(ls.status == 0);
   BOOST_TEST(ls.out.find("BIO101") != std::string::npos);
   BOOST_TEST(ls.out.find("Chemistry II") != std::string::npos);
+  BOOST_TEST(ls.out.find("published") != std::string::npos, ls.out);  // docs/courses.md's status at HQ
 }
 
 BOOST_AUTO_TEST_CASE(broken_archives_are_refused_and_nothing_is_published) {

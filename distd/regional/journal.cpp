@@ -3,6 +3,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <ctime>
 
@@ -96,6 +97,15 @@ auto Journal::guarded(const char* what, Fn&& fn) -> decltype(fn()) {
   try {
     return fn();
   } catch (const SQLite::Exception& e) {
+    // SQLite says "full" for a write that ran out of space, but "disk I/O error" when its
+    // shared-memory file cannot grow: the file system's free space tells which.
+    struct statvfs fsst {};
+    const bool full = (e.getErrorCode() & 0xff) == SQLITE_FULL ||
+                      (::statvfs(dir_name(path_).c_str(), &fsst) == 0 && fsst.f_bavail * fsst.f_frsize < (256u << 10));
+    if (full)
+      throw Error(Errc::no_space, std::string("journal ") + path_ + ": cannot " + what + ": the disk is full (" +
+                                      e.what() + ")",
+                  "free space on the state directory's file system; nothing is lost: the next sync resumes");
     throw Error(Errc::database, std::string("journal ") + path_ + ": cannot " + what + ": " + e.what(),
                 "check free space and permissions of the state directory; if the file is damaged, move it "
                 "away (the next sync re-plans from the files on disk)");
