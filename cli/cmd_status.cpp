@@ -7,6 +7,7 @@
 #include "cli/json_out.h"
 #include "distd/config/config.h"
 #include "distd/regional/journal.h"
+#include "distd/regional/status_report.h"
 #include "distd/regional/sync.h"
 #include "distd/replica/file_check.h"
 #include "distd/replica/health.h"
@@ -18,43 +19,6 @@ namespace distd::cli {
 namespace {
 
 constexpr int kStatusNotConverged = 75;  // EX_TEMPFAIL, as sync's "big files wait"
-
-// One channel: what the journal says is installed and, while a plan is not done, what it still lacks.
-nlohmann::json channel_json(const ChannelConfig& ch, Journal* j) {
-  ChannelRecord rec;
-  Pending pend;
-  std::vector<PlanItem> unfinished;
-  if (j) {
-    rec = j->channel_record(ch.name);
-    auto plan = j->plan(ch.name);
-    if (plan && !plan->done) {
-      pend = j->pending(ch.name);
-      unfinished = j->unfinished_items(ch.name, -1);
-    }
-  }
-  nlohmann::json c = {{"channel", ch.name},
-                      {"path", ch.path},
-                      {"installed_version", rec.installed_version},
-                      {"latest_known_version", rec.latest_known_version},
-                      {"pending_files", pend.files},
-                      {"pending_bytes", pend.bytes},
-                      {"last_attempt", rec.last_attempt ? nlohmann::json(format_utc(rec.last_attempt)) : nullptr},
-                      {"last_success", rec.last_success ? nlohmann::json(format_utc(rec.last_success)) : nullptr},
-                      {"last_error", rec.last_error.empty() ? nullptr : nlohmann::json(rec.last_error)},
-                      {"last_error_time",
-                       rec.last_error_time ? nlohmann::json(format_utc(rec.last_error_time)) : nullptr},
-                      {"warnings", rec.warnings},
-                      {"unfinished", nlohmann::json::array()}};
-  for (auto& it : unfinished)
-    c["unfinished"].push_back({{"path", it.path},
-                               {"size", it.size},
-                               {"action", action_name(it.action)},
-                               {"state", state_name(it.state)},
-                               {"offset", it.offset},
-                               {"attempts", it.attempts},
-                               {"last_error", it.last_error}});
-  return c;
-}
 
 // The local database replica, when [replica] is configured: health, and the files its
 // mdl_files references that the disk still lacks. Returns its lines for the text summary.
@@ -95,13 +59,15 @@ void print_text(const nlohmann::json& out, const std::string& site, bool have_jo
     if (!c["last_error"].is_null())
       std::printf("  last error          %s: %s\n", s(c["last_error_time"]).c_str(),
                   c["last_error"].get<std::string>().c_str());
-    for (auto& it : c["unfinished"])
-      std::printf("    %-9s %-6s %s (%s)%s\n", it["state"].get<std::string>().c_str(),
+    for (auto& it : c["unfinished"]) {
+      const uint64_t offset = it["offset"], attempts = it["attempts"];
+      std::string at = offset ? ", at " + human_bytes(offset) : "";
+      if (attempts) at += ", " + std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts");
+      const std::string err = it["last_error"];
+      std::printf("    %-9s %-6s %s (%s%s)%s\n", it["state"].get<std::string>().c_str(),
                   it["action"].get<std::string>().c_str(), it["path"].get<std::string>().c_str(),
-                  human_bytes(it["size"].get<uint64_t>()).c_str(),
-                  it["last_error"].get<std::string>().empty()
-                      ? ""
-                      : (": " + it["last_error"].get<std::string>()).c_str());
+                  human_bytes(it["size"].get<uint64_t>()).c_str(), at.c_str(), err.empty() ? "" : (": " + err).c_str());
+    }
   }
   std::printf("\nlink to HQ (newest first)\n");
   if (out["link"].empty()) std::printf("  no probes recorded yet\n");
@@ -135,7 +101,7 @@ int run_status(const std::string& config_path, bool json) {
   if (have_journal) j = std::make_unique<Journal>(jp, Journal::ReadOnly{});
 
   nlohmann::json out = {{"site", cfg.site}, {"channels", nlohmann::json::array()}, {"link", nlohmann::json::array()}};
-  for (auto& ch : cfg.channels) out["channels"].push_back(channel_json(ch, j.get()));
+  for (auto& ch : cfg.channels) out["channels"].push_back(channel_status_json(ch, j.get()));
   if (j)
     for (auto& ev : j->link_history(10))
       out["link"].push_back({{"time", format_utc(ev.time)}, {"up", ev.up}, {"detail", ev.detail}});

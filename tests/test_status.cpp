@@ -84,6 +84,10 @@ BOOST_AUTO_TEST_CASE(every_unfinished_file_is_listed) {
   BOOST_TEST(r.status == 75);
   BOOST_TEST(channel(r)["unfinished"].size() == 25u);
   BOOST_TEST(channel(r)["pending_files"] == 25);
+  RunResult text = run({"distctl", "status", "--config", s.reg_cfg});
+  const std::regex row(R"( big[0-9]+ \()");
+  const auto lines = std::distance(std::sregex_iterator(text.out.begin(), text.out.end(), row), std::sregex_iterator());
+  BOOST_TEST(lines == 25, text.out);
 }
 
 BOOST_AUTO_TEST_CASE(status_reads_the_journal_read_only) {

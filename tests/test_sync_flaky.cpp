@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "tests/support/sync_site.h"
 
@@ -68,6 +69,9 @@ BOOST_AUTO_TEST_CASE(dead_link_fails_clearly_then_next_run_resumes) {
   auto js = nlohmann::json::parse(st.out);
   BOOST_TEST(js["channels"][0]["pending_files"].get<uint64_t>() > 0u);
   BOOST_TEST(!js["channels"][0]["last_error"].is_null());
+  // The text shows how far the cut download got, and its attempts.
+  RunResult txt = run({"distctl", "status", "--config", s.reg_cfg});
+  BOOST_TEST(std::regex_search(txt.out, std::regex(R"(\(\S+ \S+, at \S+ \S+, [0-9]+ attempts?\): )")), txt.out);
 
   auto r2 = s.sync_ok();
   s.check_converged(1);
