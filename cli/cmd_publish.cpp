@@ -96,7 +96,7 @@ void register_publish(CLI::App& app, Action& chosen) {
       if (r.previous_version)
         std::printf("  since version %llu: %zu added, %zu changed, %zu removed, %zu moved\n",
                     static_cast<unsigned long long>(r.previous_version), r.added, r.modified, r.removed, r.moved);
-      std::printf("  objects: %llu new (%llu hard-linked, %llu copied, %s), %llu already stored\n",
+      std::printf("  objects: %llu new (%llu hard-linked, %llu copied: %s written), %llu already stored\n",
                   static_cast<unsigned long long>(r.objects_linked + r.objects_copied),
                   static_cast<unsigned long long>(r.objects_linked), static_cast<unsigned long long>(r.objects_copied),
                   human_bytes(r.bytes_copied).c_str(), static_cast<unsigned long long>(r.objects_present));

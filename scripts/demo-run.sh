@@ -38,6 +38,15 @@ status() {  # distctl status: show it and what its exit status means (it is not 
     *) echo "!! distctl status failed with $rc"; exit 1 ;;
   esac
 }
+down() {  # a command that fails because the link is down: show its message and exit status
+  printf '\033[2m$ %s\033[0m\n' "$*" | show
+  set +e; "$@" 2>&1 | show; local rc=${PIPESTATUS[0]}; set -e
+  [ "$rc" -ne 0 ] || { echo "!! expected the dead link to stop it"; exit 1; }
+  echo "   -> failed with exit status $rc (12 = network): HQ cannot be reached; what arrived is kept, the next run resumes"
+}
+config() {  # show a config file the demo wrote
+  printf '\033[2m--- %s\033[0m\n' "$1"; sed 's/^/    /' "$1"
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 link() { exec 3<>/dev/tcp/127.0.0.1/"$ctl"; echo "$*" >&3; read -r answer <&3; exec 3>&-; echo "$answer"; }
 
@@ -88,6 +97,8 @@ name = "courses"
 path = "$demo/center/courses"
 TOML
 mkdir -p hq/courses
+config hq/distd.toml
+config center/distd.toml
 
 bold "HQ: publish the moodledata channel and the course (signed, chained versions)"
 run distctl publish --config hq/distd.toml --channel moodledata
@@ -97,7 +108,10 @@ bold "HQ serves on loopback; the link to the center is slow and cuts every ~600 
 distd --config hq/distd.toml > hq/distd.log 2>&1 & pids+=($!)
 "$proxy_bin" --listen "$link_port" --upstream "127.0.0.1:$hq_port" --control "$ctl" --seed 42 \
   --rate 3000000 --cut-every 600000 --log "$demo/link.log" & pids+=($!)
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$ctl") 2>/dev/null && break; sleep 0.1; done
+for port in "$hq_port" "$ctl"; do  # HQ and the link listen before the first sync
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+  (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null || { echo "!! nothing listens on port $port; see hq/distd.log"; exit 1; }
+done
 echo "distd (hq) on 127.0.0.1:$hq_port; flaky link on 127.0.0.1:$link_port (3 MB/s, cut every 600 KB +/-25%)"
 
 bold "Center: the nightly sync pulls everything through the cutting link, resuming after each cut"
@@ -134,7 +148,7 @@ run distctl publish-course --config hq/distd.toml hq/agr101-v2.mbz
 
 bold "The link goes down for days"
 echo "link: $(link down)"
-refused distctl sync --config center/distd.toml --channel moodledata
+down distctl sync --config center/distd.toml --channel moodledata
 status --config center/distd.toml
 
 bold "Sneakernet: the center writes a request; HQ answers with exactly what it lacks"
