@@ -81,3 +81,23 @@ BOOST_AUTO_TEST_CASE(losing_journal_and_installed_manifest_does_not_let_an_older
   BOOST_TEST(r.err.find("has already verified version 2") != std::string::npos, r.err);
   BOOST_TEST(read_file(s.dst() + "/a.txt") == "two");  // nothing went back
 }
+
+// A version floor that is not a version number (garbage, or empty) is refused as corrupt with
+// what to write into it, never read as 0 (which would let any older version in).
+BOOST_AUTO_TEST_CASE(a_garbled_version_floor_is_refused_not_read_as_zero) {
+  SyncSite s;
+  write_file(s.src() + "/a.txt", "one");
+  s.publish();
+  s.start_hq();
+  s.sync_ok();
+  const std::string floor = s.reg_state + "/manifests/c/highest-version";
+  BOOST_REQUIRE_EQUAL(read_file(floor), "1\n");
+  for (const std::string bad : {"1x\n", "", "\n", "99999999999999999999999\n"}) {
+    BOOST_TEST_CONTEXT("floor '" << bad << "'") {
+      write_file(floor, bad);
+      RunResult r = s.sync();
+      BOOST_TEST(r.status == 5);
+      BOOST_TEST(r.err.find("does not hold a version number") != std::string::npos, r.err);
+    }
+  }
+}

@@ -103,16 +103,13 @@ uint64_t version_floor(const Config& cfg, const std::string& channel) {
   std::string p = version_floor_path(cfg, channel);
   if (!exists_file(p)) return 0;
   std::string text = read_file(p, 64, "version floor");
-  uint64_t v = 0;
-  for (char c : text) {
-    if (c == '\n') break;
-    if (c < '0' || c > '9' || v > UINT64_MAX / 10)
-      throw Error(Errc::corrupt, "'" + p + "' does not hold a version number",
-                  "it records the highest manifest version this center has verified (rollback protection); "
-                  "write the installed version into it (distctl status shows it) or delete it");
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return v;
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  std::optional<uint64_t> v = parse_u64(text);
+  if (!v)
+    throw Error(Errc::corrupt, "'" + p + "' does not hold a version number",
+                "it records the highest manifest version this center has verified (rollback protection); "
+                "write the installed version into it (distctl status shows it) or delete it");
+  return *v;
 }
 
 ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Journal& j, Installer& inst,
