@@ -28,6 +28,13 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
+bool valid_site_id(std::string_view site) {
+  if (site.empty() || site.size() > 128) return false;
+  for (char ch : site)
+    if (!site_char(ch)) return false;
+  return true;
+}
+
 std::string request_signing_message(std::string_view site, int64_t time, std::string_view nonce,
                                     std::string_view method, std::string_view target, std::string_view body) {
   std::string m = "distd-request 1\n";
@@ -63,9 +70,7 @@ std::optional<RequestCredentials> parse_request_credentials(std::string_view h) 
     if (eq == std::string_view::npos) return std::nullopt;
     std::string_view k = part.substr(0, eq), v = part.substr(eq + 1);
     if (k == "site" && !have_site) {
-      if (v.empty() || v.size() > 128) return std::nullopt;
-      for (char ch : v)
-        if (!site_char(ch)) return std::nullopt;
+      if (!valid_site_id(v)) return std::nullopt;
       c.site = std::string(v);
       have_site = true;
     } else if (k == "time" && !have_time) {

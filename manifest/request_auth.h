@@ -36,6 +36,10 @@ std::string request_signing_message(std::string_view site, int64_t time, std::st
 std::string sign_request(std::string_view site, const SecretKey& key, int64_t time, std::string_view method,
                          std::string_view target, std::string_view body);
 
+// True for a site id a request can carry: 1..128 characters from [A-Za-z0-9._-]. (Config
+// loading refuses any other `site`, so a center never signs with an id HQ would refuse.)
+bool valid_site_id(std::string_view site);
+
 // Parses an Authorization value; nullopt when it is not a well-formed Distd-Ed25519 one (a site id
 // of 1..128 characters from [A-Za-z0-9._-], a decimal time, a 32-hex nonce, a 128-hex signature).
 std::optional<RequestCredentials> parse_request_credentials(std::string_view header);

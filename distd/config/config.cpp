@@ -8,6 +8,7 @@
 #include "distd/config/known_keys.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
+#include "manifest/request_auth.h"
 
 namespace distd {
 
@@ -99,6 +100,10 @@ Config load_config(const std::string& path) {
     throw Error(Errc::usage, "config " + path + ": role must be \"hq\" or \"regional\", not \"" + cfg.role + "\"",
                 "set role = \"hq\" at headquarters, role = \"regional\" at a regional center");
   cfg.site = cfg.get_string("site", cfg.role);
+  if (!valid_site_id(cfg.site))
+    throw Error(Errc::usage, "config " + path + ": site '" + cfg.site + "' is not a site id",
+                "use 1 to 128 letters, digits, '.', '_' or '-' (e.g. \"center-07\"): it names the site in signed "
+                "requests, sticks, posts and HQ's enrolment file <sites_dir>/<site>.pub");
   cfg.state_dir = cfg.resolve(cfg.require_string("state_dir"));
   if (auto arr = cfg.table["channel"].as_array()) {
     for (auto& node : *arr) {
