@@ -36,14 +36,6 @@ struct StickRotation : BundleSite {
     keys.push_back(first);
   }
 
-  static std::string record(uint64_t version, const SecretKey& prev, const SecretKey& next) {
-    KeyRecord rec;
-    rec.version = version;
-    rec.key = next.public_key();
-    rec.revokes = {prev.public_key().key_id()};
-    rec.created = ::time(nullptr);
-    return sign_key_record(rec, prev, next);
-  }
   std::string hq_record(uint64_t v) const { return public_dir() + "/keys/" + std::to_string(v) + ".keys"; }
   static std::string stick_record(const std::string& dir, uint64_t v) {
     return dir + "/distd-keys/" + std::to_string(v) + ".keys";
@@ -54,7 +46,7 @@ struct StickRotation : BundleSite {
   void rotate() {
     KeyPair next = generate_keypair();
     uint64_t n = keys.size() + 1;
-    write_file(hq_record(n), record(n, keys.back().sec, next.sec));
+    write_file(hq_record(n), signed_key_record(n, keys.back().sec, next.sec));
     fs::remove(tmp / "hq.key");
     fs::remove(pub);
     write_keypair(next, tmp / "hq.key", pub);
@@ -176,10 +168,10 @@ BOOST_AUTO_TEST_CASE(tampered_and_forged_records_refuse_the_import_and_store_not
   };
   const std::vector<Case> cases = {
       {"a byte flipped", flipped, 6, "does not verify"},
-      {"signed by a random key", StickRotation::record(2, wrong.sec, s.keys[1].sec), 6, "is signed by key"},
-      {"random key for both", StickRotation::record(2, wrong.sec, wrong.sec), 6, "is signed by key"},
+      {"signed by a random key", signed_key_record(2, wrong.sec, s.keys[1].sec), 6, "is signed by key"},
+      {"random key for both", signed_key_record(2, wrong.sec, wrong.sec), 6, "is signed by key"},
       {"truncated", rec.substr(0, rec.size() - 20), 5, "malformed"},
-      {"version skipped", StickRotation::record(3, s.keys[0].sec, s.keys[1].sec), 8, "has version 3, expected 2"},
+      {"version skipped", signed_key_record(3, s.keys[0].sec, s.keys[1].sec), 8, "has version 3, expected 2"},
       {"over 64 KiB", rec + std::string(64 * 1024, '#'), 5, "key record"},
   };
   for (const auto& c : cases) {
@@ -201,7 +193,7 @@ BOOST_AUTO_TEST_CASE(tampered_and_forged_records_refuse_the_import_and_store_not
   // installed; at a center that follows record 2 already, the forged 3 changes nothing either.
   s.reset_center();
   std::string d = copy_dir(good, s.tmp / "stick-bad");
-  write_file(StickRotation::stick_record(d, 3), StickRotation::record(3, wrong.sec, wrong.sec));
+  write_file(StickRotation::stick_record(d, 3), signed_key_record(3, wrong.sec, wrong.sec));
   for (int round = 0; round < 2; ++round) {
     RunResult r = s.import_(d);
     BOOST_TEST_INFO("import stderr: " << r.err);
@@ -245,7 +237,7 @@ BOOST_AUTO_TEST_CASE(export_warns_when_the_newest_record_is_not_the_signing_key)
   BOOST_REQUIRE_EQUAL(s.publish_text("one"), 1u);
   // Record 2 published, the new pair not installed yet: HQ still signs with key 1.
   KeyPair next = generate_keypair();
-  write_file(s.hq_record(2), StickRotation::record(2, s.keys[0].sec, next.sec));
+  write_file(s.hq_record(2), signed_key_record(2, s.keys[0].sec, next.sec));
   std::string d = s.export_to("stick");
   BOOST_TEST(fs::exists(StickRotation::stick_record(d, 2)));
   BOOST_TEST(s.last_export["warnings"].dump().find("names another key than the one signing this bundle") !=

@@ -29,19 +29,11 @@ struct RotationSite : SyncSite {
     new_kp = generate_keypair();
   }
 
-  std::string record(uint64_t version, const SecretKey& prev, const SecretKey& next) const {
-    KeyRecord rec;
-    rec.version = version;
-    rec.key = next.public_key();
-    rec.revokes = {prev.public_key().key_id()};
-    rec.created = ::time(nullptr);
-    return sign_key_record(rec, prev, next);
-  }
   std::string record_file(uint64_t v) const { return public_dir() + "/keys/" + std::to_string(v) + ".keys"; }
 
   // HQ rotates by hand: record 2 published, the new pair installed at HQ's key paths.
   void rotate() {
-    write_file(record_file(2), record(2, old_kp.sec, new_kp.sec));
+    write_file(record_file(2), signed_key_record(2, old_kp.sec, new_kp.sec));
     fs::remove(tmp / "hq.key");
     fs::remove(pub);
     write_keypair(new_kp, tmp / "hq.key", pub);
@@ -97,11 +89,11 @@ BOOST_AUTO_TEST_CASE(forged_skipped_and_truncated_records_are_refused_and_the_ol
   s.start_at_version_1();
 
   KeyPair wrong = generate_keypair();
-  std::string good = s.record(2, s.old_kp.sec, s.new_kp.sec);
+  std::string good = signed_key_record(2, s.old_kp.sec, s.new_kp.sec);
   const std::vector<std::pair<std::string, std::string>> forged = {
-      {"signed only by the new key", s.record(2, s.new_kp.sec, s.new_kp.sec)},
-      {"signed by a wrong key", s.record(2, wrong.sec, s.new_kp.sec)},
-      {"version skipped", s.record(3, s.old_kp.sec, s.new_kp.sec)},
+      {"signed only by the new key", signed_key_record(2, s.new_kp.sec, s.new_kp.sec)},
+      {"signed by a wrong key", signed_key_record(2, wrong.sec, s.new_kp.sec)},
+      {"version skipped", signed_key_record(3, s.old_kp.sec, s.new_kp.sec)},
       {"truncated", good.substr(0, good.size() - 20)},
   };
   for (const auto& [what, bytes] : forged) {

@@ -17,6 +17,7 @@
 
 #include "manifest/digest.h"
 #include "manifest/fs.h"
+#include "manifest/key_record.h"
 #include "manifest/keys.h"
 #include "manifest/manifest.h"
 #include "manifest/request_auth.h"
@@ -25,6 +26,16 @@
 #include "tests/support/test_support.h"
 
 namespace distd::test {
+
+// HQ's key record `version` (docs/formats/keys.md): `next` replaces `prev`, signed by both.
+inline std::string signed_key_record(uint64_t version, const SecretKey& prev, const SecretKey& next) {
+  KeyRecord rec;
+  rec.version = version;
+  rec.key = next.public_key();
+  rec.revokes = {prev.public_key().key_id()};
+  rec.created = ::time(nullptr);
+  return sign_key_record(rec, prev, next);
+}
 
 class SyncSite {
  public:
