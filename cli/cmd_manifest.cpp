@@ -1,9 +1,12 @@
 // distctl manifest build|verify|diff|show: the signed-manifest library from the command line.
+#include <unistd.h>
+
 #include <cstdio>
 #include <ctime>
 
 #include "cli/command.h"
 #include "cli/json_out.h"
+#include "manifest/key_record.h"
 #include "cli/progress.h"
 #include "manifest/diff.h"
 #include "manifest/encoding.h"
@@ -64,9 +67,24 @@ std::vector<Entry> scan_with_progress(const std::string& dir, ScanOptions o, Sca
   return entries;
 }
 
+// The pinned key followed through HQ's key records keys_dir/2.keys, 3.keys, ... (each verified
+// against the key before it; a bad one throws as verify_key_record does). Nothing is stored.
+PublicKey follow_key_records(PublicKey key, const std::string& keys_dir, uint64_t& version) {
+  version = 1;
+  if (keys_dir.empty()) return key;
+  for (uint64_t v = 2;; ++v) {
+    const std::string p = keys_dir + "/" + std::to_string(v) + ".keys";
+    if (::access(p.c_str(), F_OK) != 0) return key;
+    key = verify_key_record(read_file(p, kMaxKeyRecordBytes, "key record"), key, v, p).key;
+    version = v;
+  }
+}
+
 SignedManifest load_verified(const std::string& file, const std::string& pubkey_path, int64_t slack_days,
-                             bool check_expiry) {
-  PublicKey key = load_public_key(pubkey_path);
+                             bool check_expiry, const std::string& keys_dir = {}, uint64_t* key_version = nullptr) {
+  uint64_t followed = 1;
+  PublicKey key = follow_key_records(load_public_key(pubkey_path), keys_dir, followed);
+  if (key_version) *key_version = followed;
   std::string bytes = read_file(file, kMaxManifestBytes, "manifest");
   VerifyOptions vo;
   vo.expiry_slack_seconds = slack_days * 86400;
@@ -145,9 +163,13 @@ void add_verify(CLI::App* grp, Action& chosen) {
       "Exit 0 only when the signature is valid, the manifest has not expired (beyond --slack-days) and,\n"
       "with --tree, the tree holds exactly the listed files with the signed digests. Otherwise one line\n"
       "on stderr says what is wrong; --json gives every difference.\n\n"
-      "Example:\n  distctl manifest verify v7.manifest --pubkey /etc/distd/hq.pub --tree /srv/moodledata/filedir");
+      "After HQ rotated its key, pass --keys with HQ's key records: the pinned --pubkey is followed\n"
+      "through them as a center does.\n\n"
+      "Example:\n  distctl manifest verify v7.manifest --pubkey /etc/distd/hq.pub --tree /srv/moodledata/filedir\n"
+      "  distctl manifest verify /media/distd/channels/c/latest.manifest --pubkey /etc/distd/hq.pub \\\n"
+      "      --keys /media/distd/distd-keys");
   struct A {
-    std::string file, pubkey, tree;
+    std::string file, pubkey, tree, keys;
     int64_t slack_days = 0;
     bool no_expiry = false, json = false;
     ScanArgs scan;
@@ -155,6 +177,9 @@ void add_verify(CLI::App* grp, Action& chosen) {
   static A a;
   cmd->add_option("FILE", a.file, "the manifest")->required();
   cmd->add_option("--pubkey", a.pubkey, "HQ's public key file (the pinned key)")->required();
+  cmd->add_option("--keys", a.keys,
+                  "follow HQ's key records in this directory (2.keys, 3.keys, ...: HQ's public/keys, a stick's "
+                  "distd-keys) from --pubkey, and verify with the key they lead to");
   cmd->add_option("--tree", a.tree, "also check that this tree matches the manifest exactly");
   cmd->add_option("--slack-days", a.slack_days, "accept an expired manifest for this many days")->capture_default_str();
   cmd->add_flag("--ignore-expiry", a.no_expiry, "do not check the expiry date");
@@ -162,10 +187,12 @@ void add_verify(CLI::App* grp, Action& chosen) {
   a.scan.add_to(cmd);
   cmd->callback([&chosen] {
     chosen = [] {
-      SignedManifest sm = load_verified(a.file, a.pubkey, a.slack_days, !a.no_expiry);
+      uint64_t key_version = 1;
+      SignedManifest sm = load_verified(a.file, a.pubkey, a.slack_days, !a.no_expiry, a.keys, &key_version);
       const Manifest& m = sm.manifest;
-      nlohmann::json j = {{"manifest", a.file}, {"channel", m.channel}, {"version", m.version},
-                          {"signature", "valid"}, {"files", m.entries.size()}, {"bytes", m.total_bytes()}};
+      nlohmann::json j = {{"manifest", a.file}, {"channel", m.channel},       {"version", m.version},
+                          {"signature", "valid"}, {"files", m.entries.size()}, {"bytes", m.total_bytes()},
+                          {"key_version", key_version}};
       int status = 0;
       std::string problem;
       if (!a.tree.empty()) {

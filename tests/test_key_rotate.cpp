@@ -212,3 +212,28 @@ BOOST_AUTO_TEST_CASE(a_manifest_signed_by_the_revoked_key_is_refused_and_named) 
   BOOST_TEST(s.manifest(2).key_id != first.public_key().key_id());
   s.check_converged(2);
 }
+
+// distctl manifest verify --keys follows HQ's key records from the pinned key, as a center does:
+// after two rotations the newest manifest verifies with the first key and the records, not without.
+BOOST_AUTO_TEST_CASE(manifest_verify_follows_key_records) {
+  RotateSite s;
+  const std::string first_pub = s.tmp / "first.pub";
+  fs::copy_file(s.pub, first_pub);
+  (void)s.rotate_ok();
+  (void)s.rotate_ok();
+  const std::string latest = s.public_dir() + "/channels/c/latest.manifest";
+  RunResult plain = run({"distctl", "manifest", "verify", latest, "--pubkey", first_pub});
+  BOOST_TEST(plain.status == 6);
+  RunResult r = run({"distctl", "manifest", "verify", latest, "--pubkey", first_pub, "--keys", s.public_dir() + "/keys",
+                     "--json"});
+  BOOST_TEST_INFO("stderr: " << r.err);
+  BOOST_REQUIRE_EQUAL(r.status, 0);
+  BOOST_TEST(nlohmann::json::parse(r.out)["key_version"] == 3);
+  // A damaged record stops the chain with its error.
+  std::string rec = read_file(s.record_file(2));
+  rec[rec.find("version 2") + 8] = '7';
+  write_file(s.record_file(2), rec);
+  r = run({"distctl", "manifest", "verify", latest, "--pubkey", first_pub, "--keys", s.public_dir() + "/keys"});
+  BOOST_TEST(r.status != 0);
+  BOOST_TEST(r.err.find("2.keys") != std::string::npos, r.err);
+}
