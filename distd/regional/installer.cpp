@@ -47,6 +47,28 @@ Installer::Installer(std::string root, std::string staging_dir, FileModes modes)
                 "the staging directory '" + staging_ + "' is on another file system than the channel's tree '" +
                     root_ + "'; files could not be renamed into place atomically",
                 "set [regional] staging_dir to a directory on the same file system as '" + root_ + "'");
+  check_renames_into_tree();
+}
+
+// One file system is not enough: systemd's ReadWritePaths= and StateDirectory= (under
+// ProtectSystem=strict) bind-mount each path on its own, and rename() between two mounts of one
+// file system fails with EXDEV. A probe file renamed from staging into the tree finds out before
+// anything is downloaded.
+void Installer::check_renames_into_tree() const {
+  const std::string name = ".distd-rename-probe-" + std::to_string(::getpid());
+  const std::string from = staging_ + "/" + name, to = root_ + "/" + name;
+  UniqueFd fd(::open(from.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) throw_errno("cannot create a probe file in the staging directory", from, errno);
+  fd = UniqueFd();
+  const int err = try_rename(from, to);
+  discard_file(err == 0 ? to : from);
+  if (err == EXDEV)
+    throw Error(Errc::usage,
+                "files cannot be renamed from the staging directory '" + staging_ + "' into the channel's tree '" +
+                    root_ + "' (EXDEV: two mounts, e.g. systemd's ReadWritePaths= bind mounts, of one file system)",
+                "put [regional] staging_dir on the same mount as the tree: see docs/regional.md \"Staging and "
+                "systemd's bind mounts\"");
+  if (err != 0) throw_errno("cannot rename a probe file into the channel's tree", to, err);
 }
 
 void Installer::verify(const std::string& staged_path, const Digest& digest, uint64_t size,

@@ -83,6 +83,7 @@ class Installer {
   void clean_staging(const std::vector<std::string>& keep) const;
 
  private:
+  void check_renames_into_tree() const;
   std::string root_, staging_;
   FileModes modes_;
 };
