@@ -6,6 +6,7 @@
 #include "cli/json_out.h"
 #include "cli/progress.h"
 #include "distd/config/config.h"
+#include "distd/regional/status_report.h"
 #include "distd/regional/sync.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
@@ -110,6 +111,9 @@ void register_sync(CLI::App& app, Action& chosen) {
         }
       }
       bar.finish();
+      bool link_down = false;  // then the report would only wait for the same timeout again
+      for (auto& r : results) link_down = link_down || (!r.ok && r.code == Errc::network);
+      if (!link_down) send_status_report(cfg, opts.log);  // best effort: HQ's fleet view (docs/hq.md)
 
       int status = 0;
       bool all = results.size() == names.size();

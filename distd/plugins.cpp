@@ -8,6 +8,7 @@
 #include "distd/bundle/hooks.h"
 #include "distd/course/course_library.h"
 #include "distd/course/course_priority.h"
+#include "distd/fleet/fleet.h"
 #include "distd/forum/channel.h"
 #include "distd/forum/inbox.h"
 #include "distd/forum/outbox.h"
@@ -80,10 +81,23 @@ void register_plugins() {
     health_checks().push_back(replica_warnings);
     health_checks().push_back(forum_warnings);
     // The forum channel: POST /posts at HQ, and posts and answers on every stick.
-    hq::plugin_post_routes().push_back({"/posts", [](const Config& cfg, const std::string& body) {
+    hq::plugin_post_routes().push_back({"/posts", [](const Config& cfg, const std::string&, const std::string& body) {
                                           forum::PostsReply r = forum::handle_posts_request(cfg, body);
                                           return hq::PluginReply{r.status, r.body, "text/plain"};
                                         }});
+    // The fleet: each center's status report after its syncs (signed by the site), and the
+    // Prometheus view of them all.
+    hq::plugin_post_routes().push_back(
+        {"/report",
+         [](const Config& cfg, const std::string& site, const std::string& body) {
+           fleet::ReportReply r = fleet::handle_report(cfg, site, body, static_cast<int64_t>(::time(nullptr)));
+           return hq::PluginReply{r.status, r.body + "\n", "text/plain"};
+         },
+         true});
+    hq::plugin_get_routes().push_back({"/metrics", [](const Config& cfg, const std::string&, const std::string&) {
+                                         return hq::PluginReply{200, fleet::render_metrics(cfg, ::time(nullptr)),
+                                                                "text/plain; version=0.0.4; charset=utf-8"};
+                                       }});
     bundle::request_hooks().push_back(
         [](const Config& cfg, const bundle::HookLogFn& log) { forum::write_sealed_posts(cfg, log); });
     bundle::export_hooks().push_back([](const Config& cfg, const std::string& site, const std::string& inbound,

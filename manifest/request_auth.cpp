@@ -29,7 +29,7 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 bool valid_site_id(std::string_view site) {
-  if (site.empty() || site.size() > 128) return false;
+  if (site.empty() || site.size() > 128 || site[0] == '.') return false;  // no ".", "..", hidden files
   for (char ch : site)
     if (!site_char(ch)) return false;
   return true;

@@ -36,7 +36,8 @@ std::string request_signing_message(std::string_view site, int64_t time, std::st
 std::string sign_request(std::string_view site, const SecretKey& key, int64_t time, std::string_view method,
                          std::string_view target, std::string_view body);
 
-// True for a site id a request can carry: 1..128 characters from [A-Za-z0-9._-]. (Config
+// True for a site id a request can carry: 1..128 characters from [A-Za-z0-9._-], not starting
+// with '.' (it names files: <sites_dir>/<site>.pub, HQ's fleet/<site>.json). (Config
 // loading refuses any other `site`, so a center never signs with an id HQ would refuse.)
 bool valid_site_id(std::string_view site);
 

@@ -34,32 +34,6 @@
 
 namespace distd::hq {
 
-ListenAddress parse_listen(const std::string& text) {
-  auto bad = [&]() -> Error {
-    return Error(Errc::usage, "[hq] listen = \"" + text + "\" is not HOST:PORT",
-                 "write e.g. listen = \"127.0.0.1:8750\" (loopback only), \"0.0.0.0:8750\" or \"[::]:8750\"");
-  };
-  ListenAddress a;
-  std::string port;
-  if (!text.empty() && text[0] == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') throw bad();
-    a.host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos) throw bad();
-    a.host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (a.host.find(':') != std::string::npos) throw bad();  // IPv6 needs brackets
-  }
-  if (a.host.empty()) a.host = "0.0.0.0";
-  auto p = parse_u64(port);
-  if (!p || *p == 0 || *p > 65535) throw bad();
-  a.port = static_cast<int>(*p);
-  return a;
-}
-
 namespace {
 
 thread_local std::chrono::steady_clock::time_point request_started;  // of this worker's request (access log)
@@ -338,6 +312,7 @@ struct HttpServer::Impl {
     object_routes();
     delta_routes();
     plugin_routes();
+    plugin_gets();
     status_route();
     limit_hooks();
     error_and_log_hooks();
@@ -443,7 +418,8 @@ struct HttpServer::Impl {
       const bool delta_job = req.method == "POST" && (req.path == "/deltas" || (req.path.rfind("/channels/", 0) == 0 &&
                                                                                req.path.size() > 16 &&
                                                                                req.path.ends_with("/latest.manifest")));
-      if (gate.enabled() && (delta_job || (req.method == "POST" && req.path == "/objects"))) {
+      const bool gated = req.method == "POST" && (req.path == "/objects" || req.path == "/report");
+      if (gate.enabled() && (delta_job || gated)) {
         if (auto no = gate.precheck(req.get_header_value("Authorization"), now_unix())) {
           refuse_unsigned(res, *no);  // before the body is read, so an unknown peer costs no memory
           LimitedServer::close_after_answer(res);
@@ -471,9 +447,14 @@ struct HttpServer::Impl {
   // The POST routes plug-ins registered in plugin_post_routes(); their answers are never cached.
   void plugin_routes() {
     for (const auto& route : plugin_post_routes()) {
-      svr.Post(route.path, [this, handler = route.handler](const httplib::Request& req, httplib::Response& res) {
+      svr.Post(route.path, [this, route](const httplib::Request& req, httplib::Response& res) {
         try {
-          PluginReply r = handler(cfg, req.body);
+          std::string site;  // a route that needs its site checks the signature, required or not
+          if (route.signed_by_site)
+            if (auto no = gate.check(req.get_header_value("Authorization"), req.method, req.target, req.body,
+                                     now_unix(), &site))
+              return refuse_unsigned(res, *no);
+          PluginReply r = route.handler(cfg, site, req.body);
           res.status = r.status;
           res.set_header("Cache-Control", "no-store");
           res.set_content(r.body, r.content_type);
@@ -482,6 +463,17 @@ struct HttpServer::Impl {
         }
       });
     }
+  }
+
+  // The GET routes plug-ins registered (the fleet's /metrics): public, like /status.
+  void plugin_gets() {
+    for (const auto& route : plugin_get_routes())
+      svr.Get(route.path, [this, route](const httplib::Request&, httplib::Response& res) {
+        PluginReply r = route.handler(cfg, "", "");
+        res.status = r.status;
+        res.set_header("Cache-Control", "no-cache");
+        res.set_content(r.body, r.content_type);
+      });
   }
 
   // GET /status: role, uptime, request count, each channel's latest version, delta counts (JSON).
@@ -545,6 +537,10 @@ struct HttpServer::Impl {
 };
 
 std::vector<PluginRoute>& plugin_post_routes() {
+  static std::vector<PluginRoute> routes;
+  return routes;
+}
+std::vector<PluginRoute>& plugin_get_routes() {
   static std::vector<PluginRoute> routes;
   return routes;
 }

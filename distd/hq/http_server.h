@@ -1,9 +1,9 @@
 // HQ's HTTP server (cpp-httplib): the static layout of docs/formats/http.md with Range and
-// HEAD, the delta endpoint, and /status. Only the documented URL shapes are answered; every
-// path component is validated (channel names, versions, 64-hex digests) before it touches
-// the file system, so no request can name a file outside public/. Slow and flooding clients
-// are bounded by http_limits.h ([hq] header_timeout, body_min_rate, per_peer_connections,
-// max_delta_jobs; docs/hq.md "Limits against slow and flooding clients").
+// HEAD, the delta endpoint, /status, and the routes plug-ins add (below). Only the documented
+// URL shapes are answered; every path component is validated (channel names, versions, 64-hex
+// digests) before it touches the file system, so no request can name a file outside public/.
+// Slow and flooding clients are bounded by http_limits.h ([hq] header_timeout, body_min_rate,
+// per_peer_connections, max_delta_jobs; docs/hq.md "Limits against slow and flooding clients").
 #pragma once
 
 #include <atomic>
@@ -25,20 +25,26 @@ struct ListenAddress {
 // Throws Error{usage} naming the text.
 ListenAddress parse_listen(const std::string& text);
 
-// POST routes that plug-ins add (the forum's /posts, wired by distd/plugins.cpp). The handler gets
-// the whole body (at most 64 MiB) and returns the status and a body; called on a worker thread.
+// Routes that plug-ins add (the forum's POST /posts, the fleet's POST /report and GET /metrics,
+// wired by distd/plugins.cpp). A POST handler gets the whole body (at most 64 MiB), a GET one an
+// empty body; both return the status and a body; called on a worker thread. A route with
+// signed_by_site answers only a request signed by an enrolled site (site_gate.h, even with
+// [hq] require_signed_requests = false): its handler gets the verified site, others get "".
 struct PluginReply {
   int status = 200;
   std::string body;
   std::string content_type = "text/plain";
 };
-using PluginPostHandler = std::function<PluginReply(const Config& cfg, const std::string& body)>;
+using PluginPostHandler =
+    std::function<PluginReply(const Config& cfg, const std::string& site, const std::string& body)>;
 struct PluginRoute {
   std::string path;  // exact, e.g. "/posts"
   PluginPostHandler handler;
+  bool signed_by_site = false;  // POST only
 };
 // Filled once by register_plugins() before any server starts.
 std::vector<PluginRoute>& plugin_post_routes();
+std::vector<PluginRoute>& plugin_get_routes();
 
 struct HttpServerOptions {
   unsigned threads = 64;         // worker threads; each open connection holds one ([hq] threads)

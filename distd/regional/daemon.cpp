@@ -7,6 +7,7 @@
 #include "distd/io/pause.h"
 #include "distd/net/http_client.h"
 #include "distd/regional/journal.h"
+#include "distd/regional/status_report.h"
 #include "distd/regional/sync.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
@@ -125,6 +126,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
         say(std::string("sync failed: ") + e.what());
         once_status = exit_status(e.code());
       }
+      send_status_report(cfg, say);  // best effort: HQ's fleet view (docs/hq.md)
     } else {
       once_status = exit_status(Errc::network);
     }
