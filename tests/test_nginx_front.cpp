@@ -1,7 +1,8 @@
 // docs/hq.md "Serving with nginx", as written: a real nginx with the block from the docs (only
 // its listen, root and distd's port changed) in front of distd. A center syncs through it with
 // batches (POST /objects), deltas (POST /deltas) and manifest deltas (POST latest.manifest), and
-// follows a key rotation (GET /keys/2.keys), every one answered 200 through nginx.
+// follows a key rotation (GET /keys/2.keys) and reports its status (POST /report), every one
+// answered 200 through nginx.
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -83,5 +84,6 @@ BOOST_AUTO_TEST_CASE(a_center_syncs_through_the_documented_nginx_block) {
   BOOST_TEST(answered(log, "POST /channels/c/latest.manifest"));
   BOOST_TEST(answered(log, "GET /channels/c/latest.manifest"));
   BOOST_TEST(answered(log, "GET /keys/2.keys"));
+  BOOST_TEST(answered(log, "POST /report"));
   BOOST_TEST(log.find("\"GET /keys/3.keys HTTP/1.1\" 404 ") != std::string::npos);
 }
