@@ -13,7 +13,7 @@
 
 namespace distd {
 
-nlohmann::json channel_status_json(const ChannelConfig& ch, Journal* j) {
+nlohmann::json channel_status_json(const ChannelConfig& ch, Journal* j, bool with_items) {
   ChannelRecord rec;
   Pending pend;
   std::vector<PlanItem> unfinished;
@@ -22,7 +22,7 @@ nlohmann::json channel_status_json(const ChannelConfig& ch, Journal* j) {
     auto plan = j->plan(ch.name);
     if (plan && !plan->done) {
       pend = j->pending(ch.name);
-      unfinished = j->unfinished_items(ch.name, -1);
+      if (with_items) unfinished = j->unfinished_items(ch.name, -1);
     }
   }
   auto utc = [](int64_t t) { return t ? nlohmann::json(format_utc(t)) : nlohmann::json(nullptr); };
@@ -65,7 +65,7 @@ std::string status_report_body(const Config& cfg, int64_t now) {
   if (::stat(jp.c_str(), &st) == 0) j = std::make_unique<Journal>(jp, Journal::ReadOnly{});
   nlohmann::json chans = nlohmann::json::array();
   for (const auto& ch : cfg.channels) {
-    nlohmann::json c = channel_status_json(ch, j.get());
+    nlohmann::json c = channel_status_json(ch, j.get(), false);
     for (const char* k : {"path", "unfinished", "last_attempt"}) c.erase(k);
     if (c["last_error"].is_string()) c["last_error"] = cut(c["last_error"].get<std::string>());
     nlohmann::json w = nlohmann::json::array();

@@ -15,9 +15,9 @@ namespace distd {
 class Journal;
 
 // One channel: installed and latest known version, pending files and bytes (while a plan is not
-// done), last attempt, success and error, warnings, and the unfinished items. j may be null
-// (never synced).
-nlohmann::json channel_status_json(const ChannelConfig& ch, Journal* j);
+// done), last attempt, success and error, warnings, and the unfinished items (all of them, or
+// none with with_items false: a plan may hold 100,000). j may be null (never synced).
+nlohmann::json channel_status_json(const ChannelConfig& ch, Journal* j, bool with_items = true);
 
 inline constexpr size_t kMaxReportBytes = 64 * 1024;
 
