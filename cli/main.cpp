@@ -11,6 +11,7 @@
 #include "distd/config/known_keys.h"
 #include "distd/plugins.h"
 #include "manifest/error.h"
+#include "manifest/version.h"
 
 namespace distd::cli {
 
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
       "Run 'distctl COMMAND --help' for each command's options and examples.",
       "distctl"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "distctl 0.1.0");
+  app.set_version_flag("--version", std::string("distctl ") + distd_version());
   app.footer(exit_status_footer());
   register_plugins();
   cli::Action chosen;

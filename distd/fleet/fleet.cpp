@@ -11,6 +11,7 @@
 #include "manifest/encoding.h"
 #include "manifest/error.h"
 #include "manifest/request_auth.h"
+#include "manifest/version.h"
 #include "manifest/fs.h"
 
 namespace distd::fleet {
@@ -197,7 +198,7 @@ std::string render_metrics(const Config& cfg, int64_t now) {
     o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
   };
   head("distd_build_info", "distd's version at HQ.");
-  o += "distd_build_info{version=\"0.1.0\"} 1\n";
+  o += std::string("distd_build_info{version=\"") + distd_version() + "\"} 1\n";
   head("distd_channel_latest_version", "HQ's latest published version of the channel (0: none).");
   for (const auto& [ch, v] : hq_latest_versions(cfg))
     o += "distd_channel_latest_version{channel=\"" + label(ch) + "\"} " + std::to_string(v) + "\n";

@@ -31,6 +31,7 @@
 #include "manifest/fs.h"
 #include "manifest/manifest.h"
 #include "manifest/request_auth.h"
+#include "manifest/version.h"
 
 namespace distd::hq {
 
@@ -484,7 +485,7 @@ struct HttpServer::Impl {
       auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
       nlohmann::json j = {{"role", "hq"},
                           {"site", cfg.site},
-                          {"server", "distd 0.1.0"},
+                          {"server", std::string("distd ") + distd_version()},
                           {"uptime_seconds", up},
                           {"requests", requests.load()},
                           {"channels", chans},

@@ -10,6 +10,7 @@
 #include "distd/regional/sync.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
+#include "manifest/version.h"
 
 namespace distd {
 
@@ -80,7 +81,7 @@ std::string status_report_body(const Config& cfg, int64_t now) {
   nlohmann::json free = nullptr;
   if (::statvfs(cfg.state_dir.c_str(), &vfs) == 0) free = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
   nlohmann::json r = {{"format", "distd-report 1"}, {"site", cfg.site},  {"time", now},
-                      {"distd_version", "0.1.0"},   {"channels", chans}, {"free_bytes", free}};
+                      {"distd_version", distd_version()},   {"channels", chans}, {"free_bytes", free}};
   std::string body = r.dump();
   while (body.size() > kMaxReportBytes && !r["channels"].empty()) {  // hundreds of channels: the first ones
     r["channels"].erase(r["channels"].size() - 1);

@@ -1,0 +1,7 @@
+#include "manifest/version.h"
+
+namespace distd {
+
+const char* distd_version() { return DISTD_VERSION; }
+
+}  // namespace distd
