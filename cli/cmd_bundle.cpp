@@ -356,7 +356,7 @@ void register_bundle(CLI::App& app, Action& chosen) {
   add_auto_import(b, chosen);
 }
 
-const CommandRegistrar reg(45, register_bundle);
+const CommandRegistrar registrar_bundle(45, register_bundle);
 
 }  // namespace
 }  // namespace distd::cli

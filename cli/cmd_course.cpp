@@ -193,7 +193,7 @@ void register_course(CLI::App& app, Action& chosen) {
   });
 }
 
-const CommandRegistrar reg(35, register_course);
+const CommandRegistrar registrar_course(35, register_course);
 
 }  // namespace
 }  // namespace distd::cli

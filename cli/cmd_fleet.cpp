@@ -73,7 +73,7 @@ void register_fleet(CLI::App& app, Action& chosen) {
   });
 }
 
-const CommandRegistrar reg(32, register_fleet);
+const CommandRegistrar registrar_fleet(32, register_fleet);
 
 }  // namespace
 }  // namespace distd::cli

@@ -63,7 +63,7 @@ void register_key(CLI::App& app, Action& chosen) {
   });
 }
 
-const CommandRegistrar reg(12, register_key);
+const CommandRegistrar registrar_key(12, register_key);
 
 }  // namespace
 }  // namespace distd::cli

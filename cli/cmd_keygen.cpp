@@ -27,7 +27,7 @@ void register_keygen(CLI::App& app, Action& chosen) {
   });
 }
 
-const CommandRegistrar reg(10, register_keygen);
+const CommandRegistrar registrar_keygen(10, register_keygen);
 
 }  // namespace
 }  // namespace distd::cli

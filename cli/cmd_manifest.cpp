@@ -350,7 +350,7 @@ void register_manifest(CLI::App& app, Action& chosen) {
   add_show(grp, chosen);
 }
 
-const CommandRegistrar reg(20, register_manifest);
+const CommandRegistrar registrar_manifest(20, register_manifest);
 
 }  // namespace
 }  // namespace distd::cli

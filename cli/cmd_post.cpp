@@ -150,7 +150,7 @@ void add_list(CLI::App* post, Action& chosen) {
   });
 }
 
-void add_show(CLI::App* post, Action& chosen) {
+void add_post_show(CLI::App* post, Action& chosen) {
   static Common show_a;
   static std::string show_uuid;
   auto* show = post->add_subcommand("show", "Show one post: where it goes, its text, HQ's answer");
@@ -327,14 +327,14 @@ void register_post(CLI::App& app, Action& chosen) {
       "  distctl post send                      # send now instead of waiting for the daemon\n"
       "  distctl post apply                     # at HQ: apply posts that wait (its database was down)");
   add_list(post, chosen);
-  add_show(post, chosen);
+  add_post_show(post, chosen);
   add_retry(post, chosen);
   add_submit(post, chosen);
   add_send(post, chosen);
   add_apply(post, chosen);
 }
 
-const CommandRegistrar reg(47, register_post);
+const CommandRegistrar registrar_post(47, register_post);
 
 }  // namespace
 }  // namespace distd::cli

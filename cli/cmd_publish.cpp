@@ -111,7 +111,7 @@ void register_publish(CLI::App& app, Action& chosen) {
   });
 }
 
-const CommandRegistrar reg(30, register_publish);
+const CommandRegistrar registrar_publish(30, register_publish);
 
 }  // namespace
 }  // namespace distd::cli

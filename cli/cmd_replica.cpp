@@ -300,7 +300,7 @@ void register_replica(CLI::App& app, Action& chosen) {
   cf->callback([opts, &chosen] { chosen = [opts] { return run_check_files(*opts); }; });
 }
 
-CommandRegistrar reg(60, register_replica);
+CommandRegistrar registrar_replica(60, register_replica);
 
 }  // namespace
 }  // namespace distd::cli

@@ -143,7 +143,7 @@ void register_status(CLI::App& app, Action& chosen) {
   });
 }
 
-const CommandRegistrar reg(41, register_status);
+const CommandRegistrar registrar_status(41, register_status);
 
 }  // namespace
 }  // namespace distd::cli

@@ -144,7 +144,7 @@ void register_sync(CLI::App& app, Action& chosen) {
   });
 }
 
-const CommandRegistrar reg(40, register_sync);
+const CommandRegistrar registrar_sync(40, register_sync);
 
 }  // namespace
 }  // namespace distd::cli

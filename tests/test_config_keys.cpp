@@ -123,7 +123,7 @@ BOOST_AUTO_TEST_CASE(the_moodledata_preset_is_documented_exactly) {
 // A site id a signed request could not carry is refused when the config is read.
 BOOST_AUTO_TEST_CASE(a_site_id_requests_cannot_carry_is_refused) {
   BOOST_TEST(refusal("role = \"hq\"\nsite = \"center-07\"\nstate_dir = \"/x\"\n") == "");
-  for (const std::string bad : std::vector<std::string>{"centre 7", "c/7", "", std::string(129, 'a'), "zentrum-ü", "..", ".hidden"})
+  for (const std::string& bad : std::vector<std::string>{"centre 7", "c/7", "", std::string(129, 'a'), "zentrum-ü", "..", ".hidden"})
     BOOST_TEST(refusal("role = \"hq\"\nsite = \"" + bad + "\"\nstate_dir = \"/x\"\n").find("is not a site id") !=
                    std::string::npos,
                bad);

@@ -58,7 +58,9 @@ BOOST_AUTO_TEST_CASE(a_center_syncs_through_the_documented_nginx_block) {
   for (int i = 0; i < 20; ++i) write_file(s.src() + "/small/" + std::to_string(i), random_bytes(3000 + i, 20 + i));
   BOOST_REQUIRE_EQUAL(s.publish(), 1u);
   s.start_hq();
-  NginxServer web(s.public_dir(), {.server_block = docs_server_block(s)});
+  NginxOptions front;
+  front.server_block = docs_server_block(s);
+  NginxServer web(s.public_dir(), front);
   s.set_hq_url(web.url());
   s.pin_own_key_copy();
 
