@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 
 #include "cli/command.h"
@@ -12,6 +13,7 @@
 #include "distd/bundle/importer.h"
 #include "distd/bundle/request.h"
 #include "distd/config/config.h"
+#include "distd/fleet/fleet.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
@@ -132,6 +134,41 @@ ImportResult run_import(const Config& cfg, const std::string& from, bool quiet_p
   return r;
 }
 
+// The status report a verified request carries (docs/hq.md "The fleet"), stored with how
+// "stick" and received at the report's own time (when the center wrote it; HQ's clock when that
+// is later), unless the stored report is newer. Never fails the export: what is not stored is a
+// warning. Returns for --json: "stored", "older" (the stored one is newer), "none" (a request
+// without a report), "refused".
+std::string store_stick_report(const Config& cfg, const std::string& request_path, std::vector<std::string>* warn) {
+  std::string site = "?";
+  auto refuse = [&](const std::string& why) {
+    warn->push_back("the status report in the request of site '" + site + "' was not stored: " + why);
+    return std::string("refused");
+  };
+  try {
+    Request req = read_verified_request(cfg, request_path);
+    site = req.site;
+    if (req.report.empty()) return "none";
+    nlohmann::json r = nlohmann::json::parse(req.report, nullptr, false);
+    auto text = [&r](const char* k) { return r.contains(k) && r[k].is_string() ? r[k].get<std::string>() : ""; };
+    if (!r.is_object() || text("format") != "distd-report 1" || !r.contains("channels") || !r["channels"].is_array() ||
+        !r.contains("time") || !r["time"].is_number_integer() || r["time"].get<int64_t>() < 0)
+      return refuse("it is not a \"distd-report 1\" status report");
+    if (text("site") != req.site)
+      return refuse("it is about site '" + text("site") + "'; a center reports only itself");
+    const int64_t written = std::min<int64_t>(r["time"].get<int64_t>(), std::time(nullptr));
+    if (!fleet::store_report(cfg, req.site, std::move(r), "stick", written, true)) {
+      log_line("kept HQ's status report of site " + site + ": the request's (written " + format_utc(written) +
+               ") is older");
+      return "older";
+    }
+    log_line("stored the status report of site " + site + " (written " + format_utc(written) + ", by stick)");
+    return "stored";
+  } catch (const Error& e) {
+    return refuse(e.what());
+  }
+}
+
 void add_request(CLI::App* b, Action& chosen) {
   auto* cmd = b->add_subcommand("request", "Write this center's signed request to a stick (regional)");
   cmd->footer(
@@ -221,6 +258,7 @@ void add_export(CLI::App* b, Action& chosen) {
       };
       ExportResult r = export_bundle(cfg, a.to, o);
       bar.finish();
+      const std::string report = a.request.empty() ? "none" : store_stick_report(cfg, a.request, &r.warnings);
       for (auto& w : r.warnings) std::fprintf(stderr, "distctl: warning: %s\n", w.c_str());
       for (auto& n : r.notes) std::fprintf(stderr, "distctl: %s\n", n.c_str());
       if (a.json) {
@@ -230,7 +268,7 @@ void add_export(CLI::App* b, Action& chosen) {
                             {"delta_target_bytes", r.delta_target_bytes}, {"held_entries", r.held_entries},
                             {"shared_entries", r.shared_entries}, {"omitted_bytes", r.omitted_bytes},
                             {"outbound_received", r.outbound_received}, {"warnings", r.warnings},
-                            {"notes", r.notes}, {"extra_files", r.extra_files},
+                            {"notes", r.notes}, {"extra_files", r.extra_files}, {"status_report", report},
                             {"channels", nlohmann::json::array()}, {"omitted", nlohmann::json::array()}};
         for (auto& c : r.channels) j["channels"].push_back({{"channel", c.name}, {"from", c.from}, {"to", c.to}});
         for (auto& m : r.omitted)

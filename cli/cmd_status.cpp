@@ -2,10 +2,12 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <ctime>
 
 #include "cli/command.h"
 #include "cli/json_out.h"
 #include "distd/config/config.h"
+#include "distd/regional/center_metrics.h"
 #include "distd/regional/journal.h"
 #include "distd/regional/status_report.h"
 #include "distd/regional/sync.h"
@@ -91,9 +93,13 @@ int verdict(const nlohmann::json& out) {
   return warn ? 1 : 0;
 }
 
-int run_status(const std::string& config_path, bool json) {
+int run_status(const std::string& config_path, bool json, bool prometheus) {
   Config cfg = load_config(config_path);
   cfg.require_role("regional", "status describes a regional center");
+  if (prometheus) {  // the text [regional] metrics_file holds; exit 0 once printed (a cron job's "&&")
+    std::fputs(render_center_metrics(cfg, static_cast<int64_t>(::time(nullptr))).c_str(), stdout);
+    return 0;
+  }
   std::string jp = journal_path(cfg);
   struct stat st {};
   bool have_journal = ::stat(jp.c_str(), &st) == 0;
@@ -122,6 +128,8 @@ void register_status(CLI::App& app, Action& chosen) {
       "pending, the last success and the last error; then the link's up/down history. Reads the\n"
       "journal only, read-only (no network; a user who can read the state directory may run it).\n"
       "Every unfinished file is listed. See docs/regional.md.\n\n"
+      "--prometheus prints the center's metrics in Prometheus' text format instead (what\n"
+      "[regional] metrics_file holds, for node-exporter's textfile collector) and exits 0.\n\n"
       "Exit status, for scripts and monitoring:\n"
       "  0   every channel has HQ's latest known version installed, nothing pending, no warning\n"
       "  1   converged, but something warns (a stale or expiring manifest, the replica)\n"
@@ -129,17 +137,21 @@ void register_status(CLI::App& app, Action& chosen) {
       "      known, or its last sync failed (its error is shown until a later success)\n\n"
       "Examples:\n"
       "  distctl status\n"
-      "  distctl status --json");
+      "  distctl status --json\n"
+      "  distctl status --prometheus   (a cron job: to a temporary file, then mv; docs/regional.md)");
   struct Args {
     std::string config;
     bool json = false;
+    bool prometheus = false;
   };
   static Args a;
   a.config = default_config_path();
   cmd->add_option("-c,--config", a.config, "config file ($DISTD_CONFIG or /etc/distd/distd.toml)");
-  cmd->add_flag("--json", a.json, "print as JSON on stdout");
+  auto* json = cmd->add_flag("--json", a.json, "print as JSON on stdout");
+  cmd->add_flag("--prometheus", a.prometheus, "print the center's metrics in Prometheus' text format")
+      ->excludes(json);
   cmd->callback([&chosen] {
-    chosen = [] { return run_status(a.config, a.json); };
+    chosen = [] { return run_status(a.config, a.json, a.prometheus); };
   });
 }
 

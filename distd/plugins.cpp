@@ -8,12 +8,15 @@
 #include "distd/bundle/hooks.h"
 #include "distd/course/course_library.h"
 #include "distd/course/course_priority.h"
+#include "distd/db/sql_connection.h"
 #include "distd/fleet/fleet.h"
+#include "distd/fleet/page.h"
 #include "distd/forum/channel.h"
 #include "distd/forum/inbox.h"
 #include "distd/forum/outbox.h"
 #include "distd/hq/http_server.h"
 #include "distd/regional/daemon.h"
+#include "distd/regional/status_report.h"
 #include "distd/regional/sync.h"
 #include "distd/replica/file_check.h"
 #include "distd/replica/health.h"
@@ -70,6 +73,45 @@ std::vector<std::string> forum_warnings(const Config& cfg) {
   return out;
 }
 
+// The status report's "replica" section (docs/formats/http.md): the replica's health without the
+// profile check, asked with short timeouts so that a replica that is down delays a report by
+// seconds, not minutes.
+nlohmann::json replica_report(const Config& cfg) {
+  try {
+    replica::ReplicaConfig rc = replica::load_replica_config(cfg, false);
+    if (!rc.present) return {{"configured", false}};
+    db::ConnectParams p = rc.conn;
+    p.connect_timeout_s = 3;
+    p.read_timeout_s = 5;
+    db::SqlConnection db(p);
+    replica::ReplicaHealth h = replica::replica_health(db, rc, false);
+    nlohmann::json w = nlohmann::json::array();
+    for (const auto& s : h.warnings)
+      if (w.size() < 3) w.push_back(s.substr(0, 300));
+    nlohmann::json j = {{"configured", true},
+                        {"ok", h.ok()},
+                        {"reachable", h.reachable},
+                        {"io_running", h.io_running},
+                        {"sql_running", h.sql_running},
+                        {"seconds_behind", h.seconds_behind ? nlohmann::json(*h.seconds_behind) : nullptr},
+                        {"lag_warn_seconds", h.lag_warn_seconds},
+                        {"warnings", w}};
+    if (!h.error.empty()) j["error"] = h.error.substr(0, 300);
+    return j;
+  } catch (const std::exception& e) {  // unreachable, or a broken [replica] section
+    return {{"configured", true}, {"ok", false}, {"reachable", false}, {"error", std::string(e.what()).substr(0, 300)}};
+  }
+}
+
+// The status report's "outbox" section: how many forum posts wait for HQ's answer (queued or sent).
+nlohmann::json outbox_report(const Config& cfg) {
+  forum::ForumSettings fs = forum::ForumSettings::from(cfg);
+  struct stat st {};
+  if (::stat(fs.outbox.c_str(), &st) != 0) return {{"posts", 0}};
+  forum::Outbox ob(fs.outbox);
+  return {{"posts", ob.count_unanswered()}};
+}
+
 }  // namespace
 
 void register_plugins() {
@@ -80,10 +122,13 @@ void register_plugins() {
     priority_providers().push_back(course_files_first);
     health_checks().push_back(replica_warnings);
     health_checks().push_back(forum_warnings);
+    // What the center's status report says beyond its channels (HQ's fleet view, docs/hq.md).
+    report_sections().push_back({"replica", replica_report});
+    report_sections().push_back({"outbox", outbox_report});
     // The forum channel: POST /posts at HQ, and posts and answers on every stick.
     hq::plugin_post_routes().push_back({"/posts", [](const Config& cfg, const std::string&, const std::string& body) {
                                           forum::PostsReply r = forum::handle_posts_request(cfg, body);
-                                          return hq::PluginReply{r.status, r.body, "text/plain"};
+                                          return hq::PluginReply{r.status, r.body, "text/plain", {}};
                                         }});
     // The fleet: each center's status report after its syncs (signed by the site), and the
     // Prometheus view of them all.
@@ -91,12 +136,16 @@ void register_plugins() {
         {"/report",
          [](const Config& cfg, const std::string& site, const std::string& body) {
            fleet::ReportReply r = fleet::handle_report(cfg, site, body, static_cast<int64_t>(::time(nullptr)));
-           return hq::PluginReply{r.status, r.body + "\n", "text/plain"};
+           return hq::PluginReply{r.status, r.body + "\n", "text/plain", {}};
          },
          true});
     hq::plugin_get_routes().push_back({"/metrics", [](const Config& cfg, const std::string&, const std::string&) {
                                          return hq::PluginReply{200, fleet::render_metrics(cfg, ::time(nullptr)),
-                                                                "text/plain; version=0.0.4; charset=utf-8"};
+                                                                "text/plain; version=0.0.4; charset=utf-8", {}};
+                                       }});
+    hq::plugin_get_routes().push_back({"/fleet", [](const Config& cfg, const std::string&, const std::string&) {
+                                         return hq::PluginReply{200, fleet::render_fleet_page(cfg, ::time(nullptr)),
+                                                                fleet::kPageContentType, fleet::page_headers()};
                                        }});
     bundle::request_hooks().push_back(
         [](const Config& cfg, const bundle::HookLogFn& log) { forum::write_sealed_posts(cfg, log); });

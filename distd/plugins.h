@@ -7,6 +7,8 @@
 //   priority providers    files the replica references but the disk lacks; the published
 //                         courses' filedir files (both for the moodledata channel)
 //   daemon health checks  the replica's health (IO/SQL threads, lag, the profile's findings)
+//   report sections       "replica" (health and lag) and "outbox" (posts waiting for HQ) in the
+//                         status report a center sends HQ (regional/status_report.h)
 #pragma once
 
 namespace distd {

@@ -10,6 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "distd/config/config.h"
+#include "distd/plugins.h"
+#include "distd/regional/status_report.h"
+#include "manifest/encoding.h"
+#include "manifest/error.h"
+#include "manifest/manifest.h"
+#include "manifest/path.h"
 #include "manifest/request_auth.h"
 #include "tests/support/sync_site.h"
 
@@ -237,4 +244,230 @@ BOOST_AUTO_TEST_CASE(metrics_render_time_for_30_and_1000_sites) {
     BOOST_TEST_MESSAGE("GET /metrics for " << n << " sites: " << ms << " ms (curl included), " << m.body.size()
                                            << " bytes");
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a report carries beyond the channels' versions, and the flags HQ draws from it.
+
+namespace {
+
+// Adds a [replica] section (at host:port, nobody listening) to the center's config.
+void add_replica(SyncSite& s, const std::string& host, int port) {
+  write_file(s.reg_cfg, distd::test::read_file(s.reg_cfg) + "\n[replica]\nhost = \"" + host + "\"\nport = " +
+                            std::to_string(port) + "\nuser = \"distd\"\n");
+}
+
+nlohmann::json stored(SyncSite& s, const std::string& site = "center-1") {
+  return nlohmann::json::parse(distd::test::read_file(fleet_file(s, site)));
+}
+
+nlohmann::json site_of(const Fleet& f, const std::string& site) {
+  for (const auto& v : f.sites)
+    if (v["site"] == site) return v;
+  BOOST_FAIL("fleet has no site " + site);
+  return {};
+}
+
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// A stored report of site with one channel c, received now, the channel's fields changed by ch
+// and the report's by top.
+void store_crafted(SyncSite& s, const std::string& site, const nlohmann::json& ch, const nlohmann::json& top = {}) {
+  auto r = nlohmann::json::parse(report_of(site, 1));
+  r["how"] = "link";
+  r["received"] = static_cast<int64_t>(::time(nullptr));
+  for (auto& [k, v] : ch.items()) r["channels"][0][k] = v;
+  if (top.is_object())
+    for (auto& [k, v] : top.items()) r[k] = v;
+  fs::create_directories(s.hq_state + "/fleet");
+  write_file(fleet_file(s, site), r.dump() + "\n");
+}
+
+std::string utc_in(int64_t seconds) { return format_utc(static_cast<int64_t>(::time(nullptr)) + seconds); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_report_carries_the_manifest_expiry_a_replica_that_is_down_and_the_outbox_depth) {
+  SyncSite s;
+  write_file(s.src() + "/a.txt", "one\n");
+  s.publish();
+  s.start_hq();
+  add_replica(s, "127.0.0.1", free_port());  // a replica configured, its server down
+  for (int n = 1; n <= 2; ++n) {             // two forum posts wait at the center
+    RunResult p = run({"distctl", "post", "submit", "--config", s.reg_cfg, "--user", "5", "--reply", "1",
+                       "--discussion", "1", "--subject", "Re: " + std::to_string(n), "--message", "<p>hi</p>"});
+    BOOST_TEST_INFO("post submit stderr: " << p.err);
+    BOOST_REQUIRE_EQUAL(p.status, 0);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  s.sync_ok();
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  BOOST_TEST_MESSAGE("sync with the replica down, report included: " << secs << " s");
+  BOOST_TEST(secs < 20);
+
+  auto r = stored(s);
+  const int64_t expires = s.manifest(1).manifest.expires;
+  BOOST_TEST(r["channels"][0]["manifest_expires"] == format_utc(expires));
+  BOOST_TEST(r["channels"][0]["last_error_code"].is_null());
+  BOOST_TEST(r["channels"][0]["plan_started"].is_null());  // nothing pending
+  BOOST_TEST(r["expiry_warning_days"] == 14);
+  BOOST_TEST(r["replica"]["configured"] == true);
+  BOOST_TEST(r["replica"]["ok"] == false);
+  BOOST_TEST(r["replica"]["error"].get<std::string>().size() > 0);
+  BOOST_TEST(r["outbox"]["posts"] == 2);
+
+  Fleet f = fleet(s);
+  BOOST_TEST(f.status == 1);
+  BOOST_TEST(f.sites[0]["flags"] == nlohmann::json::array({"replica"}));
+  BOOST_TEST(f.sites[0]["replica"]["ok"] == false);
+  BOOST_TEST(f.sites[0]["outbox_posts"] == 2);
+  BOOST_TEST(f.sites[0]["channels"][0]["manifest_expires_unix"] == expires);
+  BOOST_TEST(f.sites[0]["channels"][0]["last_success"].is_string());
+  RunResult text = run({"distctl", "fleet", "--config", s.hq_cfg});
+  BOOST_TEST_MESSAGE("distctl fleet, replica down:\n" << text.out);
+  BOOST_TEST(text.out.find("replica: NOT OK: ") != std::string::npos);
+  BOOST_TEST(text.out.find("outbox: 2 posts wait for HQ") != std::string::npos);
+  BOOST_TEST(text.out.find("expires " + format_utc(expires)) != std::string::npos);
+
+  Answer m = curl(s, "/metrics", false);
+  BOOST_TEST(m.body.find("distd_site_replica_ok{site=\"center-1\"} 0\n") != std::string::npos);
+  BOOST_TEST(m.body.find("distd_site_outbox_posts{site=\"center-1\"} 2\n") != std::string::npos);
+  BOOST_TEST(m.body.find("distd_site_manifest_expires_timestamp_seconds{site=\"center-1\",channel=\"c\"} " +
+                         std::to_string(expires) + "\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_center_without_a_replica_says_so_and_a_dead_replica_costs_seconds) {
+  SyncSite s;
+  register_plugins();
+  auto r = nlohmann::json::parse(status_report_body(load_config(s.reg_cfg), static_cast<int64_t>(::time(nullptr))));
+  BOOST_TEST(r["replica"] == nlohmann::json({{"configured", false}}));
+  BOOST_TEST(r["outbox"]["posts"] == 0);
+  // A closed port answers at once; an address nobody answers is cut by the 3 s connect timeout.
+  for (const auto& [host, port] : std::vector<std::pair<std::string, int>>{{"127.0.0.1", free_port()},
+                                                                           {"10.255.255.1", 3306}}) {
+    SyncSite t;
+    add_replica(t, host, port);
+    auto t0 = std::chrono::steady_clock::now();
+    r = nlohmann::json::parse(status_report_body(load_config(t.reg_cfg), static_cast<int64_t>(::time(nullptr))));
+    auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    BOOST_TEST_MESSAGE("report with the replica at " << host << ":" << port << " down: " << secs << " s; "
+                                                     << r["replica"].dump());
+    BOOST_TEST(secs < 10);
+    BOOST_TEST(r["replica"]["configured"] == true);
+    BOOST_TEST(r["replica"]["ok"] == false);
+    BOOST_TEST(r["replica"]["reachable"] == false);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_center_refusing_what_hq_signs_is_flagged_refusing) {
+  SyncSite s;
+  write_file(s.src() + "/a.txt", "one\n");
+  s.publish();
+  s.start_hq();
+  const std::string pin = s.pin_own_key_copy();
+  write_keypair(generate_keypair(), s.tmp / "other.key", pin);  // the center trusts another key
+  RunResult r = s.sync();
+  BOOST_TEST_INFO("sync stderr: " << r.err);
+  BOOST_TEST(r.status != 0);
+  BOOST_REQUIRE(fs::exists(fleet_file(s, "center-1")));
+  BOOST_TEST(stored(s)["channels"][0]["last_error_code"] == "bad_signature");
+  Fleet f = fleet(s);
+  BOOST_TEST(f.sites[0]["channels"][0]["last_error_code"] == "bad_signature");
+  for (const char* flag : {"refusing", "error"})
+    BOOST_TEST((std::find(f.sites[0]["flags"].begin(), f.sites[0]["flags"].end(), flag) != f.sites[0]["flags"].end()),
+               flag);
+}
+
+BOOST_AUTO_TEST_CASE(refusals_are_told_from_other_errors_by_their_messages) {
+  KeyPair k = generate_keypair(), other = generate_keypair();
+  Manifest m;
+  m.channel = "c";
+  m.version = 3;
+  m.created = static_cast<int64_t>(::time(nullptr)) - 10 * 86400;
+  m.expires = m.created + 86400;
+  const std::string signed_m = sign_manifest(m, k.sec);
+  VerifyOptions vo;
+  BOOST_TEST(refusal_code(error_of([&] { verify_manifest(signed_m, other.pub, vo, "3.manifest"); })) ==
+             "bad_signature");
+  std::string altered = signed_m;
+  altered.replace(altered.find("version 3"), 9, "version 4");
+  BOOST_TEST(refusal_code(error_of([&] { verify_manifest(altered, k.pub, vo, "3.manifest"); })) == "bad_signature");
+  BOOST_TEST(refusal_code(error_of([&] { verify_manifest(signed_m, k.pub, vo, "3.manifest"); })) == "expired");
+  BOOST_TEST(refusal_code(error_of([&] { parse_manifest("distd-manifest 1\nchannel c\n", "3.manifest"); })) ==
+             "corrupt");
+  BOOST_TEST(refusal_code(error_of([&] { parse_manifest("", "3.manifest"); })) == "corrupt");
+  BOOST_TEST(refusal_code(error_of([&] { check_safe_path("a/../../etc/passwd", "manifest 3.manifest line 9"); })) ==
+             "unsafe_path");
+  // regional/channel_install.cpp's wording (a replayed manifest needs a journal to refuse it).
+  BOOST_TEST(refusal_code("HQ offered version 2 of channel 'c', but version 3 is already installed; refusing to go "
+                          "back") == "rollback");
+  BOOST_TEST(refusal_code("could not connect to http://hq:8750: Connection refused") == "");
+  BOOST_TEST(refusal_code("2 files of channel 'c' could not be installed; first: a.txt: digest mismatch") == "");
+  BOOST_TEST(refusal_code("disk full writing '/srv/x'") == "");
+}
+
+BOOST_AUTO_TEST_CASE(fleet_flags_stuck_expiring_refusing_and_replica_from_stored_reports) {
+  SyncSite s;
+  write_file(s.src() + "/a.txt", "one\n");
+  s.publish();  // version 1: the crafted sites are not behind
+  const int64_t day = 86400;
+  // stuck: files pending, the plan began 3 days ago, no success since (stale after 48 h).
+  store_crafted(s, "stuck", {{"pending_files", 5}, {"plan_started", utc_in(-3 * day)}, {"last_success", utc_in(-4 * day)}});
+  store_crafted(s, "busy", {{"pending_files", 5}, {"plan_started", utc_in(-3600)}, {"last_success", utc_in(-4 * day)}});
+  store_crafted(s, "refusing",
+                {{"last_error", "HQ offered version 1 of channel 'c', but version 2 is already installed; refusing to go back"},
+                 {"last_error_code", "rollback"}});
+  store_crafted(s, "failing", {{"last_error", "could not connect"}, {"last_error_code", nullptr}});
+  // expiring: within 3 days, or within the center's own expiry_warning_days.
+  store_crafted(s, "expiring-soon", {{"manifest_expires", utc_in(2 * day)}}, {{"expiry_warning_days", 0}});
+  store_crafted(s, "expiring-window", {{"manifest_expires", utc_in(10 * day)}}, {{"expiry_warning_days", 14}});
+  store_crafted(s, "expired", {{"manifest_expires", utc_in(-day)}});
+  store_crafted(s, "fresh", {{"manifest_expires", utc_in(30 * day)}}, {{"expiry_warning_days", 14}});
+  store_crafted(s, "replica-lag", {}, {{"replica", {{"configured", true}, {"ok", true}, {"seconds_behind", 7200}}}});
+  store_crafted(s, "replica-down", {}, {{"replica", {{"configured", true}, {"ok", false}, {"error", "refused"}}}});
+  store_crafted(s, "replica-none", {}, {{"replica", {{"configured", false}}}});
+  store_crafted(s, "replica-fine", {}, {{"replica", {{"configured", true}, {"ok", true}, {"seconds_behind", 2}}}});
+
+  Fleet f = fleet(s);
+  BOOST_TEST(f.status == 1);
+  auto flags = [&](const std::string& site) { return site_of(f, site)["flags"]; };
+  using A = nlohmann::json;
+  BOOST_TEST(flags("stuck") == A::array({"stuck"}));
+  BOOST_TEST(site_of(f, "stuck")["channels"][0]["flags"] == A::array({"stuck"}));
+  BOOST_TEST(flags("busy").empty());
+  BOOST_TEST(flags("refusing") == A::array({"refusing", "error"}));
+  BOOST_TEST(flags("failing") == A::array({"error"}));
+  BOOST_TEST(flags("expiring-soon") == A::array({"expiring"}));
+  BOOST_TEST(flags("expiring-window") == A::array({"expiring"}));
+  BOOST_TEST(flags("expired") == A::array({"expiring"}));
+  BOOST_TEST(flags("fresh").empty());
+  BOOST_TEST(flags("replica-lag") == A::array({"replica"}));
+  BOOST_TEST(flags("replica-down") == A::array({"replica"}));
+  BOOST_TEST(flags("replica-none").empty());
+  BOOST_TEST(flags("replica-fine").empty());
+  BOOST_TEST(site_of(f, "replica-lag")["replica"]["lag_seconds"] == 7200);
+  // --stale-after moves the stuck line too.
+  RunResult r = run({"distctl", "fleet", "--config", s.hq_cfg, "--json", "--stale-after", "100"});
+  auto sites = nlohmann::json::parse(r.out);
+  for (const auto& v : sites)
+    if (v["site"] == "stuck") BOOST_TEST(v["flags"].empty());
+  RunResult text = run({"distctl", "fleet", "--config", s.hq_cfg});
+  BOOST_TEST_MESSAGE("distctl fleet, crafted reports:\n" << text.out);
+  BOOST_TEST(text.out.find("last error (rollback): HQ offered version 1") != std::string::npos);
+  BOOST_TEST(text.out.find("replica: ok, 7200 s behind") != std::string::npos);
+
+  s.start_hq();
+  Answer m = curl(s, "/metrics", false);
+  BOOST_TEST(m.body.find("distd_site_replica_lag_seconds{site=\"replica-lag\"} 7200\n") != std::string::npos);
+  BOOST_TEST(m.body.find("distd_site_replica_ok{site=\"replica-down\"} 0\n") != std::string::npos);
+  BOOST_TEST(m.body.find("distd_site_replica_ok{site=\"replica-fine\"} 1\n") != std::string::npos);
+  BOOST_TEST(m.body.find("distd_site_replica_ok{site=\"replica-none\"}") == std::string::npos);
 }

@@ -78,6 +78,7 @@ BOOST_AUTO_TEST_CASE(a_center_syncs_through_the_documented_nginx_block) {
   BOOST_TEST(s.sync_ok()["to_version"] == 3);
   BOOST_TEST(exists(s.reg_state + "/trust/2.keys"));
   s.check_converged(3);
+  BOOST_TEST(run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", web.url() + "/fleet"}).out == "200");
 
   const std::string log = read_file(web.dir() + "/access.log");
   BOOST_TEST_INFO("nginx access log:\n" << log);
@@ -87,5 +88,6 @@ BOOST_AUTO_TEST_CASE(a_center_syncs_through_the_documented_nginx_block) {
   BOOST_TEST(answered(log, "GET /channels/c/latest.manifest"));
   BOOST_TEST(answered(log, "GET /keys/2.keys"));
   BOOST_TEST(answered(log, "POST /report"));
+  BOOST_TEST(answered(log, "GET /fleet"));  // HQ's page of its centers, through nginx
   BOOST_TEST(log.find("\"GET /keys/3.keys HTTP/1.1\" 404 ") != std::string::npos);
 }

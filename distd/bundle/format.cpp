@@ -382,7 +382,7 @@ Index parse_index(std::string_view file, const PublicKey& key, const std::string
 
 std::string render_request_body(const Request& r) {
   std::string o;
-  o += "distd-request 1\n";
+  o += r.report.empty() ? "distd-request 1\n" : "distd-request 2\n";
   o += "site " + r.site + "\n";
   o += "created " + std::to_string(r.created) + "\n";
   o += "channels " + std::to_string(r.channels.size()) + "\n";
@@ -399,6 +399,7 @@ std::string render_request_body(const Request& r) {
   o += "outbound " + std::to_string(r.outbound.size()) + "\n";
   for (auto& ob : r.outbound)
     o += "file " + std::to_string(ob.size) + " " + digest_hex(ob.digest) + " " + ob.name + "\n";
+  if (!r.report.empty()) o += "report " + r.report + "\n";
   o += "end\n";
   return o;
 }
@@ -412,7 +413,8 @@ Request parse_request(std::string_view file, const std::string& name, Digest* ke
   *body_out = std::string(body);
   Lines L(body, name, "request");
   Request r;
-  if (L.next() != "distd-request 1") L.fail("is not 'distd-request 1'");
+  const std::string_view head = L.next();
+  if (head != "distd-request 1" && head != "distd-request 2") L.fail("is not 'distd-request 1' or 'distd-request 2'");
   auto f = L.expect("site", 2);
   r.site = std::string(f[1]);
   if (!is_safe_name(r.site)) L.fail("has a bad site id");
@@ -455,6 +457,15 @@ Request parse_request(std::string_view file, const std::string& name, Digest* ke
     ob.name = std::string(f[3]);
     if (!is_safe_name(ob.name)) L.fail("has a bad outbound file name");
     r.outbound.push_back(std::move(ob));
+  }
+  if (head == "distd-request 2") {  // the status report: a JSON object, checked by whoever stores it
+    std::string_view l = L.next();
+    std::string_view j = l.substr(std::min<size_t>(l.size(), 7));
+    bool ok = l.substr(0, 7) == "report " && j.size() >= 2 && j.size() <= kMaxRequestReportBytes &&
+              j.front() == '{' && j.back() == '}';
+    for (char c : j) ok = ok && c >= 0x20 && c <= 0x7e;
+    if (!ok) L.fail("expected 'report' with a status report (one line of JSON, at most 64 KiB)");
+    r.report = std::string(j);
   }
   if (L.next() != "end" || !L.done()) L.fail("has data after 'end'");
   return r;

@@ -122,7 +122,12 @@ struct Request {
   std::vector<RequestChannel> channels;
   std::vector<std::string> priority;  // paths or base names to bring first
   std::vector<OutboundItem> outbound;
+  // The center's status report (distd/regional/status_report.h), compact JSON on one line of
+  // printable ASCII, at most kMaxRequestReportBytes; empty: none. With one the request is
+  // "distd-request 2", without one "distd-request 1" (what requests before the report were).
+  std::string report;
 };
+inline constexpr size_t kMaxRequestReportBytes = 64 * 1024;
 
 std::string render_request_body(const Request& r);
 // Parses without checking the signature; *key_id receives the signer's key id and *body the

@@ -13,6 +13,7 @@
 #include "distd/hq/sites.h"
 #include "distd/regional/channel_install.h"
 #include "distd/regional/journal.h"
+#include "distd/regional/status_report.h"
 #include "distd/regional/sync.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
@@ -41,6 +42,27 @@ Digest copy_file_digest(const std::string& src, const std::string& dst, uint64_t
   *size = data.size();
   write_file_atomic(dst, data, 0644);
   return digest_bytes(data);
+}
+
+// The center's status report for the request (docs/formats/bundle.md): the one it POSTs after a
+// sync, as of `now`, re-encoded as printable ASCII (non-ASCII as \u escapes), at most
+// kMaxRequestReportBytes (the last channels dropped, "truncated"). Empty when it cannot be made:
+// the request matters more, so that is one log line, not an error.
+std::string request_report(const Config& cfg, int64_t now, const std::function<void(const std::string&)>& log) {
+  try {
+    nlohmann::json r = nlohmann::json::parse(status_report_body(cfg, now));
+    std::string line = r.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+    while (line.size() > kMaxRequestReportBytes && !r["channels"].empty()) {
+      r["channels"].erase(r["channels"].size() - 1);
+      r["truncated"] = true;
+      line = r.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+    }
+    if (line.size() <= kMaxRequestReportBytes) return line;
+    if (log) log("the request carries no status report: it has more than 64 KiB");
+  } catch (const std::exception& e) {
+    if (log) log(std::string("the request carries no status report: ") + e.what());
+  }
+  return {};
 }
 
 }  // namespace
@@ -82,6 +104,7 @@ RequestResult write_request(const Config& cfg, const std::string& dir, const Req
       r.channels.push_back(std::move(rc));
     }
   }
+  r.report = request_report(cfg, r.created, opts.log);
   make_dirs(dir, 0755);
   // Plug-ins (the forum's sealed posts) refresh their files in the outbound directory first.
   for (auto& hook : request_hooks()) hook(cfg, opts.log ? opts.log : HookLogFn([](const std::string&) {}));

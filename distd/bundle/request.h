@@ -33,7 +33,9 @@ struct RequestResult {
   uint64_t bytes = 0;
 };
 
-// Writes <dir>/distd-request.txt (and copies <state_dir>/outbound/* to <dir>/distd-outbound/).
+// Writes <dir>/distd-request.txt (and copies <state_dir>/outbound/* to <dir>/distd-outbound/),
+// with this center's status report (Request::report, as of the request's time) when one can be
+// made; HQ stores it like a report that came by the link (how "stick").
 // Holds the regional state lock while it scans the channel trees (stat cache: fast after the
 // first time). Throws Error.
 RequestResult write_request(const Config& cfg, const std::string& dir, const RequestOptions& opts = {});

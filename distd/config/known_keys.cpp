@@ -33,6 +33,7 @@ const std::vector<std::string> kKeys = {
     "regional.probe_max_seconds", "regional.max_attempts", "regional.file_modes", "regional.request_timeout",
     "regional.max_manifest_size", "regional.site_secret_key", "regional.site_public_key",
     "regional.courses_channel", "regional.courses_dir", "regional.course_hook",
+    "regional.metrics_file",
     // [forum] (forum.md)
     "forum", "forum.socket", "forum.socket_group", "forum.send_interval", "forum.max_message_bytes",
     "forum.moodle_dir", "forum.php", "forum.apply_command", "forum.apply_interval",

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <fstream>
 #include <mutex>
-#include <set>
 #include <sstream>
 
 #include "distd/hq/layout.h"
@@ -26,11 +25,6 @@ bool ends_with(const std::string& s, const std::string& tail) {
 std::string latest_path(const Config& cfg, const std::string& site) { return fleet_dir(cfg) + "/" + site + ".json"; }
 std::string history_path(const Config& cfg, const std::string& site) {
   return fleet_dir(cfg) + "/" + site + ".history.jsonl";
-}
-
-uint64_t u64(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
 }
 
 std::string label(const std::string& v) {  // a Prometheus label value, escaped
@@ -66,12 +60,24 @@ ReportReply handle_report(const Config& cfg, const std::string& signer, const st
   return {200, "report of site " + site + " stored"};
 }
 
-void store_report(const Config& cfg, const std::string& site, nlohmann::json report, const std::string& how,
-                  int64_t now) {
+bool store_report(const Config& cfg, const std::string& site, nlohmann::json report, const std::string& how,
+                  int64_t now, bool only_if_newer) {
   report["how"] = how;
   report["received"] = now;
   const std::string line = report.dump();
   std::lock_guard<std::mutex> g(store_mu);
+  if (only_if_newer) {  // a stick's report may be older than the one the link brought meanwhile
+    auto time_of = [](const nlohmann::json& j) {
+      auto it = j.find("time");
+      return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : int64_t{-1};
+    };
+    nlohmann::json old;
+    try {
+      old = nlohmann::json::parse(read_file(latest_path(cfg, site), kMaxReportBytes + 4096, "report"), nullptr, false);
+    } catch (const Error&) {  // none stored yet
+    }
+    if (old.is_object() && time_of(old) >= time_of(report)) return false;
+  }
   make_dirs(fleet_dir(cfg), 0750);
   write_file_atomic(latest_path(cfg, site), line + "\n", 0640);
   // The history: the last kHistory lines kept, rewritten whole (a power cut leaves the old one).
@@ -87,6 +93,7 @@ void store_report(const Config& cfg, const std::string& site, nlohmann::json rep
   std::string out;
   for (auto& l : lines) out += l + "\n";
   write_file_atomic(history_path(cfg, site), out, 0640);
+  return true;
 }
 
 std::map<std::string, uint64_t> hq_latest_versions(const Config& cfg) {
@@ -129,46 +136,23 @@ std::vector<SiteView> fleet_view(const Config& cfg, int64_t now, int64_t stale_a
     try {
       nlohmann::json r = nlohmann::json::parse(read_file(latest_path(cfg, site), kMaxReportBytes + 4096, "report"));
       v.seen = true;
-      v.received = r.value("received", int64_t{0});
-      v.how = r.value("how", "");
-      v.distd_version = r.value("distd_version", "");
-      if (r.contains("free_bytes") && r["free_bytes"].is_number_unsigned())
-        v.free_bytes = r["free_bytes"].get<uint64_t>();
-      for (const auto& c : r["channels"]) {
-        SiteChannel sc;
-        sc.channel = c.value("channel", "");
-        sc.installed = u64(c, "installed_version");
-        sc.latest_known = u64(c, "latest_known_version");
-        sc.pending_files = u64(c, "pending_files");
-        sc.pending_bytes = u64(c, "pending_bytes");
-        if (c.contains("last_error") && c["last_error"].is_string()) sc.last_error = c["last_error"];
-        if (c.contains("warnings") && c["warnings"].is_array())
-          for (const auto& w : c["warnings"])
-            if (w.is_string()) sc.warnings.push_back(w);
-        auto it = latest.find(sc.channel);
-        sc.hq_latest = it == latest.end() ? 0 : it->second;
-        v.channels.push_back(std::move(sc));
-      }
+      read_report(r, latest, v);
     } catch (const std::exception&) {  // none (never seen), or unreadable: not seen
-      v.seen = false;
-      v.channels.clear();
+      SiteView blank;
+      blank.site = v.site;
+      blank.enrolled = v.enrolled;
+      v = std::move(blank);
     }
-    std::set<std::string> flags;
-    if (!v.seen) flags.insert("never-seen");
-    if (v.seen && now - v.received > stale_after) flags.insert("stale");
-    for (const auto& c : v.channels) {
-      if (c.hq_latest > c.installed) flags.insert("behind");
-      if (!c.last_error.empty()) flags.insert("error");
-      if (!c.warnings.empty()) flags.insert("warning");
-    }
-    for (const char* f : {"never-seen", "stale", "behind", "error", "warning"})
-      if (flags.count(f)) v.flags.push_back(f);
+    set_flags(v, now, stale_after);
     out.push_back(std::move(v));
   }
   return out;
 }
 
 nlohmann::json to_json(const SiteView& v) {
+  auto utc = [](int64_t t) { return t ? nlohmann::json(format_utc(t)) : nlohmann::json(nullptr); };
+  auto unix_or_null = [](int64_t t) { return t ? nlohmann::json(t) : nlohmann::json(nullptr); };
+  auto text = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
   nlohmann::json chans = nlohmann::json::array();
   for (const auto& c : v.channels)
     chans.push_back({{"channel", c.channel},
@@ -177,8 +161,23 @@ nlohmann::json to_json(const SiteView& v) {
                      {"hq_latest_version", c.hq_latest},
                      {"pending_files", c.pending_files},
                      {"pending_bytes", c.pending_bytes},
-                     {"last_error", c.last_error.empty() ? nullptr : nlohmann::json(c.last_error)},
-                     {"warnings", c.warnings}});
+                     {"plan_started", utc(c.plan_started)},
+                     {"last_success", utc(c.last_success)},
+                     {"last_error", text(c.last_error)},
+                     {"last_error_code", text(c.last_error_code)},
+                     {"last_error_time", utc(c.last_error_time)},
+                     {"manifest_expires", utc(c.manifest_expires)},
+                     {"manifest_expires_unix", unix_or_null(c.manifest_expires)},
+                     {"warnings", c.warnings},
+                     {"flags", c.flags}});
+  nlohmann::json replica = nullptr;
+  if (v.replica)
+    replica = {{"configured", v.replica->configured},
+               {"ok", v.replica->ok},
+               {"reachable", v.replica->reachable},
+               {"lag_seconds", v.replica->lag_seconds ? nlohmann::json(*v.replica->lag_seconds) : nullptr},
+               {"error", text(v.replica->error)},
+               {"warnings", v.replica->warnings}};
   return {{"site", v.site},
           {"enrolled", v.enrolled},
           {"last_seen", v.seen ? nlohmann::json(format_utc(v.received)) : nullptr},
@@ -186,6 +185,8 @@ nlohmann::json to_json(const SiteView& v) {
           {"how", v.seen ? nlohmann::json(v.how) : nullptr},
           {"distd_version", v.seen ? nlohmann::json(v.distd_version) : nullptr},
           {"free_bytes", v.free_bytes ? nlohmann::json(*v.free_bytes) : nullptr},
+          {"replica", replica},
+          {"outbox_posts", v.outbox_posts ? nlohmann::json(*v.outbox_posts) : nullptr},
           {"channels", chans},
           {"flags", v.flags}};
 }
@@ -224,6 +225,25 @@ std::string render_metrics(const Config& cfg, int64_t now) {
   per_channel("distd_site_installed_version", "The version the site has installed (0: none).", &SiteChannel::installed);
   per_channel("distd_site_pending_files", "Files the site still has to fetch.", &SiteChannel::pending_files);
   per_channel("distd_site_pending_bytes", "Bytes the site still has to fetch.", &SiteChannel::pending_bytes);
+  head("distd_site_manifest_expires_timestamp_seconds", "Unix time the site's installed manifest expires.");
+  for (const auto& s : sites)
+    for (const auto& c : s.channels)
+      if (c.manifest_expires)
+        o += "distd_site_manifest_expires_timestamp_seconds{site=\"" + label(s.site) + "\",channel=\"" +
+             label(c.channel) + "\"} " + std::to_string(c.manifest_expires) + "\n";
+  head("distd_site_replica_ok", "1 when the site's database replica is reachable, replicating and within its lag limit.");
+  for (const auto& s : sites)
+    if (s.replica && s.replica->configured)
+      o += "distd_site_replica_ok{site=\"" + label(s.site) + "\"} " + (s.replica->ok ? "1" : "0") + "\n";
+  head("distd_site_replica_lag_seconds", "Seconds the site's database replica is behind HQ's, as it reported.");
+  for (const auto& s : sites)
+    if (s.replica && s.replica->lag_seconds)
+      o += "distd_site_replica_lag_seconds{site=\"" + label(s.site) + "\"} " + std::to_string(*s.replica->lag_seconds) +
+           "\n";
+  head("distd_site_outbox_posts", "Forum posts waiting at the site for HQ's answer.");
+  for (const auto& s : sites)
+    if (s.outbox_posts)
+      o += "distd_site_outbox_posts{site=\"" + label(s.site) + "\"} " + std::to_string(*s.outbox_posts) + "\n";
   return o;
 }
 

@@ -472,7 +472,12 @@ struct HttpServer::Impl {
       svr.Get(route.path, [this, route](const httplib::Request&, httplib::Response& res) {
         PluginReply r = route.handler(cfg, "", "");
         res.status = r.status;
-        res.set_header("Cache-Control", "no-cache");
+        bool cache_set = false;
+        for (const auto& [name, value] : r.headers) {
+          res.set_header(name, value);
+          cache_set = cache_set || name == "Cache-Control";
+        }
+        if (!cache_set) res.set_header("Cache-Control", "no-cache");
         res.set_content(r.body, r.content_type);
       });
   }

@@ -25,7 +25,7 @@ struct ListenAddress {
 // Throws Error{usage} naming the text.
 ListenAddress parse_listen(const std::string& text);
 
-// Routes that plug-ins add (the forum's POST /posts, the fleet's POST /report and GET /metrics,
+// Routes that plug-ins add (the forum's POST /posts, the fleet's POST /report, GET /metrics and /fleet,
 // wired by distd/plugins.cpp). A POST handler gets the whole body (at most 64 MiB), a GET one an
 // empty body; both return the status and a body; called on a worker thread. A route with
 // signed_by_site answers only a request signed by an enrolled site (site_gate.h, even with
@@ -34,6 +34,7 @@ struct PluginReply {
   int status = 200;
   std::string body;
   std::string content_type = "text/plain";
+  std::vector<std::pair<std::string, std::string>> headers;  // more; a Cache-Control replaces the default
 };
 using PluginPostHandler =
     std::function<PluginReply(const Config& cfg, const std::string& site, const std::string& body)>;

@@ -6,6 +6,7 @@
 
 #include "distd/io/pause.h"
 #include "distd/net/http_client.h"
+#include "distd/regional/center_metrics.h"
 #include "distd/regional/journal.h"
 #include "distd/regional/status_report.h"
 #include "distd/regional/sync.h"
@@ -57,6 +58,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
   int once_status = 0;
   cfg.require_role("regional", "the regional daemon runs at a regional center");
   RegionalSettings rs = RegionalSettings::from(cfg);
+  (void)center_metrics_path(cfg);  // a metrics_file that is not a string is refused now, not at every pass
   if (cfg.channels.empty())
     throw Error(Errc::usage, "config " + cfg.file + " has no [[channel]]", "add the channels this center receives");
   auto say = [&](const std::string& s) {
@@ -131,6 +133,7 @@ int run_regional_daemon(const Config& cfg, const std::atomic<bool>& stop_in, con
       once_status = exit_status(Errc::network);
     }
     report_health(cfg, say, last_health_warnings);
+    write_center_metrics(cfg, say);  // best effort: [regional] metrics_file (node-exporter's textfile collector)
     if (once) return once_status;
     if (stop.load()) break;
     double next;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <fstream>
 #include <memory>
 
 #include "distd/net/http_client.h"
@@ -50,12 +51,63 @@ nlohmann::json channel_status_json(const ChannelConfig& ch, Journal* j, bool wit
   return c;
 }
 
+std::vector<ReportSection>& report_sections() {
+  static std::vector<ReportSection> sections;
+  return sections;
+}
+
+std::string refusal_code(const std::string& e) {
+  auto has = [&](const char* s) { return e.find(s) != std::string::npos; };
+  // Wording of the throws in manifest/manifest.cpp, manifest/path.cpp, manifest/key_record.cpp,
+  // regional/channel_install.cpp and regional/trust.cpp; tests/test_fleet.cpp holds one of each.
+  if (has("has a bad signature") || has(" is signed by key ") || has(" is signed by HQ's key ") ||
+      has("the signature does not verify") || (has("the signature of key") && has("does not verify")))
+    return "bad_signature";
+  if (has(") expired on ")) return "expired";
+  if (has("; refusing to go back") || (has(" a different manifest with the installed version ") && has("refusing it")))
+    return "rollback";
+  if (has(": path '") || has(" is a symbolic link; refusing to ") || (has("manifest entry ") && has(" appears twice")))
+    return "unsafe_path";
+  if (e.rfind("manifest ", 0) == 0 &&
+      (has(" is truncated") || has(" is empty") || has(" is larger than 1 GiB") || has(" does not start with '") ||
+       has(" has data after the signature line") || has(" line ")))
+    return "corrupt";
+  return {};
+}
+
 namespace {
 
 constexpr size_t kMaxWarnings = 8;     // per channel in a report
 constexpr size_t kMaxTextBytes = 512;  // per warning or error in a report
 
 std::string cut(const std::string& s) { return s.size() <= kMaxTextBytes ? s : s.substr(0, kMaxTextBytes) + "..."; }
+
+nlohmann::json utc_or_null(int64_t t) { return t ? nlohmann::json(format_utc(t)) : nlohmann::json(nullptr); }
+
+// The "expires" line of the installed manifest's header (verified when it was installed), 0
+// when there is none. The header is the first lines: no need to read 100,000 entries.
+int64_t installed_manifest_expires(const Config& cfg, const std::string& channel) {
+  std::ifstream f(installed_manifest_path(cfg, channel), std::ios::binary);
+  if (!f) return 0;
+  std::string head(4096, '\0');
+  f.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(f.gcount()));
+  auto at = head.find("\nexpires ");
+  if (at == std::string::npos) return 0;
+  auto end = head.find('\n', at + 9);
+  if (end == std::string::npos) return 0;
+  return parse_utc(head.substr(at + 9, end - at - 9)).value_or(0);
+}
+
+nlohmann::json section_json(const Config& cfg, const ReportSection& s) {
+  try {
+    nlohmann::json j = s.fn(cfg);
+    if (j.dump().size() > kMaxSectionBytes) return {{"error", "section too big"}};
+    return j;
+  } catch (const std::exception& e) {
+    return {{"error", cut(e.what())}};
+  }
+}
 
 }  // namespace
 
@@ -68,7 +120,15 @@ std::string status_report_body(const Config& cfg, int64_t now) {
   for (const auto& ch : cfg.channels) {
     nlohmann::json c = channel_status_json(ch, j.get(), false);
     for (const char* k : {"path", "unfinished", "last_attempt"}) c.erase(k);
-    if (c["last_error"].is_string()) c["last_error"] = cut(c["last_error"].get<std::string>());
+    c["last_error_code"] = nullptr;
+    if (c["last_error"].is_string()) {
+      const std::string code = refusal_code(c["last_error"].get<std::string>());
+      if (!code.empty()) c["last_error_code"] = code;
+      c["last_error"] = cut(c["last_error"].get<std::string>());
+    }
+    c["manifest_expires"] = utc_or_null(installed_manifest_expires(cfg, ch.name));
+    std::optional<RunPlan> plan = j ? j->plan(ch.name) : std::nullopt;
+    c["plan_started"] = utc_or_null(plan && !plan->done ? plan->started : 0);
     nlohmann::json w = nlohmann::json::array();
     for (const auto& s : c["warnings"])
       if (w.size() < kMaxWarnings) w.push_back(cut(s.get<std::string>()));
@@ -82,6 +142,11 @@ std::string status_report_body(const Config& cfg, int64_t now) {
   if (::statvfs(cfg.state_dir.c_str(), &vfs) == 0) free = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
   nlohmann::json r = {{"format", "distd-report 1"}, {"site", cfg.site},  {"time", now},
                       {"distd_version", distd_version()},   {"channels", chans}, {"free_bytes", free}};
+  try {
+    r["expiry_warning_days"] = RegionalSettings::from(cfg).expiry_warning_days;
+  } catch (const std::exception&) {  // a broken [regional] section: the sync says so, not the report
+  }
+  for (const auto& s : report_sections()) r[s.name] = section_json(cfg, s);
   std::string body = r.dump();
   while (body.size() > kMaxReportBytes && !r["channels"].empty()) {  // hundreds of channels: the first ones
     r["channels"].erase(r["channels"].size() - 1);
