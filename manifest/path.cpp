@@ -19,6 +19,7 @@ std::string unsafe_path_reason(std::string_view p) {
     if (comp == ".") return "has a '.' component";
     if (comp == "..") return "contains '..'";
     if (comp.size() > kMaxComponentBytes) return "has a component longer than 255 bytes";
+    if (start == 0 && comp == kStagingDirName) return "is in '.distd-staging/', the center's staging directory";
     start = end + 1;
   }
   return {};

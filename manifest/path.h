@@ -15,6 +15,10 @@ namespace distd {
 
 constexpr size_t kMaxPathBytes = 4096;
 constexpr size_t kMaxComponentBytes = 255;
+// The top-level directory of a center's tree where its downloads wait, verified, to be renamed into
+// place (when [regional] staging_dir is unset; docs/regional.md). Scans skip it, and no manifest may
+// name a path in it.
+constexpr std::string_view kStagingDirName = ".distd-staging";
 
 // Returns an empty string when path is safe, otherwise the reason ("contains '..'", ...).
 std::string unsafe_path_reason(std::string_view path);

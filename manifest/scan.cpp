@@ -129,7 +129,7 @@ class Walker {
         throw_errno("cannot stat", root_ + "/" + rel, e);
       }
       bool is_dir = S_ISDIR(st.st_mode);
-      if (excluded_here(rel, is_dir, opts_.excludes)) {
+      if (excluded_here(rel, is_dir, opts_.excludes) || (is_dir && rel == kStagingDirName)) {
         ++stats_.excluded;
         continue;
       }

@@ -67,3 +67,35 @@ BOOST_AUTO_TEST_CASE(staging_on_another_bind_mount_is_refused_before_any_downloa
   BOOST_TEST(j["to_version"] == 1);
   BOOST_TEST(exists(tree_mount.at + "/moodle/a.txt"));
 }
+
+// With staging_dir unset, downloads stage in <path>/.distd-staging: on the tree's own mount
+// whatever mount the state directory is, so the shipped units need no drop-in.
+BOOST_AUTO_TEST_CASE(the_default_staging_is_on_the_trees_own_mount) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("skipped: needs root to bind-mount");
+    return;
+  }
+  SyncSite s;
+  const std::string disk = s.tmp / "disk";
+  fs::create_directories(disk + "/moodle");
+  BindMount tree_mount(disk, s.tmp / "mnt-tree");
+  if (!tree_mount.mounted) {
+    BOOST_TEST_MESSAGE("skipped: cannot bind-mount here");
+    return;
+  }
+  write_file(s.src() + "/a.txt", random_bytes(50'000, 1));
+  write_file(s.src() + "/big.bin", random_bytes(300'000, 2));
+  s.publish();
+  s.start_hq();
+  std::string cfg = read_file(s.reg_cfg);
+  BOOST_REQUIRE(cfg.find("staging_dir") == std::string::npos);
+  cfg.replace(cfg.find("path = \"" + s.dst() + "\""), 8 + s.dst().size() + 1,
+              "path = \"" + tree_mount.at + "/moodle\"");
+  write_file(s.reg_cfg, cfg);
+  nlohmann::json j = s.sync_ok();
+  BOOST_TEST(j["to_version"] == 1);
+  BOOST_TEST(read_file(tree_mount.at + "/moodle/big.bin") == read_file(s.src() + "/big.bin"));
+  BOOST_TEST(fs::is_directory(disk + "/moodle/.distd-staging"));
+  for (const auto& e : fs::recursive_directory_iterator(disk + "/moodle/.distd-staging"))
+    BOOST_TEST(!e.is_regular_file(), e.path());
+}

@@ -91,6 +91,7 @@ BOOST_AUTO_TEST_CASE(kill_at_seeded_points_never_exposes_unverified_files) {
   BOOST_TEST_MESSAGE(kills << " kills over " << runs << " runs");
   BOOST_TEST(kills >= 20);
   // Staging holds nothing once converged.
-  for (auto& f : fs::recursive_directory_iterator(s.reg_state + "/staging"))
+  BOOST_REQUIRE(fs::is_directory(s.dst() + "/.distd-staging"));  // the default: in the tree's own mount
+  for (auto& f : fs::recursive_directory_iterator(s.dst() + "/.distd-staging"))
     BOOST_TEST(!f.is_regular_file(), f.path());
 }

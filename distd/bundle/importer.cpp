@@ -51,7 +51,8 @@ Index parse_trusted_index(const std::string& bytes, const TrustedKey& tk, const 
 
 ImportResult Importer::run() {
   cfg_.require_role("regional", "bundles are imported at a regional center");
-  RegionalSettings rs = RegionalSettings::offline(cfg_);
+  settings_ = RegionalSettings::offline(cfg_);
+  const RegionalSettings& rs = settings_;
   slack_ = rs.expiry_slack_days * 86400;
   staging_ = rs.staging_dir;
   modes_ = rs.file_modes;
@@ -222,7 +223,7 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
   for (const auto& w : c.res.warnings)
     if (opts_.log) opts_.log("warning: " + w);
   j_->set_warnings(ch, c.res.warnings);
-  c.inst = std::make_unique<Installer>(c.ch->path, staging_ + "/" + ch, modes_);
+  c.inst = std::make_unique<Installer>(c.ch->path, settings_.channel_staging(*c.ch), modes_);
   PlanOptions po;
   po.offered_by = "the bundle brings";
   po.rollback_hint = "nothing was changed; this bundle is older than what the center has";

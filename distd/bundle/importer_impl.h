@@ -189,6 +189,7 @@ class Importer {
   PublicKey hq_key_;
   int64_t slack_ = 0;
   std::string staging_, bdir_;
+  RegionalSettings settings_;  // [regional] keys read without a link (RegionalSettings::offline)
   FileModes modes_ = FileModes::safe;  // [regional] file_modes
   int64_t expiry_warning_days_ = 14;    // [regional] expiry_warning_days
   std::unique_ptr<Journal> j_;

@@ -34,7 +34,8 @@ uint32_t installed_mode(uint32_t signed_mode, FileModes policy) {
 
 Installer::Installer(std::string root, std::string staging_dir, FileModes modes)
     : root_(strip_slashes(std::move(root))), staging_(strip_slashes(std::move(staging_dir))), modes_(modes) {
-  if (staging_.rfind(root_ + "/", 0) == 0 || staging_ == root_)
+  const bool own_staging = staging_ == root_ + "/" + std::string(kStagingDirName);  // the default
+  if (!own_staging && (staging_.rfind(root_ + "/", 0) == 0 || staging_ == root_))
     throw Error(Errc::usage, "the staging directory '" + staging_ + "' lies inside the channel's tree '" + root_ + "'",
                 "set [regional] staging_dir to a directory outside the tree, on the same file system");
   make_dirs(root_);

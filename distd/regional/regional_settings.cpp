@@ -9,6 +9,7 @@
 #include "manifest/error.h"
 #include "manifest/fs.h"
 #include "manifest/manifest.h"
+#include "manifest/path.h"
 
 namespace distd {
 
@@ -26,6 +27,7 @@ int parse_hhmm(const std::string& s) {
 void read_offline_keys(const Config& cfg, RegionalSettings& s) {
   s.site = cfg.site;
   s.expiry_slack_days = cfg.get_int("regional.expiry_slack_days", 30);
+  s.staging_dir_set = !cfg.get_string("regional.staging_dir", "").empty();
   s.staging_dir = cfg.resolve(cfg.get_string("regional.staging_dir", cfg.state_dir + "/staging"));
   s.site_secret_key = cfg.resolve(cfg.get_string("regional.site_secret_key", cfg.state_dir + "/site.key"));
   s.site_public_key = cfg.resolve(cfg.get_string("regional.site_public_key", cfg.state_dir + "/site.pub"));
@@ -42,6 +44,10 @@ void read_offline_keys(const Config& cfg, RegionalSettings& s) {
 }
 
 }  // namespace
+
+std::string RegionalSettings::channel_staging(const ChannelConfig& ch) const {
+  return staging_dir_set ? staging_dir + "/" + ch.name : ch.path + "/" + std::string(kStagingDirName);
+}
 
 RegionalSettings RegionalSettings::offline(const Config& cfg) {
   RegionalSettings s;

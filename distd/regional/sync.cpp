@@ -260,7 +260,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
   ChannelResult res;
   res.channel = ch.name;
   HttpOptions ho = rs.link_options(opts.stop);
-  ho.max_recv_speed = rs.bandwidth_limit;
+  ho.max_recv_speed = opts.bandwidth_limit.value_or(rs.bandwidth_limit);
   HttpClient http(rs.hq_url, ho);
   Run r(cfg, rs, ch, opts, j, http, res);
   r.prog.channel = ch.name;
@@ -308,7 +308,7 @@ ChannelResult run_channel(const Config& cfg, const RegionalSettings& rs, const C
   for (const auto& w : res.warnings) r.log("warning: " + w);
   j.set_warnings(ch.name, res.warnings);
   // 2. The plan: continue the journal's plan for this very manifest, or make a new one.
-  r.inst = std::make_unique<Installer>(ch.path, rs.staging_dir + "/" + ch.name, rs.file_modes);
+  r.inst = std::make_unique<Installer>(ch.path, rs.channel_staging(ch), rs.file_modes);
   PlanOptions po;
   po.rollback_hint =
       "nothing was changed (a replayed or rolled-back manifest?); if HQ really restored an older state, it must "

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,13 @@ struct RegionalSettings {
   std::string hq_url;
   PublicKey hq_key;
   int64_t expiry_slack_days = 30;
-  std::string staging_dir;           // per channel: <staging_dir>/<channel>
+  // [regional] staging_dir, or <state_dir>/staging when unset: the bundle import's spool (.bundle/).
+  std::string staging_dir;
+  bool staging_dir_set = false;      // staging_dir was configured: then channels stage in <staging_dir>/<channel>
+  // Where a channel's downloads wait to be renamed into its tree: <staging_dir>/<channel> when
+  // staging_dir is set, else <path>/.distd-staging, which is on the tree's own mount, so renames
+  // work under systemd's ReadWritePaths= bind mounts with no drop-in (docs/regional.md).
+  std::string channel_staging(const ChannelConfig& ch) const;
   long connect_timeout = 30;         // seconds
   long low_speed_limit = 64;         // bytes/s ...
   long low_speed_time = 60;          // ... for this many seconds: the transfer is aborted
@@ -70,6 +77,8 @@ struct SyncOptions {
   bool honour_window = true;  // false: big files are fetched now, window or not
   int64_t now = 0;            // 0 = the clock (tests pass a time to exercise the window)
   const std::atomic<bool>* stop = nullptr;
+  // bytes/s for this run instead of [regional] bandwidth_limit (0: no cap); none: the config's
+  std::optional<uint64_t> bandwidth_limit;
   std::function<void(const SyncProgress&)> progress;  // called often; throttle in the callee
   std::function<void(const std::string&)> log;        // one human line per notable event
 };

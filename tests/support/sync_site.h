@@ -157,6 +157,7 @@ class SyncSite {
     for (auto& f : std::filesystem::recursive_directory_iterator(dst())) {
       if (!f.is_regular_file()) continue;
       std::string rel = std::filesystem::relative(f.path(), dst()).string();
+      if (rel.rfind(".distd-staging/", 0) == 0) continue;  // the default staging: no final path
       out[rel] = file_digest_hex(f.path());
     }
     return out;
