@@ -18,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "distd/check_config.h"
 #include "distd/config/config.h"
 #include "distd/hq/http_server.h"
 #include "distd/hq/publisher.h"
@@ -260,25 +261,9 @@ int run_regional(const Config& cfg, bool once) {
 }
 
 // --check-config: what a start would read before serving, without binding or touching state.
-int check_config(const Config& cfg) {
-  std::string what;
-  if (cfg.role == "hq") {
-    hq::HqSettings hs = hq::hq_settings(cfg);
-    (void)hq::parse_listen(hs.listen);
-    if (!hs.secret_key.empty()) {
-      PublicKey pk = load_secret_key(hs.secret_key).public_key();
-      if (!hs.public_key.empty() && load_public_key(hs.public_key).bytes != pk.bytes)
-        throw Error(Errc::usage, "[hq] secret_key " + hs.secret_key + " does not belong to [hq] public_key " + hs.public_key,
-                    "point both at the same key pair (distctl keygen)");
-      what = "signing key " + pk.short_id() + ", ";
-    }
-    what += "listening on " + hs.listen;
-  } else {
-    RegionalSettings rs = RegionalSettings::from(cfg);
-    what = "HQ " + rs.hq_url + ", HQ key " + rs.hq_key.short_id();
-  }
-  std::printf("config %s: OK (role %s, site %s, %zu channels; %s)\n", cfg.file.c_str(), cfg.role.c_str(),
-              cfg.site.c_str(), cfg.channels.size(), what.c_str());
+int print_config_check(const Config& cfg) {
+  ConfigCheck c = check_config(cfg);
+  std::printf("config %s: OK (%s)\n", c.file.c_str(), c.summary().c_str());
   return 0;
 }
 
@@ -316,7 +301,7 @@ int main(int argc, char** argv) {
   register_plugins();
   try {
     Config cfg = load_config(config);
-    if (check_only) return check_config(cfg);
+    if (check_only) return print_config_check(cfg);
     return cfg.role == "hq" ? run_hq(cfg, once) : run_regional(cfg, once);
   } catch (const Error& e) {
     std::fprintf(stderr, "distd: error: %s\n", e.what());

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -62,6 +63,31 @@ BOOST_AUTO_TEST_CASE(unknown_keys_are_refused_with_the_line_and_the_closest_know
   BOOST_TEST(r.err.find("unknown key 'hq.listen_adress'") != std::string::npos, r.err);
   r = run({"distctl", "publish", "--channel", "c", "--config", d / "distd.toml"});
   BOOST_TEST(r.status == 2);
+  r = run({"distctl", "config", "check", "--config", d / "distd.toml"});
+  BOOST_TEST(r.status == 2);
+  BOOST_TEST(r.err.find("unknown key 'hq.listen_adress'") != std::string::npos, r.err);
+}
+
+// distctl config check says what distd --check-config says, and --json for scripts.
+BOOST_AUTO_TEST_CASE(distctl_config_check_agrees_with_distd_check_config) {
+  TempDir d{"cfgcheck"};
+  write_file(d / "distd.toml", kHead + "[hq]\nlisten = \"127.0.0.1:8750\"\n");
+  RunResult daemon = run({"distd", "--config", d / "distd.toml", "--check-config"});
+  RunResult tool = run({"distctl", "config", "check", "--config", d / "distd.toml"});
+  BOOST_TEST(daemon.status == 0, daemon.err);
+  BOOST_TEST(tool.status == 0, tool.err);
+  BOOST_TEST(tool.out == daemon.out);
+  BOOST_TEST(tool.out.find(": OK (role hq") != std::string::npos, tool.out);
+  RunResult j = run({"distctl", "config", "check", "--config", d / "distd.toml", "--json"});
+  BOOST_TEST(j.status == 0, j.err);
+  auto js = nlohmann::json::parse(j.out);
+  BOOST_TEST(js["ok"] == true);
+  BOOST_TEST(js["role"] == "hq");
+  BOOST_TEST(js["listen"] == "127.0.0.1:8750");
+  // `distctl config` alone is a usage error that names the subcommand.
+  RunResult bare = run({"distctl", "config"});
+  BOOST_TEST(bare.status == 2);
+  BOOST_TEST(bare.err.find("check") != std::string::npos, bare.err);
 }
 
 // Every known key is described in docs/config.md (by its name in backticks or in the list of keys
