@@ -9,10 +9,6 @@ BUILD=$(cd "$BUILD" && pwd)  # BUILD=build-xyz works from the source root (the s
 DISTCTL=$BUILD/distctl
 MAKE_MBZ="python3 $BENCH_ROOT/tests/support/make_mbz.py"
 DISTD=$BUILD/distd
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
 
 cd "$WORK"
 say "work dir: $WORK"

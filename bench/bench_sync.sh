@@ -23,25 +23,6 @@ RSS_FILES=${RSS_FILES:-100000}
 TPUT_MIB=${TPUT_MIB:-1024}
 PARTS=${*:-wire resume rss throughput}
 
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  python3 - "$1" <<'PY'
-import socket, sys, time
-for _ in range(300):
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close(); sys.exit(0)
-    except OSError: time.sleep(0.05)
-sys.exit("port %s never opened" % sys.argv[1])
-PY
-}
 # proxy_bytes CONTROL_PORT: bytes_up + bytes_down so far.
 proxy_bytes() {
   python3 - "$1" <<'PY'

@@ -34,3 +34,25 @@ PY
 
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
 say() { printf '%s\n' "$*"; }
+
+# Background processes a benchmark starts (HQ, proxies): killed and reaped on exit (or by
+# calling cleanup between scenarios, then PIDS=()).
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait_port PORT: until something listens on 127.0.0.1:PORT (15 s at most).
+wait_port() {
+  python3 - "$1" <<'PY'
+import socket, sys, time
+for _ in range(300):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close(); sys.exit(0)
+    except OSError: time.sleep(0.05)
+sys.exit("port %s never opened" % sys.argv[1])
+PY
+}

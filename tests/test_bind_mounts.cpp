@@ -8,27 +8,13 @@
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 
+#include "tests/support/mounts.h"
 #include "tests/support/sync_site.h"
 
 using namespace distd;
 using namespace distd::test;
 namespace fs = std::filesystem;
 
-namespace {
-
-struct BindMount {
-  std::string at;
-  bool mounted = false;
-  BindMount(const std::string& from, const std::string& to) : at(to) {
-    fs::create_directories(to);
-    mounted = ::mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr) == 0;
-  }
-  ~BindMount() {
-    if (mounted) ::umount2(at.c_str(), MNT_DETACH);
-  }
-};
-
-}  // namespace
 
 BOOST_AUTO_TEST_CASE(staging_on_another_bind_mount_is_refused_before_any_download) {
   if (::geteuid() != 0) {

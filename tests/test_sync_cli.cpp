@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/mounts.h"
 #include "tests/support/sync_site.h"
 
 using namespace distd;
@@ -42,17 +43,6 @@ std::map<std::string, std::string> files_under(const std::string& dir) {
   return out;
 }
 
-struct Tmpfs {
-  std::string dir;
-  bool mounted = false;
-  Tmpfs(const std::string& d, const std::string& size) : dir(d) {
-    fs::create_directories(dir);
-    mounted = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
-  }
-  ~Tmpfs() {
-    if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
-  }
-};
 
 }  // namespace
 

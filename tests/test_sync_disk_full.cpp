@@ -9,28 +9,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/mounts.h"
 #include "tests/support/sync_site.h"
 
 using namespace distd;
 using namespace distd::test;
 namespace fs = std::filesystem;
 
-namespace {
-struct Tmpfs {
-  std::string dir;
-  bool mounted = false;
-  Tmpfs(const std::string& d, const std::string& size) : dir(d) {
-    fs::create_directories(dir);
-    mounted = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
-  }
-  bool resize(const std::string& size) {
-    return ::mount("tmpfs", dir.c_str(), "tmpfs", MS_REMOUNT, ("size=" + size).c_str()) == 0;
-  }
-  ~Tmpfs() {
-    if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
-  }
-};
-}  // namespace
 
 BOOST_AUTO_TEST_CASE(full_staging_disk_then_resume) {
   if (::geteuid() != 0) {
