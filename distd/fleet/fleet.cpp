@@ -76,7 +76,7 @@ bool store_report(const Config& cfg, const std::string& site, nlohmann::json rep
       old = nlohmann::json::parse(read_file(latest_path(cfg, site), kMaxReportBytes + 4096, "report"), nullptr, false);
     } catch (const Error&) {  // none stored yet
     }
-    if (old.is_object() && time_of(old) >= time_of(report)) return false;
+    if (old.is_object() && time_of(old) > time_of(report)) return false;
   }
   make_dirs(fleet_dir(cfg), 0750);
   write_file_atomic(latest_path(cfg, site), line + "\n", 0640);

@@ -32,7 +32,7 @@ ReportReply handle_report(const Config& cfg, const std::string& signer, const st
 
 // Writes a report as received at `now` (how: "link", or "stick" from a request). With
 // only_if_newer, stores nothing and returns false when the stored report's "time" (the center's
-// clock) is as late as this one's or later (the same report, or a newer one). Throws Error{io,no_space}.
+// clock) is later than this one's (at the same second the later arrival wins). Throws Error{io,no_space}.
 bool store_report(const Config& cfg, const std::string& site, nlohmann::json report, const std::string& how,
                   int64_t now, bool only_if_newer = false);
 
