@@ -3,6 +3,7 @@
 #include "distd/bundle/importer_impl.h"
 #include "distd/regional/freshness.h"
 #include "distd/bundle/hooks.h"
+#include "distd/regional/other_channels.h"
 #include "distd/regional/trust.h"
 #include "manifest/key_record.h"
 
@@ -247,7 +248,9 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
     if (it.state == ItemState::installed && it.action == Action::unchanged) c.res.skipped++;
 
   // Local copies (renames, files in two places) first, exactly as sync does them.
-  c.res.copied += install_local_copies(*c.inst, *j_, ch, c.items, opts_.log);
+  const ChannelRoots roots = channel_roots(cfg_);
+  std::vector<PlanItem*> fell_back;  // they join the items this bundle's content may serve
+  c.res.copied += install_local_copies(*c.inst, *j_, ch, c.items, opts_.log, &fell_back, &roots);
   for (size_t k = 0; k < c.items.size(); ++k) {
     auto& it = c.items[k];
     if ((it.action == Action::full || it.action == Action::delta) && it.state != ItemState::installed)

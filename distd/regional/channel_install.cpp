@@ -12,6 +12,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "distd/regional/other_channels.h"
 #include "distd/regional/planner.h"
 #include "manifest/encoding.h"
 #include "manifest/error.h"
@@ -168,6 +169,8 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
   in.local = &local;
   in.unchanged_out = &out.unchanged;
   in.modes = inst.modes();
+  const std::vector<OtherChannel> others = other_channels_content(cfg, ch, m, opts.log);
+  in.others = &others;
   in.priority.insert(opts.priority.begin(), opts.priority.end());
   for (auto& provider : priority_providers()) {
     try {
@@ -248,7 +251,8 @@ void record_installed(Journal& j, const std::string& channel, const std::vector<
 }
 
 uint64_t install_local_copies(Installer& inst, Journal& j, const std::string& channel, std::vector<PlanItem>& items,
-                              const LogLineFn& log, std::vector<PlanItem*>* fell_back) {
+                              const LogLineFn& log, std::vector<PlanItem*>* fell_back,
+                              const std::map<std::string, std::string>* roots) {
   std::unordered_map<std::string_view, const PlanItem*> fetched;
   for (auto& it : items)
     if (it.action == Action::full || it.action == Action::delta) fetched.emplace(it.path, &it);
@@ -256,7 +260,9 @@ uint64_t install_local_copies(Installer& inst, Journal& j, const std::string& ch
   std::vector<PlanItem*> staged;
   std::vector<PlanItem*> newly_staged;
   for (auto& it : items) {
-    if (it.action != Action::copy || it.state == ItemState::installed || copies_fetched_content(it, fetched)) continue;
+    const bool other = it.action == Action::copy_other;
+    if ((it.action != Action::copy && !other) || it.state == ItemState::installed || copies_fetched_content(it, fetched))
+      continue;
     std::string sp = inst.staged(copy_name(it));
     if (it.state == ItemState::verified) {
       if (exists_file(sp)) {
@@ -273,11 +279,14 @@ uint64_t install_local_copies(Installer& inst, Journal& j, const std::string& ch
       it.offset = 0;
       it.state = ItemState::planned;
     }
-    if (inst.stage_copy(it.basis_path, sp, it.digest, it.size, /*sync=*/false)) {
+    const bool copied = other ? roots && stage_other_copy(inst, it, *roots, sp, /*sync=*/false)
+                              : inst.stage_copy(it.basis_path, sp, it.digest, it.size, /*sync=*/false);
+    if (copied) {
       newly_staged.push_back(&it);
       staged.push_back(&it);
     } else {
-      say(log, channel + ": '" + it.path + "': local copy source '" + it.basis_path + "' changed; bringing it in instead");
+      say(log, channel + ": '" + it.path + "': local copy source '" + it.basis_path + "'" +
+                   (other ? " (another channel)" : "") + " changed; bringing it in instead");
       j.fall_back_to_full(channel, it, "local copy source changed");
       fetched.emplace(it.path, &it);
       if (fell_back) fell_back->push_back(&it);

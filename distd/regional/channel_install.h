@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -102,8 +103,11 @@ void record_installed(Journal& j, const std::string& channel, const std::vector<
 // this plan brings in (their source path is fetched too) wait for the fetch. A copy whose source
 // changed becomes a whole download (journal too) and is added to *fell_back. Returns the number
 // of files installed.
+// Copies from another channel's tree (Action::copy_other) look their channel up in roots; one
+// not found there falls back to a full download like a copy whose source changed.
 uint64_t install_local_copies(Installer& inst, Journal& j, const std::string& channel, std::vector<PlanItem>& items,
-                              const LogLineFn& log, std::vector<PlanItem*>* fell_back = nullptr);
+                              const LogLineFn& log, std::vector<PlanItem*>* fell_back = nullptr,
+                              const std::map<std::string, std::string>* roots = nullptr);
 
 // True for a copy item whose content this plan fetches (at its basis path); installed after it.
 // fetched: path -> the full or delta item at that path.

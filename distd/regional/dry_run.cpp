@@ -16,6 +16,7 @@
 #include "distd/regional/channel_install.h"
 #include "distd/regional/freshness.h"
 #include "distd/regional/journal.h"
+#include "distd/regional/other_channels.h"
 #include "distd/regional/planner.h"
 #include "distd/regional/sync_run.h"
 #include "distd/regional/trust.h"
@@ -158,6 +159,8 @@ std::vector<PlanItem> plan_items(const Config& cfg, const ChannelConfig& ch, con
   in.local = &local;
   in.unchanged_out = &out.unchanged;
   in.modes = rs.file_modes;
+  const std::vector<OtherChannel> others = other_channels_content(cfg, ch, sm.manifest, opts.log);
+  in.others = &others;
   in.priority.insert(opts.priority.begin(), opts.priority.end());
   for (auto& provider : priority_providers()) {
     try {
@@ -200,6 +203,7 @@ void count(const std::vector<PlanItem>& items, const RegionalSettings& rs, const
         out.unchanged++;
         continue;
       case Action::copy:
+      case Action::copy_other:
         out.copy++;
         staged += it.size;
         continue;

@@ -133,6 +133,24 @@ bool Installer::stage_copy(const std::string& src_rel, const std::string& staged
                            uint64_t size, bool sync) const {
   UniqueFd in = open_in_tree(src_rel);
   if (!in) return false;
+  return copy_verified_fd(std::move(in), staged_path, digest, size, sync);
+}
+
+bool Installer::stage_copy_from(const std::string& other_root, const std::string& rel, const std::string& staged_path,
+                                const Digest& digest, uint64_t size, bool sync) const {
+  if (!unsafe_path_reason(rel).empty()) return false;
+  UniqueFd in;
+  try {
+    in = open_file_beneath(strip_slashes(other_root), rel);
+  } catch (const Error& e) {
+    if (e.code() != Errc::unsafe_path && e.code() != Errc::not_found) throw;
+  }
+  if (!in) return false;
+  return copy_verified_fd(std::move(in), staged_path, digest, size, sync);
+}
+
+bool Installer::copy_verified_fd(UniqueFd in, const std::string& staged_path, const Digest& digest, uint64_t size,
+                                 bool sync) const {
   UniqueFd out(::open(staged_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!out) throw_errno("cannot create staged file", staged_path, errno);
   Hasher h;

@@ -66,6 +66,10 @@ class Installer {
   // sync = false the copy is not fsynced: the caller calls sync_staging() or install_many().
   bool stage_copy(const std::string& src_rel, const std::string& staged_path, const Digest& digest, uint64_t size,
                   bool sync = true) const;
+  // The same from another tree of this center (another channel's root), opened beneath it as
+  // safely as this tree's files; false also when rel is not there or is reached through a link.
+  bool stage_copy_from(const std::string& other_root, const std::string& rel, const std::string& staged_path,
+                       const Digest& digest, uint64_t size, bool sync = true) const;
 
   // True when the file at rel has exactly this size and digest (hashes it when the size fits).
   bool final_matches(const std::string& rel, const Digest& digest, uint64_t size) const;
@@ -84,6 +88,8 @@ class Installer {
 
  private:
   void check_renames_into_tree() const;
+  bool copy_verified_fd(UniqueFd in, const std::string& staged_path, const Digest& digest, uint64_t size,
+                        bool sync) const;
   std::string root_, staging_;
   FileModes modes_;
 };

@@ -208,7 +208,8 @@ std::string verified_staged_name(const PlanItem& it) {
   switch (it.action) {
     case Action::full: return digest_hex(it.digest) + ".part";
     case Action::delta: return digest_hex(it.digest) + ".patched";
-    case Action::copy: return "c" + std::to_string(it.ord) + ".copy";
+    case Action::copy:
+    case Action::copy_other: return "c" + std::to_string(it.ord) + ".copy";
     default: return {};
   }
 }

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS link_events(
 Action parse_action(const std::string& s) {
   if (s == "unchanged") return Action::unchanged;
   if (s == "copy") return Action::copy;
+  if (s == "copy-other") return Action::copy_other;
   if (s == "delta") return Action::delta;
   return Action::full;
 }
@@ -75,6 +76,7 @@ const char* action_name(Action a) {
   switch (a) {
     case Action::unchanged: return "unchanged";
     case Action::copy: return "copy";
+    case Action::copy_other: return "copy-other";
     case Action::delta: return "delta";
     case Action::full: return "full";
   }

@@ -24,7 +24,9 @@ namespace SQLite { class Database; }
 
 namespace distd {
 
-enum class Action { unchanged, copy, delta, full };
+// copy_other: a copy from another channel's tree at this center (the same verified bytes, e.g.
+// a course's files/<sha1> member and moodledata's filedir blob); basis_path "<channel>/<path>".
+enum class Action { unchanged, copy, delta, full, copy_other };
 enum class ItemState { planned, fetching, verified, installed, failed };
 
 const char* action_name(Action a);
@@ -39,7 +41,7 @@ struct PlanItem {
   uint32_t mode = 0644;
   Action action = Action::full;
   bool priority = false;
-  std::string basis_path;    // copy: the local source; delta: the old version (same path)
+  std::string basis_path;    // copy: the local source; copy_other: "<channel>/<path>"; delta: the old version (same path)
   std::optional<Digest> basis_digest;  // of the basis; none when there is no basis (full)
   std::string delta_id;      // hex, once HQ answered the delta request
   uint64_t delta_size = 0;

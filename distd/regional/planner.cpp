@@ -50,7 +50,34 @@ class LocalIndex {
   std::vector<const Entry*> by_path_, by_digest_;
 };
 
-enum Group : uint8_t { kUnchanged, kLocalCopy, kFetch, kPlanCopy };
+enum Group : uint8_t { kUnchanged, kLocalCopy, kOtherCopy, kFetch, kPlanCopy };
+
+// Other channels' entries by digest (the first channel, then the first path, that has it).
+class OtherIndex {
+ public:
+  explicit OtherIndex(const std::vector<OtherChannel>* others) {
+    if (!others) return;
+    for (uint32_t c = 0; c < others->size(); ++c)
+      for (const auto& e : (*others)[c].entries) by_digest_.push_back({&e, c});
+    std::stable_sort(by_digest_.begin(), by_digest_.end(), [](const Hit& a, const Hit& b) {
+      return a.e->digest != b.e->digest ? a.e->digest < b.e->digest : a.c < b.c;
+    });
+  }
+  struct Hit {
+    const Entry* e;
+    uint32_t c;  // index in others
+  };
+  const Hit* find(const Entry& e) const {
+    auto it = std::lower_bound(by_digest_.begin(), by_digest_.end(), e.digest,
+                               [](const Hit& h, const Digest& d) { return h.e->digest < d; });
+    for (; it != by_digest_.end() && it->e->digest == e.digest; ++it)
+      if (it->e->size == e.size) return &*it;
+    return nullptr;
+  }
+
+ private:
+  std::vector<Hit> by_digest_;
+};
 
 // What one target entry needs.
 struct Key {
@@ -66,7 +93,7 @@ bool same_content(const Entry* here, const Entry& e) { return here && here->dige
 // *in.unchanged_out when it is set). The same new content at several paths is fetched once, by
 // its first path in manifest order (found by sorting the candidates by digest: 4 bytes a
 // candidate instead of a hash map of digests).
-std::vector<Key> classify(const PlanInput& in, const LocalIndex& local) {
+std::vector<Key> classify(const PlanInput& in, const LocalIndex& local, const OtherIndex& others) {
   const Manifest& m = *in.target;
   std::vector<Key> keys;  // one per planned entry
   keys.reserve(m.entries.size());
@@ -85,6 +112,8 @@ std::vector<Key> classify(const PlanInput& in, const LocalIndex& local) {
       }
     } else if (local.find_digest(e)) {
       keys.push_back({kLocalCopy, static_cast<uint32_t>(idx), 0});
+    } else if (others.find(e)) {
+      keys.push_back({kOtherCopy, static_cast<uint32_t>(idx), 0});
     } else {
       candidates.push_back(static_cast<uint32_t>(idx));
     }
@@ -105,7 +134,7 @@ std::vector<Key> classify(const PlanInput& in, const LocalIndex& local) {
 }
 
 // Pass 2: the item of one key: its action, basis and state (ord is set later).
-PlanItem make_item(const PlanInput& in, const LocalIndex& local, const Key& k) {
+PlanItem make_item(const PlanInput& in, const LocalIndex& local, const OtherIndex& others, const Key& k) {
   const Manifest& m = *in.target;
   const Entry& e = m.entries[k.idx];
   PlanItem it;
@@ -125,6 +154,13 @@ PlanItem make_item(const PlanInput& in, const LocalIndex& local, const Key& k) {
       it.basis_path = same_content(here, e) ? e.path : local.find_digest(e)->path;
       it.basis_digest = it.digest;
       break;
+    case kOtherCopy: {
+      const OtherIndex::Hit* h = others.find(e);
+      it.action = Action::copy_other;
+      it.basis_path = (*in.others)[h->c].channel + "/" + h->e->path;
+      it.basis_digest = it.digest;
+      break;
+    }
     case kPlanCopy:
       it.action = Action::copy;
       it.basis_path = m.entries[k.leader].path;
@@ -152,7 +188,7 @@ void order_items(std::vector<PlanItem>& out, std::vector<Key>&& keys) {
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     if (keys[a].group != keys[b].group) return keys[a].group < keys[b].group;
-    if (keys[a].group == kLocalCopy || keys[a].group == kFetch) {
+    if (keys[a].group == kLocalCopy || keys[a].group == kOtherCopy || keys[a].group == kFetch) {
       const PlanItem& x = out[a];
       const PlanItem& y = out[b];
       if (x.priority != y.priority) return x.priority;
@@ -185,12 +221,13 @@ void order_items(std::vector<PlanItem>& out, std::vector<Key>&& keys) {
 
 std::vector<PlanItem> make_plan(const PlanInput& in) {
   LocalIndex local(*in.local);
-  std::vector<Key> keys = classify(in, local);
+  OtherIndex others(in.others);
+  std::vector<Key> keys = classify(in, local, others);
   // The items, in manifest order within each group for now.
   std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) { return a.idx < b.idx; });
   std::vector<PlanItem> out;
   out.reserve(keys.size());
-  for (const Key& k : keys) out.push_back(make_item(in, local, k));
+  for (const Key& k : keys) out.push_back(make_item(in, local, others, k));
   order_items(out, std::move(keys));
   return out;
 }

@@ -14,6 +14,13 @@ namespace distd {
 
 constexpr uint64_t kDeltaMinSize = 64 * 1024;  // below this a whole object is as cheap as a delta
 
+// Verified content another channel of this center holds: its installed manifest's entries
+// (only those worth looking at), to copy from its tree instead of fetching.
+struct OtherChannel {
+  std::string channel;
+  std::vector<Entry> entries;
+};
+
 struct PlanInput {
   const Manifest* target = nullptr;           // the verified new manifest
   const std::vector<Entry>* local = nullptr;  // what is on disk now (scan of the destination)
@@ -28,12 +35,16 @@ struct PlanInput {
   // The installer's policy: a local file is unchanged when its mode is what installing the
   // entry would give it (installed_mode), not necessarily HQ's signed mode.
   FileModes modes = FileModes::safe;
+  // Other channels' content: an entry that is neither here nor at another path here is copied
+  // from the first of these that lists its digest (Action::copy_other) instead of fetched.
+  const std::vector<OtherChannel>* others = nullptr;
 };
 
 // One PlanItem per target entry (unchanged ones only counted when in.unchanged_out is set), in
 // execution order (PlanItem::ord):
 //   1. unchanged: the file at that path already has the signed digest and mode (state installed);
-//   2. copy from a file that is here now under another path (rename, a file in two courses);
+//   2. copy from a file that is here now under another path (rename, a file in two courses), or
+//      from another channel's tree (in.others: the same bytes in two channels);
 //   3. downloads: delta against the old version at the same path when both are over
 //      delta_min_size, full otherwise; priority entries first, then smaller files first;
 //   4. copy from a path fetched in step 3 (the same new content at several paths is fetched once).

@@ -20,6 +20,7 @@
 #include "distd/io/pause.h"
 #include "distd/net/http_client.h"
 #include "distd/regional/channel_install.h"
+#include "distd/regional/other_channels.h"
 #include "distd/regional/delta_request.h"
 #include "distd/regional/freshness.h"
 #include "distd/regional/installer.h"
@@ -123,7 +124,8 @@ class Execution {
   // whose source changed becomes a download.
   void copy_local() {
     std::vector<PlanItem*> fell_back;
-    uint64_t copied = install_local_copies(*r_.inst, r_.j, r_.ch.name, items_, r_.opts.log, &fell_back);
+    const ChannelRoots roots = channel_roots(r_.cfg);
+    uint64_t copied = install_local_copies(*r_.inst, r_.j, r_.ch.name, items_, r_.opts.log, &fell_back, &roots);
     r_.res.copied += copied;
     r_.prog.files_done += copied;
     for (PlanItem* it : fell_back) {
