@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Course backups: (1) re-publishing a ~100 MiB .mbz in which one 1 MiB file changed — bytes over
 # the link with distd (publish-course + distctl sync) vs rsync of the .mbz file (rsync daemon on
-# loopback, --stats); goal <= 10% of rsync. (2) publish-course of a ~1 GiB backup vs `tar tzf`
+# loopback, --stats); goal <= 10% of rsync. (3) moodledata synced after its course (dedupe across
+# channels) vs rsync -z of the tree. (2) publish-course of a ~1 GiB backup vs `tar tzf`
 # of it; goal within 2x.
 #   BUILD=build-xyz bench/bench_course.sh     (BENCH_BIG_FILES=N for the big backup's 1 MiB files)
 source "$(dirname "$0")/lib.sh"
@@ -79,6 +80,44 @@ say "re-publish, one 1 MiB file changed in a $(( $(stat -c %s v2.mbz) / 1048576 
 say "  distd  : $DISTD_RECV bytes over the link"
 say "  rsync  : $RSYNC_BYTES bytes over the link"
 say "  ratio  : $(ratio "$DISTD_RECV" "$RSYNC_BYTES") (goal <= 0.10)"
+
+# 3. moodledata after its course arrived: HQ's filedir holds the course's files (the same bytes
+#    as the backup's files/<sha1> members) and a few others; the center, which has the course,
+#    fetches only those others (dedupe across channels). Peer: rsync -z of the same tree.
+python3 - v2.mbz hq-moodledata/filedir <<'PY'
+import hashlib, os, random, sys, tarfile
+out = sys.argv[2]
+def put(data):
+    h = hashlib.sha1(data).hexdigest()
+    d = os.path.join(out, h[:2], h[2:4]); os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, h), "wb").write(data)
+with tarfile.open(sys.argv[1]) as t:
+    for m in t.getmembers():
+        if m.isfile() and m.name.startswith("files/"): put(t.extractfile(m).read())
+rnd = random.Random(5)
+for i in range(2): put(rnd.randbytes(1 << 20))  # files no course holds
+PY
+kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=("${PIDS[@]:1}")
+printf '[[channel]]\nname = "moodledata"\npath = "%s/hq-moodledata"\npreset = "moodledata"\n' "$WORK" >> hq.toml
+printf '[[channel]]\nname = "moodledata"\npath = "%s/center-moodledata"\npreset = "moodledata"\n' "$WORK" >> center.toml
+$DISTCTL publish --channel moodledata --config hq.toml >/dev/null
+"$DISTD" --config hq.toml 2>>distd.log & PIDS+=($!)
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+$DISTCTL sync --config center.toml --channel moodledata --json > sync3.json
+read -r MD_WIRE MD_COPIED < <(python3 -c 'import json; c=json.load(open("sync3.json"))["channels"][0]; print(c["bytes_received"]+c["bytes_sent"], c["copied"])')
+MD_BYTES=$(du -sb --apparent-size hq-moodledata | cut -f1)
+mkdir -p rsync-md
+rsync -az --stats "$WORK/hq-moodledata/" rsync-md/ > rsync-md.stats
+RSYNC_MD=$(python3 -c '
+import re
+t=open("rsync-md.stats").read()
+num=lambda k: int(re.search(k+r": ([\d,]+)",t).group(1).replace(",",""))
+print(num("Total bytes sent")+num("Total bytes received"))')
+say ""
+say "moodledata ($MD_BYTES bytes, $(find hq-moodledata -type f | wc -l) files) after its course arrived:"
+say "  distd    : $MD_WIRE bytes over the link, $MD_COPIED files copied from the courses channel"
+say "  rsync -z : $RSYNC_MD bytes (local, the whole tree)"
+say "  distd / moodledata bytes: $(ratio "$MD_WIRE" "$MD_BYTES") (2 of the files are in no course; the rest: goal <= 0.01 of theirs)"
 
 # 2. Publish time of a ~1 GiB backup vs tar tzf.
 N=${BENCH_BIG_FILES:-1024}
