@@ -209,10 +209,16 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
   }
   inst.clean_staging(keep);
   j.start_plan(RunPlan{ch.name, m.version, digest, static_cast<int64_t>(std::time(nullptr)), false}, out.items);
-  size_t counts[4] = {static_cast<size_t>(out.unchanged), 0, 0, 0};
+  size_t counts[4] = {static_cast<size_t>(out.unchanged), 0, 0, 0};  // unchanged, copies, deltas, fetches
   uint64_t fetch_bytes = 0;
   for (auto& it : out.items) {
-    counts[static_cast<int>(it.action)]++;
+    switch (it.action) {
+      case Action::unchanged: counts[0]++; break;
+      case Action::copy:
+      case Action::copy_other: counts[1]++; break;
+      case Action::delta: counts[2]++; break;
+      case Action::full: counts[3]++; break;
+    }
     if (it.action == Action::full || it.action == Action::delta) fetch_bytes += it.size;
   }
   say(opts.log, ch.name + ": " +
