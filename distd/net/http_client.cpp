@@ -261,7 +261,13 @@ long HttpClient::perform(Transfer& t, const std::string& what) {
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   CURLcode rc = curl_easy_perform(c);
-  received_total_ += t.received;
+  // Bytes on the wire: for a gzip answer (CURLOPT_ACCEPT_ENCODING) the body as it came,
+  // compressed, not the decoded bytes t.received counts (CURLINFO_SIZE_DOWNLOAD_T is the
+  // encoded size; for other answers it equals t.received).
+  curl_off_t wire = 0;
+  received_total_ += curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &wire) == CURLE_OK && wire >= 0
+                         ? static_cast<uint64_t>(wire)
+                         : t.received;
   if (t.to_file && t.ok_status() && !t.bad_range) {
     try {
       t.commit();  // whatever arrived before a cut is kept for the next resume

@@ -93,7 +93,8 @@ class HttpClient {
   HttpAnswer post_stream(const std::string& path, const std::string& body,
                          const std::function<void(const char*, size_t)>& sink);
 
-  // Body bytes received by this client so far (all transfers).
+  // Body bytes received by this client so far (all transfers), as they crossed the wire: a
+  // gzip-encoded answer counts compressed (headers are not counted).
   uint64_t bytes_received() const { return received_total_; }
   uint64_t bytes_sent() const { return sent_total_; }
   HttpOptions& options() { return opts_; }
