@@ -266,6 +266,7 @@ void add_export(CLI::App* b, Action& chosen) {
                             {"bytes", r.bytes}, {"manifests", r.manifests}, {"objects", r.objects},
                             {"deltas", r.deltas}, {"object_bytes", r.object_bytes}, {"delta_bytes", r.delta_bytes},
                             {"delta_target_bytes", r.delta_target_bytes}, {"held_entries", r.held_entries},
+                            {"held_elsewhere_entries", r.held_elsewhere_entries},
                             {"shared_entries", r.shared_entries}, {"omitted_bytes", r.omitted_bytes},
                             {"outbound_received", r.outbound_received}, {"warnings", r.warnings},
                             {"notes", r.notes}, {"extra_files", r.extra_files}, {"status_report", report},

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/bundle_site.h"
 #include "tests/support/sync_site.h"
 
 using namespace distd;
@@ -15,24 +16,32 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A SyncSite with a second channel "courses" at HQ and at the center, holding blob under
-// BIO101/files/ while channel "c" holds the same bytes under filedir/.
+std::string courses_src(const SyncSite& s) { return s.tmp / "hq-courses"; }
+std::string courses_dst(const SyncSite& s) { return s.tmp / "center/courses"; }
+const std::string kMember = "/BIO101/files/3f/3f786850e387550fdab836ed7e6dc881de23001b";
+
+// A second channel "courses" at HQ and at the center, holding blob under BIO101/files/ while
+// channel "c" holds the same bytes under filedir/; both published.
+void add_courses_channel(SyncSite& s, const std::string& blob) {
+  write_file(s.hq_cfg, read_file(s.hq_cfg) + "\n[[channel]]\nname = \"courses\"\npath = \"" + courses_src(s) + "\"\n");
+  write_file(courses_src(s) + kMember, blob);
+  write_file(courses_src(s) + "/BIO101/course.xml", "<course/>\n");
+  write_file(s.src() + "/filedir/3f/78/3f786850e387550fdab836ed7e6dc881de23001b", blob);
+  write_file(s.src() + "/filedir/aa/bb/aabb", random_bytes(20'000, 12));
+  s.publish();
+  RunResult r = run({"distctl", "publish", "--channel", "courses", "--config", s.hq_cfg}, {}, {}, 120);
+  BOOST_REQUIRE_MESSAGE(r.status == 0, r.err);
+  write_file(s.reg_cfg, read_file(s.reg_cfg) + "\n[[channel]]\nname = \"courses\"\npath = \"" + courses_dst(s) + "\"\n");
+}
+
 struct TwoChannels {
   SyncSite s;
   std::string blob = random_bytes(400'000, 11);
-  std::string courses_src() const { return s.tmp / "hq-courses"; }
-  std::string courses_dst() const { return s.tmp / "center/courses"; }
+  std::string courses_src() const { return ::courses_src(s); }
+  std::string courses_dst() const { return ::courses_dst(s); }
   TwoChannels() {
-    write_file(s.hq_cfg, read_file(s.hq_cfg) + "\n[[channel]]\nname = \"courses\"\npath = \"" + courses_src() + "\"\n");
-    write_file(courses_src() + "/BIO101/files/3f/3f786850e387550fdab836ed7e6dc881de23001b", blob);
-    write_file(courses_src() + "/BIO101/course.xml", "<course/>\n");
-    write_file(s.src() + "/filedir/3f/78/3f786850e387550fdab836ed7e6dc881de23001b", blob);
-    write_file(s.src() + "/filedir/aa/bb/aabb", random_bytes(20'000, 12));
-    s.publish();
-    RunResult r = run({"distctl", "publish", "--channel", "courses", "--config", s.hq_cfg}, {}, {}, 120);
-    BOOST_REQUIRE_MESSAGE(r.status == 0, r.err);
+    add_courses_channel(s, blob);
     s.start_hq();
-    write_file(s.reg_cfg, read_file(s.reg_cfg) + "\n[[channel]]\nname = \"courses\"\npath = \"" + courses_dst() + "\"\n");
   }
   nlohmann::json sync(const std::string& channel) {
     RunResult r = s.sync({"--channel", channel});
@@ -98,4 +107,23 @@ BOOST_AUTO_TEST_CASE(a_link_in_the_other_tree_is_not_followed) {
   auto data = nlohmann::json::parse(r.out)["channels"][0];
   BOOST_TEST(data["copied"] == 0, data.dump());
   t.s.check_converged(1);
+}
+
+// A stick leaves out what the center holds in another channel (its request lists each
+// channel's content); the import copies it from there.
+BOOST_AUTO_TEST_CASE(a_stick_leaves_out_what_another_channel_of_the_center_holds) {
+  BundleSite s;
+  const std::string blob = random_bytes(400'000, 11);
+  add_courses_channel(s, blob);
+  s.round({"--channel", "courses"}, s.tmp / "stick1");
+  RunResult i1 = s.import_(s.tmp / "stick1");
+  BOOST_REQUIRE_MESSAGE(i1.status == 0, i1.err);
+  BOOST_REQUIRE(read_file(courses_dst(s) + kMember) == blob);
+
+  nlohmann::json e = s.round({}, s.tmp / "stick2");
+  BOOST_TEST(e["held_elsewhere_entries"] == 1, e.dump());
+  BOOST_TEST(e["bytes"].get<uint64_t>() < 200'000u, e.dump());  // not the 400 kB blob
+  RunResult i2 = s.import_(s.tmp / "stick2");
+  BOOST_REQUIRE_MESSAGE(i2.status == 0, i2.err);
+  s.check_converged(1);
 }

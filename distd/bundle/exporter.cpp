@@ -25,31 +25,6 @@
 
 namespace distd::bundle {
 
-// By hand, not CLI::AsSizeValue: that takes whole numbers only, and "3.9G" (the default volume
-// size) and "7.5G" are the documented forms.
-uint64_t parse_size(const std::string& text, const std::string& what) {
-  std::string t = text;
-  uint64_t mult = 1;
-  if (!t.empty()) {
-    char c = static_cast<char>(std::toupper(static_cast<unsigned char>(t.back())));
-    if (c == 'B') {
-      t.pop_back();
-      c = t.empty() ? 0 : static_cast<char>(std::toupper(static_cast<unsigned char>(t.back())));
-      if (!t.empty() && (t.back() == 'i' || t.back() == 'I')) t.pop_back(), c = static_cast<char>(std::toupper(t.back()));
-    }
-    int shift = c == 'K' ? 10 : c == 'M' ? 20 : c == 'G' ? 30 : c == 'T' ? 40 : 0;
-    if (shift) {
-      t.pop_back();
-      mult = uint64_t(1) << shift;
-    }
-  }
-  char* end = nullptr;
-  double v = t.empty() ? -1 : std::strtod(t.c_str(), &end);
-  if (t.empty() || !end || *end != '\0' || v < 0 || v * double(mult) > 1e18)
-    throw Error(Errc::usage, what + ": '" + text + "' is not a size", "write e.g. 3.9G, 700M, 64k or a byte count");
-  return static_cast<uint64_t>(v * double(mult));
-}
-
 namespace {
 
 struct Cand {
@@ -203,6 +178,9 @@ struct Gatherer {
   Index& ix;
   std::vector<std::unique_ptr<Cand>> cands;
   std::unordered_map<std::string, Cand*> by_digest;  // content digests already brought
+  // What the center holds in any of its channels (the request's held summaries, merged): content
+  // there is not brought again, the import copies it from that channel's tree.
+  HeldPrefixes held_anywhere;
 
   // Adds what the center lacks of w's channel: the manifests after its version, then an object
   // or delta for each entry of the latest it does not hold. Throws Error{not_found} for a version
@@ -308,6 +286,11 @@ void Gatherer::add_entry(const std::string& ch, const Entry& e, const HeldPrefix
   Omitted serve{ch, e.path, e.size, e.digest};
   if (held_has(held, e.digest)) {
     res.held_entries++;
+    return;
+  }
+  if (held_has(held_anywhere, e.digest)) {
+    res.held_entries++;
+    res.held_elsewhere_entries++;
     return;
   }
   std::string hex = digest_hex(e.digest);
@@ -560,6 +543,12 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
   ix.volume_size = opts.volume_size;
 
   Gatherer gather(store, deltas, priority, opts, res, ix);
+  if (req) {
+    for (const auto& rc : req->channels) gather.held_anywhere.insert(gather.held_anywhere.end(), rc.held.begin(), rc.held.end());
+    std::sort(gather.held_anywhere.begin(), gather.held_anywhere.end());
+    gather.held_anywhere.erase(std::unique(gather.held_anywhere.begin(), gather.held_anywhere.end()),
+                               gather.held_anywhere.end());
+  }
   for (const auto& w : wants) gather.add_channel(w);
 
   // Order: manifests, then like sync: priority first, then small files first.

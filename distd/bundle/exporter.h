@@ -31,6 +31,7 @@ struct ExportResult {
   uint64_t object_bytes = 0, delta_bytes = 0;
   uint64_t delta_target_bytes = 0;        // what the deltas stand for
   uint64_t held_entries = 0;              // entries the center already has (not exported)
+  uint64_t held_elsewhere_entries = 0;    // of those, held only in another of its channels (the import copies them)
   uint64_t shared_entries = 0;            // entries whose content another entry already brings
   std::vector<Omitted> omitted;           // did not fit --max-size
   uint64_t omitted_bytes = 0;
