@@ -113,6 +113,19 @@ uint64_t version_floor(const Config& cfg, const std::string& channel) {
   return *v;
 }
 
+std::set<std::string> plan_priorities(const Config& cfg, const ChannelConfig& ch, const std::vector<std::string>& given,
+                                      const LogLineFn& log) {
+  std::set<std::string> out(given.begin(), given.end());
+  for (auto& provider : priority_providers()) {
+    try {
+      for (auto& name : provider(cfg, ch)) out.insert(std::move(name));
+    } catch (const std::exception& e) {
+      say(log, ch.name + ": priority list skipped: " + e.what());
+    }
+  }
+  return out;
+}
+
 ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Journal& j, Installer& inst,
                                  const ChannelRecord& rec, const SignedManifest& sm, std::string& body,
                                  const PlanOptions& opts) {
@@ -171,14 +184,7 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
   in.modes = inst.modes();
   const std::vector<OtherChannel> others = other_channels_content(cfg, ch, m, opts.log);
   in.others = &others;
-  in.priority.insert(opts.priority.begin(), opts.priority.end());
-  for (auto& provider : priority_providers()) {
-    try {
-      for (auto& name : provider(cfg, ch)) in.priority.insert(std::move(name));
-    } catch (const std::exception& e) {
-      say(opts.log, ch.name + ": priority list skipped: " + e.what());
-    }
-  }
+  in.priority = plan_priorities(cfg, ch, opts.priority, opts.log);
   out.items = make_plan(in);
   std::vector<Entry>().swap(local);
   bool nothing_to_do = std::all_of(out.items.begin(), out.items.end(),

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,12 @@ struct ChannelPlan {
 // The highest manifest version this center has verified for channel (0 when none is recorded):
 // <state_dir>/manifests/<channel>/highest-version, raised by prepare_channel_plan().
 uint64_t version_floor(const Config& cfg, const std::string& channel);
+
+// The paths and base names a plan fetches first: given, and what every priority provider
+// (priority_providers(): the replica's missing files) names for ch; a provider that fails is
+// one log line.
+std::set<std::string> plan_priorities(const Config& cfg, const ChannelConfig& ch, const std::vector<std::string>& given,
+                                      const LogLineFn& log);
 
 ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Journal& j, Installer& inst,
                                  const ChannelRecord& rec, const SignedManifest& sm, std::string& body,

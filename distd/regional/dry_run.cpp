@@ -161,14 +161,7 @@ std::vector<PlanItem> plan_items(const Config& cfg, const ChannelConfig& ch, con
   in.modes = rs.file_modes;
   const std::vector<OtherChannel> others = other_channels_content(cfg, ch, sm.manifest, opts.log);
   in.others = &others;
-  in.priority.insert(opts.priority.begin(), opts.priority.end());
-  for (auto& provider : priority_providers()) {
-    try {
-      for (auto& name : provider(cfg, ch)) in.priority.insert(std::move(name));
-    } catch (const std::exception& e) {
-      say(opts.log, ch.name + ": priority list skipped: " + e.what());
-    }
-  }
+  in.priority = plan_priorities(cfg, ch, opts.priority, opts.log);
   std::vector<PlanItem> items = make_plan(in);
   std::map<Digest, uint64_t> partial;
   if (plan && !plan->done)
