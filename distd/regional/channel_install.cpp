@@ -182,10 +182,8 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
   in.local = &local;
   in.unchanged_out = &out.unchanged;
   in.modes = inst.modes();
-  const std::vector<OtherChannel> others = other_channels_content(cfg, ch, m, opts.log);
-  in.others = &others;
   in.priority = plan_priorities(cfg, ch, opts.priority, opts.log);
-  out.items = make_plan(in);
+  out.items = plan_with_other_channels(cfg, ch, in, opts.log);
   std::vector<Entry>().swap(local);
   bool nothing_to_do = std::all_of(out.items.begin(), out.items.end(),
                                    [](const PlanItem& it) { return it.state == ItemState::installed; });

@@ -159,10 +159,8 @@ std::vector<PlanItem> plan_items(const Config& cfg, const ChannelConfig& ch, con
   in.local = &local;
   in.unchanged_out = &out.unchanged;
   in.modes = rs.file_modes;
-  const std::vector<OtherChannel> others = other_channels_content(cfg, ch, sm.manifest, opts.log);
-  in.others = &others;
   in.priority = plan_priorities(cfg, ch, opts.priority, opts.log);
-  std::vector<PlanItem> items = make_plan(in);
+  std::vector<PlanItem> items = plan_with_other_channels(cfg, ch, in, opts.log);
   std::map<Digest, uint64_t> partial;
   if (plan && !plan->done)
     for (auto& old : j.items(ch.name))

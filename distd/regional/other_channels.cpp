@@ -35,6 +35,22 @@ std::vector<OtherChannel> other_channels_content(const Config& cfg, const Channe
   return out;
 }
 
+std::vector<PlanItem> plan_with_other_channels(const Config& cfg, const ChannelConfig& ch, PlanInput& in,
+                                               const LogLineFn& log) {
+  std::vector<PlanItem> items = make_plan(in);
+  const bool fetches = std::any_of(items.begin(), items.end(), [](const PlanItem& it) {
+    return it.action == Action::full || it.action == Action::delta;
+  });
+  if (!fetches) return items;
+  const std::vector<OtherChannel> others = other_channels_content(cfg, ch, *in.target, log);
+  if (others.empty()) return items;
+  std::vector<PlanItem>().swap(items);  // free before planning again
+  in.others = &others;
+  items = make_plan(in);
+  in.others = nullptr;
+  return items;
+}
+
 ChannelRoots channel_roots(const Config& cfg) {
   ChannelRoots r;
   for (const auto& c : cfg.channels) r[c.name] = c.path;

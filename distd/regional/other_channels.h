@@ -24,6 +24,12 @@ namespace distd {
 std::vector<OtherChannel> other_channels_content(const Config& cfg, const ChannelConfig& ch, const Manifest& target,
                                                  const LogLineFn& log);
 
+// make_plan(in), and when that plan fetches anything, the plan again with the other channels'
+// content (in.others): the other manifests are read only when there is something to fetch, not
+// on every check of an up-to-date tree.
+std::vector<PlanItem> plan_with_other_channels(const Config& cfg, const ChannelConfig& ch, PlanInput& in,
+                                               const LogLineFn& log);
+
 // Channel name -> its tree (the config's path), for copy_other items.
 using ChannelRoots = std::map<std::string, std::string>;
 ChannelRoots channel_roots(const Config& cfg);
