@@ -100,11 +100,7 @@ int run_status(const std::string& config_path, bool json, bool prometheus) {
     std::fputs(render_center_metrics(cfg, static_cast<int64_t>(::time(nullptr))).c_str(), stdout);
     return 0;
   }
-  std::string jp = journal_path(cfg);
-  struct stat st {};
-  bool have_journal = ::stat(jp.c_str(), &st) == 0;
-  std::unique_ptr<Journal> j;
-  if (have_journal) j = std::make_unique<Journal>(jp, Journal::ReadOnly{});
+  std::unique_ptr<Journal> j = open_journal_read_only(cfg);
 
   nlohmann::json out = {{"site", cfg.site}, {"channels", nlohmann::json::array()}, {"link", nlohmann::json::array()}};
   for (auto& ch : cfg.channels) out["channels"].push_back(channel_status_json(ch, j.get()));
@@ -116,7 +112,7 @@ int run_status(const std::string& config_path, bool json, bool prometheus) {
   if (json) {
     print_json(out);
   } else {
-    print_text(out, cfg.site, have_journal, replica_text);
+    print_text(out, cfg.site, j != nullptr, replica_text);
   }
   return verdict(out);
 }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,6 +26,12 @@ UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
 
 UniqueFd::~UniqueFd() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+std::optional<uint64_t> available_bytes(const std::string& path) {
+  struct statvfs v {};
+  if (::statvfs(path.c_str(), &v) != 0) return std::nullopt;
+  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
 }
 
 std::string read_file(const std::string& path, uint64_t max_size, std::string_view what) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,10 @@ class UniqueFd {
 // Reads a whole file. Throws Error{corrupt} when it is larger than max_size bytes
 // (naming `what`, e.g. "manifest"), Error{io,not_found} when it cannot be read.
 std::string read_file(const std::string& path, uint64_t max_size, std::string_view what = "file");
+
+// Bytes this user may still write on the file system holding path (statvfs f_bavail); none
+// when it cannot be measured (errno set).
+std::optional<uint64_t> available_bytes(const std::string& path);
 
 // Writes data to path atomically and durably: a temporary file in the same directory, fsync,
 // rename over path, fsync of the directory. Readers see the old or the new content, never a mix.

@@ -1,7 +1,6 @@
 #include "distd/regional/center_metrics.h"
 
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include <ctime>
 #include <memory>
@@ -44,10 +43,7 @@ int64_t unix_of(const nlohmann::json& t) {
 }  // namespace
 
 std::string render_center_metrics(const Config& cfg, int64_t now) {
-  std::unique_ptr<Journal> j;
-  struct stat st {};
-  const std::string jp = journal_path(cfg);
-  if (::stat(jp.c_str(), &st) == 0) j = std::make_unique<Journal>(jp, Journal::ReadOnly{});
+  std::unique_ptr<Journal> j = open_journal_read_only(cfg);
   std::vector<nlohmann::json> chans;
   for (const auto& ch : cfg.channels) chans.push_back(channel_status_json(ch, j.get(), false));
 
@@ -81,10 +77,9 @@ std::string render_center_metrics(const Config& cfg, int64_t now) {
               [](const nlohmann::json& c) { return c["last_error"].is_null() ? 0u : 1u; });
   per_channel("distd_center_warnings", "Warnings the channel's last sync gave (a stale or expiring manifest).",
               [](const nlohmann::json& c) { return static_cast<uint64_t>(c["warnings"].size()); });
-  struct statvfs vfs {};
-  if (::statvfs(cfg.state_dir.c_str(), &vfs) == 0) {
+  if (const std::optional<uint64_t> avail = available_bytes(cfg.state_dir)) {
     head("distd_center_free_bytes", "Free bytes in the center's state directory.");
-    o += "distd_center_free_bytes " + std::to_string(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize) + "\n";
+    o += "distd_center_free_bytes " + std::to_string(*avail) + "\n";
   }
   head("distd_center_metrics_timestamp_seconds", "Unix time these metrics were written.");
   o += "distd_center_metrics_timestamp_seconds " + std::to_string(now) + "\n";

@@ -1,7 +1,6 @@
 #include "distd/regional/dry_run.h"
 
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -71,11 +70,10 @@ PublicKey hq_key_in_memory(const Config& cfg, const RegionalSettings& rs, const 
   return key;
 }
 
-// The journal, read-only; an empty one in memory when there is none yet (nothing recorded).
-std::unique_ptr<Journal> open_journal_read_only(const Config& cfg) {
-  const std::string p = journal_path(cfg);
-  if (exists_file(p)) return std::make_unique<Journal>(p, Journal::ReadOnly{});
-  return std::make_unique<Journal>(":memory:");
+// The journal read-only, or an empty one in memory when nothing was synced yet.
+std::unique_ptr<Journal> journal_or_empty(const Config& cfg) {
+  std::unique_ptr<Journal> j = open_journal_read_only(cfg);
+  return j ? std::move(j) : std::make_unique<Journal>(":memory:");
 }
 
 // The nearest existing directory at or above path.
@@ -92,9 +90,9 @@ std::string existing_dir(std::string p) {
 
 // Bytes of the file system holding dir that this user may fill.
 uint64_t free_bytes(const std::string& dir) {
-  struct statvfs v {};
-  if (::statvfs(dir.c_str(), &v) != 0) throw_errno("cannot measure the free space of", dir, errno);
-  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  const std::optional<uint64_t> n = available_bytes(dir);
+  if (!n) throw_errno("cannot measure the free space of", dir, errno);
+  return *n;
 }
 
 // About the size of the librsync signature of a basis of `size` bytes (header, then a weak and
@@ -237,7 +235,7 @@ DryRunPlan dry_run_channel(const Config& cfg, const std::string& channel, const 
   StateLock lock(cfg.state_dir);  // a sync's journal and stat cache are not read half-written
   const HttpOptions ho = link_options_as_is(rs, opts.stop);
   rs.hq_key = hq_key_in_memory(cfg, rs, ho, opts.log);
-  std::unique_ptr<Journal> j = open_journal_read_only(cfg);
+  std::unique_ptr<Journal> j = journal_or_empty(cfg);
 
   DryRunPlan out;
   out.channel = ch.name;

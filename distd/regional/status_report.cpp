@@ -1,7 +1,6 @@
 #include "distd/regional/status_report.h"
 
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include <fstream>
 #include <memory>
@@ -112,10 +111,7 @@ nlohmann::json section_json(const Config& cfg, const ReportSection& s) {
 }  // namespace
 
 std::string status_report_body(const Config& cfg, int64_t now) {
-  std::unique_ptr<Journal> j;
-  struct stat st {};
-  const std::string jp = journal_path(cfg);
-  if (::stat(jp.c_str(), &st) == 0) j = std::make_unique<Journal>(jp, Journal::ReadOnly{});
+  std::unique_ptr<Journal> j = open_journal_read_only(cfg);
   nlohmann::json chans = nlohmann::json::array();
   for (const auto& ch : cfg.channels) {
     nlohmann::json c = channel_status_json(ch, j.get(), false);
@@ -137,9 +133,8 @@ std::string status_report_body(const Config& cfg, int64_t now) {
     c["warnings"] = std::move(w);
     chans.push_back(std::move(c));
   }
-  struct statvfs vfs {};
-  nlohmann::json free = nullptr;
-  if (::statvfs(cfg.state_dir.c_str(), &vfs) == 0) free = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  const std::optional<uint64_t> avail = available_bytes(cfg.state_dir);
+  const nlohmann::json free = avail ? nlohmann::json(*avail) : nlohmann::json(nullptr);
   nlohmann::json r = {{"format", "distd-report 1"}, {"site", cfg.site},  {"time", now},
                       {"distd_version", distd_version()},   {"channels", chans}, {"free_bytes", free}};
   try {

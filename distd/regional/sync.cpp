@@ -63,6 +63,12 @@ void run_after_install(const Config& cfg, const ChannelConfig& ch, const LogLine
 }
 
 std::string journal_path(const Config& cfg) { return cfg.state_dir + "/journal.sqlite"; }
+std::unique_ptr<Journal> open_journal_read_only(const Config& cfg) {
+  const std::string p = journal_path(cfg);
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return nullptr;
+  return std::make_unique<Journal>(p, Journal::ReadOnly{});
+}
 std::string installed_manifest_path(const Config& cfg, const std::string& channel) {
   return cfg.state_dir + "/manifests/" + channel + "/installed.manifest";
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "distd/config/config.h"
 #include "distd/net/http_client.h"
 #include "distd/regional/installer.h"
+#include "distd/regional/journal.h"
 #include "manifest/error.h"
 #include "manifest/keys.h"
 
@@ -135,6 +137,9 @@ void run_after_install(const Config& cfg, const ChannelConfig& ch, const LogLine
 
 // Paths of the regional state (for status and tests).
 std::string journal_path(const Config& cfg);
+// The journal opened read-only (status, metrics, reports, sync --dry-run); null when there is
+// none yet (nothing synced). Throws Error{database} for a damaged one.
+std::unique_ptr<Journal> open_journal_read_only(const Config& cfg);
 std::string installed_manifest_path(const Config& cfg, const std::string& channel);
 
 }  // namespace distd
