@@ -134,30 +134,29 @@ ImportResult run_import(const Config& cfg, const std::string& from, bool quiet_p
   return r;
 }
 
-// The status report a verified request carries (docs/hq.md "The fleet"), stored with how
+// The status report of site's request, verified by the export (ExportResult::request_report;
+// docs/hq.md "The fleet"), stored with how
 // "stick" and received at the report's own time (when the center wrote it; HQ's clock when that
 // is later), unless the stored report is newer. Never fails the export: what is not stored is a
 // warning. Returns for --json: "stored", "older" (the stored one is newer), "none" (a request
 // without a report), "refused".
-std::string store_stick_report(const Config& cfg, const std::string& request_path, std::vector<std::string>* warn) {
-  std::string site = "?";
+std::string store_stick_report(const Config& cfg, const std::string& site, const std::string& report,
+                               std::vector<std::string>* warn) {
   auto refuse = [&](const std::string& why) {
     warn->push_back("the status report in the request of site '" + site + "' was not stored: " + why);
     return std::string("refused");
   };
   try {
-    Request req = read_verified_request(cfg, request_path);
-    site = req.site;
-    if (req.report.empty()) return "none";
-    nlohmann::json r = nlohmann::json::parse(req.report, nullptr, false);
+    if (report.empty()) return "none";
+    nlohmann::json r = nlohmann::json::parse(report, nullptr, false);
     auto text = [&r](const char* k) { return r.contains(k) && r[k].is_string() ? r[k].get<std::string>() : ""; };
     if (!r.is_object() || text("format") != "distd-report 1" || !r.contains("channels") || !r["channels"].is_array() ||
         !r.contains("time") || !r["time"].is_number_integer() || r["time"].get<int64_t>() < 0)
       return refuse("it is not a \"distd-report 1\" status report");
-    if (text("site") != req.site)
+    if (text("site") != site)
       return refuse("it is about site '" + text("site") + "'; a center reports only itself");
     const int64_t written = std::min<int64_t>(r["time"].get<int64_t>(), std::time(nullptr));
-    if (!fleet::store_report(cfg, req.site, std::move(r), "stick", written, true)) {
+    if (!fleet::store_report(cfg, site, std::move(r), "stick", written, true)) {
       log_line("kept HQ's status report of site " + site + ": the request's (written " + format_utc(written) +
                ") is older");
       return "older";
@@ -258,7 +257,8 @@ void add_export(CLI::App* b, Action& chosen) {
       };
       ExportResult r = export_bundle(cfg, a.to, o);
       bar.finish();
-      const std::string report = a.request.empty() ? "none" : store_stick_report(cfg, a.request, &r.warnings);
+      const std::string report =
+          a.request.empty() ? "none" : store_stick_report(cfg, r.site, r.request_report, &r.warnings);
       for (auto& w : r.warnings) std::fprintf(stderr, "distctl: warning: %s\n", w.c_str());
       for (auto& n : r.notes) std::fprintf(stderr, "distctl: %s\n", n.c_str());
       if (a.json) {

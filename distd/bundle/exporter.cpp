@@ -526,6 +526,7 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
   if (!opts.request_path.empty()) {
     req = read_verified_request(cfg, opts.request_path, &req_digest);
     res.site = req->site;
+    res.request_report = req->report;
     log("request from site '" + req->site + "' verified (made " + format_utc(req->created) + ")");
   }
 

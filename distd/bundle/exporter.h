@@ -24,6 +24,7 @@ struct ExportOptions {
 
 struct ExportResult {
   std::string dir, bundle_id, site = "-";
+  std::string request_report;  // the request's status report (Request::report) as it came; empty: none
   std::vector<ChannelSpan> channels;
   uint32_t volumes = 0;
   uint64_t bytes = 0;                     // written to the stick (index + volumes)
