@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "manifest/error.h"
+#include "manifest/path.h"
 #include "manifest/scan.h"
 #include "tests/support/test_support.h"
 
@@ -43,6 +44,21 @@ BOOST_AUTO_TEST_CASE(moodledata_preset_keeps_only_content) {
   BOOST_TEST(st.excluded == 8u);
   BOOST_TEST((es[0].digest == digest_bytes("filedir/ab/cd/abcd")));
   BOOST_TEST(es[0].size == 18u);
+}
+
+// A center's default staging, <path>/.distd-staging (docs/regional.md), is distd's own: a scan
+// skips it (never published, never an extra file) and no manifest may name a path in it. Only
+// at the top: a deeper directory of that name is content like any other.
+BOOST_AUTO_TEST_CASE(the_center_staging_directory_is_skipped_and_unsafe) {
+  TempDir t("scan");
+  std::string root = t / "tree";
+  for (std::string p : {"a.txt", ".distd-staging/0123.part", "sub/.distd-staging/b"}) write_file(root + "/" + p, p);
+  ScanStats st;
+  auto es = scan_tree(root, ScanOptions{}, &st);
+  BOOST_TEST(paths(es) == (std::vector<std::string>{"a.txt", "sub/.distd-staging/b"}), boost::test_tools::per_element());
+  BOOST_TEST(st.excluded == 1u);
+  BOOST_TEST(!unsafe_path_reason(".distd-staging/0123.part").empty());
+  BOOST_TEST(unsafe_path_reason("sub/.distd-staging/b").empty());
 }
 
 BOOST_AUTO_TEST_CASE(exclude_patterns_anchor_and_glob) {
