@@ -19,7 +19,7 @@ const std::vector<std::string> kKeys = {
     "hq.publish_interval", "hq.threads", "hq.header_timeout", "hq.body_min_rate", "hq.per_peer_connections",
     "hq.uncapped_peers", "hq.renew_after_days", "hq.max_delta_jobs", "hq.delta_cache_bytes", "hq.access_log",
     "hq.require_signed_requests", "hq.request_clock_skew", "hq.sites_dir", "hq.courses_channel",
-    "hq.max_expansion_ratio", "hq.php",
+    "hq.max_expansion_ratio", "hq.php", "hq.compression_level", "hq.batch_compression_level",
     // [hq.database] (courses.md)
     "hq.database", "hq.database.host", "hq.database.port", "hq.database.socket", "hq.database.user",
     "hq.database.password", "hq.database.password_file", "hq.database.database", "hq.database.prefix",

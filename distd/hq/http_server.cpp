@@ -22,6 +22,7 @@
 #include "distd/hq/delta_service.h"
 #include "distd/hq/http_limits.h"
 #include "distd/hq/layout.h"
+#include "distd/hq/object_batch.h"
 #include "distd/net/byte_range.h"
 #include "distd/hq/publisher.h"
 #include "distd/hq/settings.h"
@@ -40,7 +41,6 @@ namespace {
 thread_local std::chrono::steady_clock::time_point request_started;  // of this worker's request (access log)
 
 constexpr size_t kSendChunk = 256 * 1024;  // fewer send() calls: 1 GiB at loopback speed
-constexpr size_t kMaxBatchObjects = 4096;  // POST /objects
 
 void send_text(httplib::Response& res, int status, const std::string& text) {
   res.status = status;
@@ -162,68 +162,6 @@ void serve_manifest_delta(const httplib::Request& req, httplib::Response& res, c
   } catch (const Error& e) {
     send_text(res, status_for(e.code()), std::string(e.what()) + (e.hint().empty() ? "" : "; " + e.hint()));
   }
-}
-
-// Answers POST /objects: the objects whose raw digests the body lists, concatenated in that order
-// and streamed from the store. 400 for a malformed list or one that names an object twice, 404
-// naming the first object not stored.
-void serve_object_batch(const httplib::Request& req, httplib::Response& res, const Layout& layout) {
-  if (req.body.empty() || req.body.size() % 32 != 0 || req.body.size() / 32 > kMaxBatchObjects)
-    return send_text(res, 400, "POST /objects needs 1 to " + std::to_string(kMaxBatchObjects) +
-                                   " raw 32-byte digests");
-  struct Batch {
-    std::vector<std::pair<std::string, uint64_t>> files;  // path, size
-    size_t index = 0;      // file being sent
-    uint64_t in_file = 0;  // bytes of it sent
-    UniqueFd fd;
-    std::vector<char> buf;
-  };
-  auto b = std::make_shared<Batch>();
-  uint64_t total = 0;
-  std::set<std::string_view> seen;
-  for (size_t i = 0; i < req.body.size(); i += 32) {
-    if (!seen.insert(std::string_view(req.body).substr(i, 32)).second) {
-      Digest dup{};
-      std::memcpy(dup.data(), req.body.data() + i, 32);
-      return send_text(res, 400, "POST /objects lists object " + digest_hex(dup) + " twice; ask for each object once");
-    }
-    Digest d{};
-    std::memcpy(d.data(), req.body.data() + i, 32);
-    std::string p = layout.object(d);
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-      return send_text(res, 404, "object " + digest_hex(d) + " not found");
-    b->files.emplace_back(std::move(p), static_cast<uint64_t>(st.st_size));
-    total += static_cast<uint64_t>(st.st_size);
-  }
-  res.status = 200;
-  res.set_header("Cache-Control", "no-cache");
-  if (total == 0) return res.set_content("", "application/octet-stream");
-  res.set_content_provider(
-      static_cast<size_t>(total), "application/octet-stream",
-      [b](size_t, size_t len, httplib::DataSink& sink) {
-        while (b->index < b->files.size() && b->in_file == b->files[b->index].second) {
-          b->fd = UniqueFd();
-          b->index++;
-          b->in_file = 0;
-        }
-        if (b->index == b->files.size()) return false;
-        auto& [path, size] = b->files[b->index];
-        if (!b->fd) {
-          b->fd = UniqueFd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-          if (!b->fd) return false;  // removed under us: abort the connection
-        }
-        if (b->buf.empty()) b->buf.resize(kSendChunk);
-        size_t want = static_cast<size_t>(std::min<uint64_t>({len, b->buf.size(), size - b->in_file}));
-        ssize_t n;
-        do {
-          n = ::pread(b->fd.get(), b->buf.data(), want, static_cast<off_t>(b->in_file));
-        } while (n < 0 && errno == EINTR);
-        if (n <= 0) return false;  // truncated under us: abort the connection
-        b->in_file += static_cast<uint64_t>(n);
-        return sink.write(b->buf.data(), static_cast<size_t>(n));
-      },
-      [b](bool) { b->fd = UniqueFd(); });
 }
 
 }  // namespace
@@ -363,7 +301,7 @@ struct HttpServer::Impl {
     // small files cost no request and header each. Plain web servers answer 405; the client then
     // GETs each object.
     svr.Post("/objects", [this](const httplib::Request& req, httplib::Response& res) {
-      if (admitted(req, res)) serve_object_batch(req, res, layout);
+      if (admitted(req, res)) serve_object_batch(req, res, layout, settings.batch_compression_level);
     });
   }
 

@@ -71,6 +71,14 @@ HqSettings hq_settings(const Config& cfg) {
   if (s.request_clock_skew < 10 || s.request_clock_skew > 7 * 86400)
     throw Error(Errc::usage, "config " + cfg.file + ": [hq] request_clock_skew must be between 10 and 604800 seconds",
                 "how far a center's clock may be from HQ's in a signed request; 900 is the default");
+  for (auto [key, level] : {std::pair{"compression_level", &s.compression_level},
+                             std::pair{"batch_compression_level", &s.batch_compression_level}}) {
+    int64_t v = cfg.get_int(std::string("hq.") + key, *level);
+    if (v < 0 || v > 22)
+      throw Error(Errc::usage, "config " + cfg.file + ": [hq] " + key + " must be between 0 (off) and 22",
+                  "a zstd level: 19 (the default) is slow to make and small to send; 3 is fast");
+    *level = static_cast<int>(v);
+  }
   s.sites_dir = cfg.resolve(cfg.get_string("hq.sites_dir", cfg.state_dir + "/sites"));
   s.php = cfg.get_string("hq.php", s.php);
   return s;

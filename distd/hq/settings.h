@@ -31,6 +31,11 @@ struct HqSettings {
   bool access_log = true;               // one stderr line per request; false: only failures
   bool require_signed_requests = true;  // smart endpoints answer only enrolled sites (site_gate.h)
   int64_t request_clock_skew = 900;     // seconds a signed request's time may be from HQ's clock
+  // zstd level of the compressed forms HQ stores (<object>.zst, <delta>.zst; made once, kept);
+  // 0 = store none. docs/formats/compression.md.
+  int compression_level = 19;
+  // zstd level of batch answers (POST /objects), compressed as they are sent; 0 = send raw.
+  int batch_compression_level = 19;
 };
 
 // Reads and validates [hq]; paths come back resolved against the config file's directory.

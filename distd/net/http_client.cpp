@@ -58,6 +58,8 @@ struct HttpClient::Transfer {
   std::optional<uint64_t> range_start;  // from Content-Range
   std::optional<int64_t> hq_time;       // from X-Distd-Time (a refused signed request)
   std::string body;                     // memory mode, or an error body in file mode
+  std::string content_encoding;         // from Content-Encoding
+  std::string accept_encoding;          // sent as Accept-Encoding (POSTs) when not empty
   // limits
   uint64_t max_bytes = 0;
   bool over_cap = false;
@@ -102,6 +104,9 @@ size_t header_cb(char* data, size_t size, size_t n, void* ud) {
     t->status = sp == std::string_view::npos ? 0 : std::atol(std::string(line.substr(sp + 1, 3)).c_str());
     t->range_start.reset();
     t->hq_time.reset();
+    t->content_encoding.clear();
+  } else if (starts_with_ci(line, "content-encoding:")) {
+    t->content_encoding = trim(line.substr(17));
   } else if (starts_with_ci(line, "x-distd-time:")) {
     if (auto v = parse_u64(trim(line.substr(13))); v && *v < (uint64_t(1) << 62)) t->hq_time = static_cast<int64_t>(*v);
   } else if (starts_with_ci(line, "content-range:")) {
@@ -325,7 +330,7 @@ HttpAnswer HttpClient::get(const std::string& path, uint64_t max_bytes) {
   setup(t, path);
   curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
   perform(t, path);
-  return {t.status, std::move(t.body)};
+  return {t.status, std::move(t.body), t.content_encoding};
 }
 
 long HttpClient::head(const std::string& path) {
@@ -340,6 +345,7 @@ HttpAnswer HttpClient::send_post(Transfer& t, const std::string& path, const std
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
   headers = curl_slist_append(headers, "Expect:");
+  if (!t.accept_encoding.empty()) headers = curl_slist_append(headers, ("Accept-Encoding: " + t.accept_encoding).c_str());
   if (opts_.signer) {
     const int64_t now = static_cast<int64_t>(::time(nullptr)) + clock_offset_;
     headers = curl_slist_append(
@@ -357,7 +363,7 @@ HttpAnswer HttpClient::send_post(Transfer& t, const std::string& path, const std
   }
   curl_slist_free_all(headers);
   sent_total_ += body.size();
-  return {t.status, std::move(t.body)};
+  return {t.status, std::move(t.body), t.content_encoding};
 }
 
 bool HttpClient::learn_hq_clock(const Transfer& t) {
@@ -382,10 +388,18 @@ HttpAnswer HttpClient::post(const std::string& path, const std::string& body, ui
 }
 
 HttpAnswer HttpClient::post_stream(const std::string& path, const std::string& body,
-                                   const std::function<void(const char*, size_t)>& sink) {
+                                   const std::function<void(const char*, size_t)>& sink,
+                                   const std::string& accept_encoding, std::string* content_encoding_seen) {
   for (int round = 0;; ++round) {
     Transfer t;
-    t.sink = &sink;  // given only a 2xx answer's body, so a refused first try feeds it nothing
+    t.accept_encoding = accept_encoding;
+    // Given only a 2xx answer's body, so a refused first try feeds it nothing; told the encoding
+    // of the answer before its first byte.
+    std::function<void(const char*, size_t)> tell_then_sink = [&](const char* p, size_t n) {
+      if (content_encoding_seen) *content_encoding_seen = t.content_encoding;
+      sink(p, n);
+    };
+    t.sink = &tell_then_sink;
     setup(t, path);
     curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_BUFFERSIZE, kRecvBuffer);
     HttpAnswer a = send_post(t, path, body);

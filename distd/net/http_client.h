@@ -42,6 +42,7 @@ struct HttpOptions {
 struct HttpAnswer {
   long status = 0;
   std::string body;
+  std::string content_encoding;  // the answer's Content-Encoding ("" when none), as sent
 };
 
 // The outcome of download_to_fd.
@@ -90,8 +91,12 @@ class HttpClient {
   // e.g. Error{mismatch} when it gets more than it expects). Returns the status; a non-2xx
   // answer's body (at most 4 KiB) is returned in HttpAnswer::body and not given to sink.
   // Throws Error{network} when the transfer fails (whatever the sink took is kept by it).
+  // accept_encoding, when not empty, is sent as "Accept-Encoding:"; the sink then gets the body
+  // as sent (not decoded here: HttpAnswer::content_encoding says how, once the answer is in;
+  // content_encoding_seen, when given, is set from the headers before the sink sees a byte).
   HttpAnswer post_stream(const std::string& path, const std::string& body,
-                         const std::function<void(const char*, size_t)>& sink);
+                         const std::function<void(const char*, size_t)>& sink,
+                         const std::string& accept_encoding = {}, std::string* content_encoding_seen = nullptr);
 
   // Body bytes received by this client so far (all transfers), as they crossed the wire: a
   // gzip-encoded answer counts compressed (headers are not counted).

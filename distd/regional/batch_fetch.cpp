@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -18,6 +19,7 @@
 #include "distd/delta/rsync.h"
 #include "distd/io/background_hasher.h"
 #include "distd/io/pause.h"
+#include "distd/io/zstd_stream.h"
 #include "distd/net/http_client.h"
 #include "distd/regional/channel_install.h"
 #include "distd/regional/delta_request.h"
@@ -185,9 +187,29 @@ class BatchReceiver {
 std::exception_ptr receive_batch(Run& r, BatchReceiver& rx, std::vector<PlanItem*>& group,
                                  const std::vector<PlanItem*>& todo, bool* cut) {
   std::exception_ptr failure;
+  // The answer, raw or one zstd stream (decoded here, window capped: docs/formats/compression.md).
+  std::string encoding;
+  std::optional<ZstdDecoder> zstd;
+  bool undecodable = false;
+  auto sink = [&](const char* p, size_t n) {
+    if (encoding.empty() || encoding == "identity") return rx.take(p, n);
+    if (encoding != "zstd") {
+      undecodable = true;
+      throw Error(Errc::mismatch, "HQ's batch answer has Content-Encoding '" + encoding.substr(0, 40) +
+                                      "', which distd did not ask for");
+    }
+    if (!zstd) zstd.emplace();
+    try {
+      zstd->write(p, n, [&rx](const char* q, size_t m) { rx.take(q, m); }, "HQ's batch answer");
+    } catch (const Error& e) {
+      if (e.code() == Errc::mismatch && std::string_view(e.what()).find("zstd") != std::string_view::npos)
+        undecodable = true;
+      throw;
+    }
+  };
   try {
     rx.open_next();
-    HttpAnswer a = r.http.post_stream("/objects", batch_request(todo), [&rx](const char* p, size_t n) { rx.take(p, n); });
+    HttpAnswer a = r.http.post_stream("/objects", batch_request(todo), sink, r.batches_raw ? "" : "zstd", &encoding);
     if (a.status == 404) {
       r.batch_missing = true;  // the caller halves the batch until the missing object is alone
       r.log("HQ lacks an object of a batch of " + std::to_string(todo.size()) + "; asking for fewer at a time");
@@ -208,6 +230,10 @@ std::exception_ptr receive_batch(Run& r, BatchReceiver& rx, std::vector<PlanItem
       if (r.stopped()) failure = std::current_exception();
       *cut = true;
       r.log(std::string("link cut during a batch, resuming: ") + e.what());
+    } else if (e.code() == Errc::mismatch && undecodable && !r.batches_raw) {
+      r.batches_raw = true;
+      *cut = true;
+      r.log(std::string("batch answer refused: ") + e.what() + "; asking for uncompressed batches");
     } else if (e.code() == Errc::mismatch) {
       r.batches_unsupported = true;
       r.log(std::string("batch refused: ") + e.what());

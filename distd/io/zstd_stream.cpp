@@ -1,0 +1,119 @@
+#include "distd/io/zstd_stream.h"
+
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include <algorithm>
+#include <new>
+
+#include "manifest/error.h"
+
+namespace distd {
+
+namespace {
+
+ZSTD_CCtx* cctx(void* p) { return static_cast<ZSTD_CCtx*>(p); }
+ZSTD_DCtx* dctx(void* p) { return static_cast<ZSTD_DCtx*>(p); }
+
+void check_c(size_t rc, const char* what) {
+  if (ZSTD_isError(rc))
+    throw Error(Errc::internal, std::string("zstd compression failed (") + what + "): " + ZSTD_getErrorName(rc),
+                "please report this");
+}
+
+}  // namespace
+
+ZstdEncoder::ZstdEncoder(int level) : ctx_(ZSTD_createCCtx()), buf_(ZSTD_CStreamOutSize()) {
+  if (!ctx_) throw std::bad_alloc();
+  set_level(level);
+  check_c(ZSTD_CCtx_setParameter(cctx(ctx_), ZSTD_c_windowLog, kZstdWindowLog), "window");
+  check_c(ZSTD_CCtx_setParameter(cctx(ctx_), ZSTD_c_checksumFlag, 0), "checksum");  // the signed digest checks it
+}
+
+ZstdEncoder::~ZstdEncoder() { ZSTD_freeCCtx(cctx(ctx_)); }
+
+void ZstdEncoder::run(const char* p, size_t n, int mode, const ByteSink& out) {
+  ZSTD_inBuffer in{p, n, 0};
+  for (;;) {
+    ZSTD_outBuffer o{buf_.data(), buf_.size(), 0};
+    size_t left = ZSTD_compressStream2(cctx(ctx_), &o, &in, static_cast<ZSTD_EndDirective>(mode));
+    check_c(left, "stream");
+    if (o.pos > 0) out(buf_.data(), o.pos);
+    if (mode == ZSTD_e_continue ? in.pos == in.size : left == 0) return;
+  }
+}
+
+void ZstdEncoder::set_level(int level) {
+  level = std::clamp(level, 1, ZSTD_maxCLevel());
+  check_c(ZSTD_CCtx_setParameter(cctx(ctx_), ZSTD_c_compressionLevel, level), "level");
+}
+
+void ZstdEncoder::write(const char* p, size_t n, const ByteSink& out) {
+  in_frame_ = true;
+  run(p, n, ZSTD_e_continue, out);
+}
+void ZstdEncoder::flush(const ByteSink& out) { run(nullptr, 0, ZSTD_e_flush, out); }
+void ZstdEncoder::finish(const ByteSink& out) {
+  run(nullptr, 0, ZSTD_e_end, out);
+  in_frame_ = false;
+}
+
+ZstdDecoder::ZstdDecoder() : ctx_(ZSTD_createDCtx()), buf_(ZSTD_DStreamOutSize()) {
+  if (!ctx_) throw std::bad_alloc();
+  ZSTD_DCtx_setParameter(dctx(ctx_), ZSTD_d_windowLogMax, kZstdWindowLog);
+}
+
+ZstdDecoder::~ZstdDecoder() { ZSTD_freeDCtx(dctx(ctx_)); }
+
+void ZstdDecoder::write(const char* p, size_t n, const ByteSink& out, const std::string& what) {
+  ZSTD_inBuffer in{p, n, 0};
+  while (in.pos < in.size || !at_end_) {
+    ZSTD_outBuffer o{buf_.data(), buf_.size(), 0};
+    size_t rc = ZSTD_decompressStream(dctx(ctx_), &o, &in);
+    if (ZSTD_isError(rc)) {
+      std::string why = ZSTD_getErrorCode(rc) == ZSTD_error_frameParameter_windowTooLarge
+                            ? "it needs a window over " + std::to_string((1u << kZstdWindowLog) >> 20) + " MiB"
+                            : ZSTD_getErrorName(rc);
+      throw Error(Errc::mismatch, what + " is not a zstd stream distd can read: " + why,
+                  "the bytes are discarded; the object is fetched again (uncompressed when this repeats)");
+    }
+    at_end_ = rc == 0;
+    if (o.pos > 0) out(buf_.data(), o.pos);
+    // Input used up and nothing more came out: the rest of the frame is in bytes not yet given.
+    if (in.pos == in.size && o.pos < o.size) return;
+  }
+}
+
+std::string zstd_compress(std::string_view data, int level) {
+  std::string z;
+  ZstdEncoder enc(level);
+  auto sink = [&z](const char* p, size_t n) { z.append(p, n); };
+  enc.write(data.data(), data.size(), sink);
+  enc.finish(sink);
+  return z;
+}
+
+std::string zstd_decompress(std::string_view data, uint64_t max_out, const std::string& what) {
+  std::string out;
+  ZstdDecoder dec;
+  dec.write(data.data(), data.size(),
+            [&](const char* p, size_t n) {
+              if (out.size() + n > max_out)
+                throw Error(Errc::mismatch, what + " decodes to more than " + std::to_string(max_out) + " bytes",
+                            "the bytes are discarded");
+              out.append(p, n);
+            },
+            what);
+  if (!dec.at_frame_end() || data.empty())
+    throw Error(Errc::mismatch, what + " ends in the middle of a zstd frame", "the bytes are discarded");
+  return out;
+}
+
+bool looks_compressible(std::string_view head) {
+  if (head.size() < 512) return false;  // too little to tell, and too little to matter
+  std::string z(ZSTD_compressBound(head.size()), '\0');
+  size_t rc = ZSTD_compress(z.data(), z.size(), head.data(), head.size(), 1);
+  return !ZSTD_isError(rc) && rc * 10 <= head.size() * 9;
+}
+
+}  // namespace distd

@@ -1,0 +1,81 @@
+// zstd streams (libzstd): what HQ stores and sends compressed, and what a center decodes with a
+// bounded window. The formats are in docs/formats/compression.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace distd {
+
+// The largest window a center's decoder accepts: 2^23 = 8 MiB. HQ compresses with this window
+// (level 19 chooses it anyway for large inputs), so decoding one stream costs about 8 MiB plus
+// 256 KiB of buffers on a 1 GB Pi. A stream that asks for more is refused (Error{mismatch}).
+constexpr int kZstdWindowLog = 23;
+constexpr int kZstdDefaultLevel = 19;
+
+using ByteSink = std::function<void(const char*, size_t)>;
+
+// One zstd stream being written. Not thread-safe.
+class ZstdEncoder {
+ public:
+  // level 1..22 (clamped); the window is capped at kZstdWindowLog.
+  explicit ZstdEncoder(int level);
+  ~ZstdEncoder();
+  ZstdEncoder(const ZstdEncoder&) = delete;
+  ZstdEncoder& operator=(const ZstdEncoder&) = delete;
+
+  // Compresses n bytes, handing what is ready to out (maybe nothing yet).
+  void write(const char* p, size_t n, const ByteSink& out);
+  // Hands out whatever is buffered, so the receiver can decode all bytes written so far (costs a
+  // few bytes of ratio; the stream goes on).
+  void flush(const ByteSink& out);
+  // Ends the frame. The encoder may then start a new one with write().
+  void finish(const ByteSink& out);
+  // The level of the next frame. REQUIRES: no frame in progress (nothing written since the
+  // last finish()).
+  void set_level(int level);
+  // True between the first write() of a frame and its finish().
+  bool in_frame() const { return in_frame_; }
+
+ private:
+  void run(const char* p, size_t n, int mode, const ByteSink& out);
+  void* ctx_;  // ZSTD_CCtx*
+  std::vector<char> buf_;
+  bool in_frame_ = false;
+};
+
+// One zstd stream being read, frames back to back. Not thread-safe.
+class ZstdDecoder {
+ public:
+  ZstdDecoder();
+  ~ZstdDecoder();
+  ZstdDecoder(const ZstdDecoder&) = delete;
+  ZstdDecoder& operator=(const ZstdDecoder&) = delete;
+
+  // Decodes n bytes of the stream, handing the content to out. Throws Error{mismatch} when the
+  // bytes are not zstd, are damaged, or need a window over kZstdWindowLog (what names them).
+  void write(const char* p, size_t n, const ByteSink& out, const std::string& what);
+  // True when the bytes so far end exactly at the end of a frame (a complete stream).
+  bool at_frame_end() const { return at_end_; }
+
+ private:
+  void* ctx_;  // ZSTD_DCtx*
+  std::vector<char> buf_;
+  bool at_end_ = true;
+};
+
+// The whole of `data` compressed as one frame.
+std::string zstd_compress(std::string_view data, int level);
+// The content of one complete stream, at most max_out bytes (Error{mismatch} past it, or when
+// the stream is damaged or cut).
+std::string zstd_decompress(std::string_view data, uint64_t max_out, const std::string& what);
+
+// True when the first bytes of a file (its first 128 KiB, say) shrink by at least 1/10 at zstd's
+// fastest level: photos, videos and archives do not, and are not compressed at all.
+bool looks_compressible(std::string_view head);
+
+}  // namespace distd
