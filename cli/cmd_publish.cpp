@@ -76,7 +76,8 @@ void register_publish(CLI::App& app, Action& chosen) {
                     {"hashed_files", r.hashed_files},
                     {"hashed_bytes", r.hashed_bytes},
                     {"objects", {{"linked", r.objects_linked}, {"copied", r.objects_copied},
-                                 {"present", r.objects_present}, {"bytes_copied", r.bytes_copied}}},
+                                 {"present", r.objects_present}, {"bytes_copied", r.bytes_copied},
+                                 {"zstd_forms", r.zstd_forms}, {"zstd_form_bytes", r.zstd_form_bytes}}},
                     {"gc", {{"manifests_pruned", r.manifests_pruned}, {"objects_removed", r.gc.objects_removed},
                             {"object_bytes_removed", r.gc.object_bytes_removed}, {"deltas_removed", r.gc.deltas_removed}}},
                     {"expires", format_utc(r.expires)},
@@ -100,6 +101,9 @@ void register_publish(CLI::App& app, Action& chosen) {
                   static_cast<unsigned long long>(r.objects_linked + r.objects_copied),
                   static_cast<unsigned long long>(r.objects_linked), static_cast<unsigned long long>(r.objects_copied),
                   human_bytes(r.bytes_copied).c_str(), static_cast<unsigned long long>(r.objects_present));
+      if (r.zstd_forms)
+        std::printf("  compressed forms: %llu stored (%s, zstd)\n", static_cast<unsigned long long>(r.zstd_forms),
+                    human_bytes(r.zstd_form_bytes).c_str());
       if (r.manifests_pruned || r.gc.objects_removed || r.gc.deltas_removed)
         std::printf("  retention: %llu old manifests, %llu objects (%s), %llu deltas removed\n",
                     static_cast<unsigned long long>(r.manifests_pruned),

@@ -23,6 +23,7 @@
 #include "distd/hq/http_limits.h"
 #include "distd/hq/layout.h"
 #include "distd/hq/object_batch.h"
+#include "distd/hq/stored_zstd.h"
 #include "distd/net/byte_range.h"
 #include "distd/hq/publisher.h"
 #include "distd/hq/settings.h"
@@ -289,12 +290,15 @@ struct HttpServer::Impl {
 
   // GET /objects/<xx>/<digest> and POST /objects (a batch).
   void object_routes() {
-    svr.Get(R"(/objects/([0-9a-f]{2})/([0-9a-f]{64}))", [this](const httplib::Request& req, httplib::Response& res) {
+    // <hex>.zst: the object's stored compressed form (docs/formats/compression.md), 404 when none.
+    svr.Get(R"(/objects/([0-9a-f]{2})/([0-9a-f]{64})(\.zst)?)", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string hex = req.matches[2];
+      const bool form = req.matches[3].length() > 0;
       if (hex.compare(0, 2, std::string(req.matches[1])) != 0) return send_text(res, 404, "object not found");
       auto d = parse_digest_hex(hex);
       if (!d) return send_text(res, 404, "object not found");
-      serve_file(req, res, layout.object(*d), "object", "public, max-age=31536000, immutable", hex);
+      serve_file(req, res, form ? zstd_form(layout.object(*d)) : layout.object(*d), "object",
+                 "public, max-age=31536000, immutable", form ? hex + ".zst" : hex);
     });
     // Many objects in one answer: the body lists raw 32-byte digests, the answer is their bytes
     // concatenated in that order (the client knows every size from the signed manifest), so

@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "distd/hq/stored_zstd.h"
 #include "manifest/error.h"
 #include "manifest/fault.h"
 #include "manifest/fs.h"
@@ -150,6 +151,10 @@ ObjectStore::Added ObjectStore::add(const std::string& source, const Digest& dig
     throw;
   }
   dirty_dirs_.insert(dir);
+  if (uint64_t z = store_zstd_form(final_path, size, zstd_level_); z > 0) {
+    ++zstd_forms_;
+    zstd_form_bytes_ += z;
+  }
   struct stat st {};
   // After the rename: it changed the inode's ctime as the link did. A write since verified_at
   // gives the file a newer mtime, which the stat cache's racy-clean rule does not trust.
@@ -195,8 +200,11 @@ GcStats ObjectStore::gc(const std::vector<Digest>& keep) {
         changed = true;
         continue;
       }
-      if (!is_hex64(name) || name.compare(0, 2, shard) != 0) continue;  // not ours: leave it
-      if (kept(keep, name)) continue;
+      // <hex> and its compressed form <hex>.zst go together.
+      const bool form = name.size() == 68 && name.compare(64, 4, ".zst") == 0;
+      const std::string hex = form ? name.substr(0, 64) : name;
+      if (!is_hex64(hex) || hex.compare(0, 2, shard) != 0) continue;  // not ours: leave it
+      if (kept(keep, hex)) continue;
       remove(p, &st.objects_removed, &st.object_bytes_removed);
       changed = true;
     }

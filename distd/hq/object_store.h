@@ -46,6 +46,12 @@ class ObjectStore {
   Added add(const std::string& source_path, const Digest& digest, uint64_t size, bool allow_link,
             uint64_t* bytes_copied = nullptr, StatRecord* linked_stat = nullptr);
 
+  // From now on, add() also stores the compressed form (<object>.zst, stored_zstd.h) of each
+  // object it adds, at this zstd level (0: none). Objects already present are left as they are.
+  void set_zstd_level(int level) { zstd_level_ = level; }
+  uint64_t zstd_forms() const { return zstd_forms_; }            // made by add() so far
+  uint64_t zstd_form_bytes() const { return zstd_form_bytes_; }  // their sizes
+
   // fsyncs every shard directory that add() created names in since the last flush.
   void flush();
 
@@ -57,6 +63,8 @@ class ObjectStore {
  private:
   Layout layout_;
   std::set<std::string> dirty_dirs_;
+  int zstd_level_ = 0;
+  uint64_t zstd_forms_ = 0, zstd_form_bytes_ = 0;
 };
 
 }  // namespace distd::hq

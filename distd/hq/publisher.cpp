@@ -245,6 +245,8 @@ void store_objects(ObjectStore& store, const Layout& layout, const ChannelConfig
     if (progress) progress(p);
   }
   store.flush();
+  res.zstd_forms = store.zstd_forms();
+  res.zstd_form_bytes = store.zstd_form_bytes();
   if (!relinked.empty()) refresh_relinked_rows(layout, ch, relinked, res);
 }
 
@@ -365,6 +367,7 @@ PublishResult publish_channel(const Config& cfg, const std::string& channel, con
                                    (hs.renew_after_days > 0 && now - latest->manifest.created >= hs.renew_after_days * 86400));
   const bool allow_link = channel_allows_links(ch);
   ObjectStore store(cfg.state_dir);
+  store.set_zstd_level(hs.compression_level);
 
   if (unchanged && !opts.force && !renew) {
     // Nothing to publish. Repair the store should an object have gone missing, and finish the

@@ -63,6 +63,7 @@ struct PublishResult {
   uint64_t files = 0, bytes = 0;   // of the latest version
   size_t added = 0, modified = 0, removed = 0, moved = 0;  // vs the previous version
   uint64_t objects_linked = 0, objects_copied = 0, objects_present = 0, bytes_copied = 0;
+  uint64_t zstd_forms = 0, zstd_form_bytes = 0;  // compressed forms stored for new objects
   uint64_t hashed_files = 0, hashed_bytes = 0;  // what the stat cache could not vouch for
   uint64_t manifests_pruned = 0;
   GcStats gc;

@@ -23,9 +23,10 @@ void check_c(size_t rc, const char* what) {
 
 }  // namespace
 
-ZstdEncoder::ZstdEncoder(int level) : ctx_(ZSTD_createCCtx()), buf_(ZSTD_CStreamOutSize()) {
+ZstdEncoder::ZstdEncoder(int level, int workers) : ctx_(ZSTD_createCCtx()), buf_(ZSTD_CStreamOutSize()) {
   if (!ctx_) throw std::bad_alloc();
   set_level(level);
+  if (workers > 0) ZSTD_CCtx_setParameter(cctx(ctx_), ZSTD_c_nbWorkers, workers);  // a build without threads: one
   check_c(ZSTD_CCtx_setParameter(cctx(ctx_), ZSTD_c_windowLog, kZstdWindowLog), "window");
   check_c(ZSTD_CCtx_setParameter(cctx(ctx_), ZSTD_c_checksumFlag, 0), "checksum");  // the signed digest checks it
 }

@@ -16,14 +16,18 @@ namespace distd {
 // 256 KiB of buffers on a 1 GB Pi. A stream that asks for more is refused (Error{mismatch}).
 constexpr int kZstdWindowLog = 23;
 constexpr int kZstdDefaultLevel = 19;
+// Objects and deltas from this size on may have a stored compressed form at HQ (<file>.zst);
+// smaller objects travel in batches, compressed as they are sent.
+constexpr uint64_t kStoredZstdMin = 64 * 1024;
 
 using ByteSink = std::function<void(const char*, size_t)>;
 
 // One zstd stream being written. Not thread-safe.
 class ZstdEncoder {
  public:
-  // level 1..22 (clamped); the window is capped at kZstdWindowLog.
-  explicit ZstdEncoder(int level);
+  // level 1..22 (clamped); the window is capped at kZstdWindowLog. workers > 0 compresses on
+  // that many threads besides the caller's (zstd -T; output is the same format).
+  explicit ZstdEncoder(int level, int workers = 0);
   ~ZstdEncoder();
   ZstdEncoder(const ZstdEncoder&) = delete;
   ZstdEncoder& operator=(const ZstdEncoder&) = delete;

@@ -56,6 +56,7 @@ struct HttpClient::Transfer {
   // answer
   long status = 0;
   std::optional<uint64_t> range_start;  // from Content-Range
+  std::optional<uint64_t> range_total;  // from Content-Range ("bytes */N" of a 416, or ".../N")
   std::optional<int64_t> hq_time;       // from X-Distd-Time (a refused signed request)
   std::string body;                     // memory mode, or an error body in file mode
   std::string content_encoding;         // from Content-Encoding
@@ -103,6 +104,7 @@ size_t header_cb(char* data, size_t size, size_t n, void* ud) {
     auto sp = line.find(' ');
     t->status = sp == std::string_view::npos ? 0 : std::atol(std::string(line.substr(sp + 1, 3)).c_str());
     t->range_start.reset();
+    t->range_total.reset();
     t->hq_time.reset();
     t->content_encoding.clear();
   } else if (starts_with_ci(line, "content-encoding:")) {
@@ -111,6 +113,8 @@ size_t header_cb(char* data, size_t size, size_t n, void* ud) {
     if (auto v = parse_u64(trim(line.substr(13))); v && *v < (uint64_t(1) << 62)) t->hq_time = static_cast<int64_t>(*v);
   } else if (starts_with_ci(line, "content-range:")) {
     std::string v = trim(line.substr(14));  // "bytes 100-999/1000"
+    if (auto slash = v.find('/'); starts_with_ci(v, "bytes ") && slash != std::string::npos)
+      t->range_total = parse_u64(trim(std::string_view(v).substr(slash + 1)));
     if (starts_with_ci(v, "bytes ")) {
       auto dash = v.find('-');
       if (dash != std::string::npos) {
@@ -429,6 +433,10 @@ DownloadResult HttpClient::download_to_fd(const std::string& path, int fd, const
     long status = perform(t, path);
     res.received += t.received;
     res.restarted = res.restarted || t.restarted;
+    if (status == 416 && offset > 0 && t.range_total == offset) {
+      res.size = offset;  // an earlier run received all of it (and died before using it)
+      return res;
+    }
     if (status == 416 && offset > 0 && round == 0) {
       // Our offset is past the server's end: the staged prefix is not of this object. Start over.
       if (::ftruncate(fd, 0) != 0) throw_errno("cannot truncate", file_for_errors, errno);

@@ -195,11 +195,12 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
     return out;
   }
   // Carry the offsets of partial whole-object downloads of an unfinished older plan.
-  std::map<Digest, uint64_t> partial;
+  // (The offset is of the object, or of its stored zstd form when delta_id says "zst".)
+  std::map<Digest, std::pair<uint64_t, std::string>> partial;
   if (plan && !plan->done)
     for (auto& old : j.items(ch.name))
       if (old.action == Action::full && old.offset > 0 && old.state != ItemState::installed)
-        partial[old.digest] = old.offset;
+        partial[old.digest] = {old.offset, old.delta_id};
   std::vector<std::string> keep;
   for (auto& it : out.items) {
     if (it.action != Action::full && it.action != Action::delta) continue;
@@ -208,8 +209,9 @@ ChannelPlan prepare_channel_plan(const Config& cfg, const ChannelConfig& ch, Jou
     it.action = Action::full;  // finishing a half-fetched object beats a new delta
     it.basis_path.clear();
     it.basis_digest.reset();
-    it.offset = p->second;
-    keep.push_back(digest_hex(it.digest) + ".part");
+    it.offset = p->second.first;
+    it.delta_id = p->second.second == "zst" ? "zst" : "";
+    keep.push_back(digest_hex(it.digest) + (it.delta_id.empty() ? ".part" : ".zst.part"));
   }
   inst.clean_staging(keep);
   j.start_plan(RunPlan{ch.name, m.version, digest, static_cast<int64_t>(std::time(nullptr)), false}, out.items);

@@ -19,6 +19,7 @@
 #include "distd/delta/rsync.h"
 #include "distd/io/background_hasher.h"
 #include "distd/io/pause.h"
+#include "distd/io/zstd_stream.h"
 #include "distd/net/http_client.h"
 #include "distd/regional/channel_install.h"
 #include "distd/regional/delta_request.h"
@@ -84,7 +85,98 @@ std::function<void(uint64_t)> durable_progress(Run& r, PlanItem& it, uint64_t do
   };
 }
 
+// Journal marks of a whole-object item (delta_id of an Action::full row; docs/formats/journal.md):
+// its stored zstd form is being fetched (delta_size unused), or HQ has none.
+constexpr const char* kZstdForm = "zst";
+constexpr const char* kNoZstdForm = "raw";
+
+bool wants_zstd_form(const PlanItem& it) {
+  if (it.size < kStoredZstdMin) return false;
+  return it.delta_id == kZstdForm || (it.delta_id.empty() && it.offset == 0);
+}
+
+// Decodes the staged stored form zp into sp (truncated first) and returns the digest of what
+// came out; *out_size its length. Throws Error{mismatch} when zp does not decode to at most
+// it.size bytes.
+Digest decode_zstd_form(const PlanItem& it, const std::string& zp, const std::string& sp, uint64_t* out_size) {
+  UniqueFd in(::open(zp.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throw_errno("cannot open staged file", zp, errno);
+  UniqueFd out(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out) throw_errno("cannot create staged file", sp, errno);
+  const std::string what = "HQ's compressed form of '" + it.path + "'";
+  ZstdDecoder dec;
+  Hasher h;
+  uint64_t n_out = 0;
+  ByteSink sink = [&](const char* p, size_t n) {
+    if (n_out + n > it.size)
+      throw Error(Errc::mismatch, what + " decodes to more than the signed " + std::to_string(it.size) + " bytes");
+    write_all(out.get(), std::string_view(p, n), sp);
+    h.update(p, n);
+    n_out += n;
+  };
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("cannot read", zp, errno);
+    if (n == 0) break;
+    dec.write(buf.data(), static_cast<size_t>(n), sink, what);
+  }
+  if (!dec.at_frame_end()) throw Error(Errc::mismatch, what + " ends in the middle of a zstd frame");
+  sync_file(out.get(), sp);
+  *out_size = n_out;
+  return h.finish();
+}
+
+// Fetches the object's stored zstd form (<object>.zst, docs/formats/compression.md), resumable
+// by Range on those bytes, then decodes it and installs the result once it matches the signed
+// digest. Returns false when it should be fetched as it is: HQ has no such form (404), or the
+// form did not decode to the signed bytes (counted rejected). The journal then says "raw".
+bool fetch_zstd_form(Run& r, PlanItem& it, uint64_t done_before) {
+  const std::string hex = digest_hex(it.digest);
+  const std::string zp = r.inst->staged(hex + ".zst.part");
+  const std::string sp = r.inst->staged(hex + ".part");
+  auto without_form = [&](const std::string& why) {
+    discard_file(zp);
+    discard_file(sp);
+    if (!why.empty()) r.log("'" + it.path + "': fetching it uncompressed: " + why);
+    r.j.set_delta(r.ch.name, it, kNoZstdForm, 0);
+    return false;
+  };
+  if (it.delta_id != kZstdForm) r.j.set_delta(r.ch.name, it, kZstdForm, 0);
+  uint64_t off = 0;
+  {
+    UniqueFd fd = open_for_resume(r, it, zp, &off);
+    try {
+      // Never more than the object itself: HQ keeps a form only when it is smaller.
+      r.http.download_to_fd(object_path(it.digest) + ".zst", fd.get(), zp, off, it.size,
+                            durable_progress(r, it, done_before));
+    } catch (const Error& e) {
+      if (e.code() == Errc::not_found) return without_form("");  // an incompressible object
+      if (e.code() == Errc::mismatch) return without_form(e.what());
+      throw;
+    }
+  }
+  uint64_t got_size = 0;
+  Digest got{};
+  try {
+    got = decode_zstd_form(it, zp, sp, &got_size);
+  } catch (const Error& e) {
+    if (e.code() != Errc::mismatch) throw;
+    ++r.res.rejected;
+    return without_form(e.what());
+  }
+  if (got_size != it.size || got != it.digest) {
+    ++r.res.rejected;
+    return without_form("its compressed form decodes to bytes that do not match the signed digest");
+  }
+  install_item(r, it, sp);
+  discard_file(zp);
+  return true;
+}
+
 void fetch_full(Run& r, PlanItem& it, uint64_t done_before) {
+  if (wants_zstd_form(it) && fetch_zstd_form(r, it, done_before)) return;
   std::string sp = r.inst->staged(digest_hex(it.digest) + ".part");
   uint64_t off = 0;
   UniqueFd fd = open_for_resume(r, it, sp, &off);
