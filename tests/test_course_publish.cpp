@@ -4,12 +4,58 @@
 // is published; --moodle runs (a stand-in for) Moodle's admin/cli/backup.php.
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
+#include <set>
+#include <sstream>
 
+#include "distd/course/course_record.h"
 #include "tests/support/course_site.h"
 
 using namespace distd;
 using namespace distd::test;
 namespace fs = std::filesystem;
+
+// Moodle stamps every member of a backup with the backup's time, so a new backup of a course
+// re-stamps all of them. The record says that time once (archive.mtime) and only members with
+// another mtime carry their own: the new record differs from the old one where content changed,
+// not on every member's line (which made its delta as large as the file).
+BOOST_AUTO_TEST_CASE(a_backup_that_restamps_every_mtime_changes_the_record_only_where_content_did) {
+  CourseSite s;
+  std::string v1 = make_mbz(s.tmp / "v1.mbz", {"--files", "300", "--file-size", "2000"});
+  std::string v2 = make_mbz(s.tmp / "v2.mbz", {"--files", "300", "--file-size", "2000", "--version", "2"});
+  s.publish(v1);
+  const std::string a = read_file(s.hq_tree() + "/BIO101/course.json");
+  s.publish(v2);
+  const std::string b = read_file(s.hq_tree() + "/BIO101/course.json");
+  auto rec = nlohmann::json::parse(b);
+  BOOST_TEST(rec["format"] == "distd-course 2");
+  BOOST_TEST(rec["archive"]["mtime"] == 1730000000 + 2 * 86400);  // make_mbz's MTIME of version 2
+  size_t own_mtimes = 0;
+  for (const auto& m : rec["members"]) own_mtimes += m.contains("mtime");
+  BOOST_TEST(own_mtimes == 0u);
+  std::set<std::string> old_lines;
+  std::istringstream ia(a), ib(b);
+  for (std::string l; std::getline(ia, l);) old_lines.insert(l);
+  size_t lines = 0, changed = 0;
+  for (std::string l; std::getline(ib, l); ++lines) changed += !old_lines.count(l);
+  BOOST_TEST_MESSAGE("course.json: " << b.size() << " B, " << lines << " lines, " << changed << " new or changed");
+  BOOST_TEST(lines > 2000u);
+  BOOST_TEST(changed < 30u);  // the backup's name, date and size, one new files/ member, the XML around it
+}
+
+// Records of format 1 (every member with its own mtime) are still read, by the center's rebuild too.
+BOOST_AUTO_TEST_CASE(a_format_1_record_is_still_read) {
+  const std::string v1 = R"({"format":"distd-course 1","course":{"id":7,"shortname":"B","fullname":"B","backup_date":5},
+    "archive":{"format":"tar.gz"},"members":[{"path":"a.xml","type":"file","mode":420,"mtime":1234,"size":1,
+    "digest":"0000000000000000000000000000000000000000000000000000000000000000"},{"path":"d","type":"dir","mode":493,"mtime":99}]})";
+  auto r = distd::course::parse_record(v1, "v1");
+  BOOST_REQUIRE_EQUAL(r.members.size(), 2u);
+  BOOST_TEST(r.members[0].h.mtime == 1234);
+  BOOST_TEST(r.members[1].h.mtime == 99);
+  // Written again, it is format 2 and reads back the same.
+  auto again = distd::course::parse_record(distd::course::record_to_json(r), "v2");
+  BOOST_TEST(again.members[0].h.mtime == 1234);
+  BOOST_TEST(again.members[1].h.mtime == 99);
+}
 
 BOOST_AUTO_TEST_CASE(publish_versions_zip_and_summary) {
   CourseSite s;

@@ -175,7 +175,11 @@ class HostileHq {
 };
 
 bool is_manifest_get(const Request& rq) { return rq.method == "GET" && rq.target.find("latest.manifest") != std::string::npos; }
-bool is_object_get(const Request& rq) { return rq.method == "GET" && rq.target.rfind("/objects/", 0) == 0; }
+// A GET of an object itself (its stored zstd form, <hex>.zst, is served honestly: these objects
+// are random and have none, so the center gets a 404 and asks for the object).
+bool is_object_get(const Request& rq) {
+  return rq.method == "GET" && rq.target.rfind("/objects/", 0) == 0 && !rq.target.ends_with(".zst");
+}
 
 // Sends `chunk` until the peer goes, the server stops, or `limit` bytes are out.
 void flood(HostileHq& h, int fd, const std::string& chunk, uint64_t limit = UINT64_MAX) {

@@ -1,5 +1,6 @@
 #include "distd/course/course_record.h"
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
 
@@ -108,9 +109,24 @@ std::string course_key(const std::string& shortname) {
   return out;
 }
 
+namespace {
+
+// The mtime most members have (the smallest of the most common ones; 0 without members).
+int64_t common_mtime(const std::vector<Member>& members) {
+  std::map<int64_t, size_t> count;
+  for (const auto& m : members) ++count[m.h.mtime];
+  int64_t best = 0;
+  size_t most = 0;
+  for (const auto& [t, n] : count)
+    if (n > most) best = t, most = n;
+  return best;
+}
+
+}  // namespace
+
 std::string record_to_json(const CourseRecord& r) {
   nlohmann::ordered_json j;
-  j["format"] = "distd-course 1";
+  j["format"] = "distd-course 2";
   j["course"] = {{"id", r.info.course_id},
                  {"shortname", r.info.shortname},
                  {"fullname", r.info.fullname},
@@ -124,14 +140,18 @@ std::string record_to_json(const CourseRecord& r) {
                  {"backup_release", r.info.backup_release},
                  {"include_files", r.info.include_files},
                  {"original_wwwroot", r.info.original_wwwroot}};
+  // Moodle stamps every member with the time of the backup: that time is said once, and only a
+  // member with another mtime carries its own, so a new backup of a course changes the record
+  // where its content changed (a delta of it stays small), not on every member's line.
+  const int64_t mtime = common_mtime(r.members);
   j["archive"] = {{"format", format_name(r.format)}, {"name", r.archive_name}, {"size", r.archive_size},
-                  {"published", format_utc(r.published)}};
+                  {"published", format_utc(r.published)}, {"mtime", mtime}};
   auto& ms = j["members"] = nlohmann::ordered_json::array();
   for (const auto& m : r.members) {
     nlohmann::ordered_json e = {{"path", encode_path(m.h.path)},
                                 {"type", m.h.dir ? "dir" : "file"},
-                                {"mode", m.h.mode},
-                                {"mtime", m.h.mtime}};
+                                {"mode", m.h.mode}};
+    if (m.h.mtime != mtime) e["mtime"] = m.h.mtime;
     if (!m.h.dir) {
       e["size"] = m.h.size;
       e["digest"] = m.digest;
@@ -149,7 +169,11 @@ CourseRecord parse_record(std::string_view text, const std::string& name) {
   CourseRecord r;
   try {
     auto j = nlohmann::json::parse(text);
-    if (j.at("format").get<std::string>() != "distd-course 1") throw bad("unknown format '" + j.at("format").dump() + "'");
+    // Format 1 gave every member its mtime; format 2 gives archive.mtime, and a member's own
+    // only when it differs (docs/formats/course.md). Both are read.
+    const std::string format = j.at("format").get<std::string>();
+    if (format != "distd-course 1" && format != "distd-course 2") throw bad("unknown format '" + j.at("format").dump() + "'");
+    const bool v1 = format == "distd-course 1";
     const auto& c = j.at("course");
     r.info.course_id = c.at("id").get<uint64_t>();
     r.info.shortname = c.at("shortname").get<std::string>();
@@ -172,6 +196,7 @@ CourseRecord parse_record(std::string_view text, const std::string& name) {
     r.archive_name = a.value("name", "");
     r.archive_size = a.value("size", uint64_t{0});
     if (auto t = parse_utc(a.value("published", ""))) r.published = *t;
+    const int64_t mtime = v1 ? 0 : a.at("mtime").get<int64_t>();
     for (const auto& e : j.at("members")) {
       Member m;
       auto p = decode_path(e.at("path").get<std::string>());
@@ -181,7 +206,7 @@ CourseRecord parse_record(std::string_view text, const std::string& name) {
       if (type != "dir" && type != "file") throw bad("member type '" + type + "'");
       m.h.dir = type == "dir";
       m.h.mode = e.at("mode").get<uint32_t>() & 0777;
-      m.h.mtime = e.at("mtime").get<int64_t>();
+      m.h.mtime = v1 || e.contains("mtime") ? e.at("mtime").get<int64_t>() : mtime;
       if (!m.h.dir) {
         m.h.size = e.at("size").get<uint64_t>();
         m.digest = e.at("digest").get<std::string>();
