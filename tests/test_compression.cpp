@@ -197,3 +197,73 @@ BOOST_AUTO_TEST_CASE(retention_removes_the_stored_form_with_its_object) {
   BOOST_TEST(!fs::exists(obj));
   BOOST_TEST(!fs::exists(obj + ".zst"));
 }
+
+namespace {
+
+// text with `edits` lines changed, spread evenly.
+std::string edited(std::string text, int edits) {
+  for (int k = 1; k <= edits; ++k) {
+    size_t at = text.find('\n', text.size() * k / (edits + 1));
+    text.insert(at + 1, "  <edited n=\"" + std::to_string(k) + "\">changed by a teacher</edited>\n");
+  }
+  return text;
+}
+
+size_t files_in(const std::string& dir) {
+  size_t n = 0;
+  if (fs::exists(dir))
+    for (const auto& e : fs::directory_iterator(dir)) n += e.is_regular_file();
+  return n;
+}
+
+}  // namespace
+
+// A delta HQ computes is stored with its zstd form (<id>.zst); the center fetches that form,
+// decodes it (at most the delta size cap) and patches. What crosses the link is the compressed
+// delta, far less than the raw delta.
+BOOST_AUTO_TEST_CASE(a_delta_travels_as_its_stored_zstd_form) {
+  SyncSite s;
+  const std::string v1 = xml_text(21, 3 << 20);
+  write_file(s.src() + "/course.xml", v1);
+  s.publish();
+  s.start_hq();
+  FlakyLink& link = s.start_link();
+  s.sync_ok();
+  const std::string v2 = edited(v1, 40);
+  write_file(s.src() + "/course.xml", v2);
+  uint64_t v = s.publish();
+  const int64_t before = link.stats().bytes_down;
+  auto r = s.sync_ok();
+  s.check_converged(v);
+  const int64_t down = link.stats().bytes_down - before;
+  uint64_t raw = 0, zst = 0;
+  for (const auto& e : fs::directory_iterator(s.public_dir() + "/deltas"))
+    (e.path().extension() == ".zst" ? zst : raw) += fs::file_size(e.path());
+  BOOST_TEST_MESSAGE("delta " << raw << " B, its stored form " << zst << " B; second sync " << down << " B down");
+  BOOST_TEST(r["delta"].get<uint64_t>() == 1u);
+  BOOST_REQUIRE(zst > 0u);
+  BOOST_TEST(zst * 2 < raw);
+  BOOST_TEST(static_cast<uint64_t>(down) < raw);  // the form and the manifest delta, not the raw delta
+  BOOST_TEST(distd::test::read_file(s.dst() + "/course.xml") == v2);
+}
+
+// A delta that would not be clearly smaller than the object (or its stored form: what a whole
+// download costs) is declined by HQ: nothing is stored, and the center fetches the object.
+BOOST_AUTO_TEST_CASE(a_delta_that_cannot_pay_is_declined_and_not_stored) {
+  SyncSite s;
+  const std::string v1 = xml_text(23, 1 << 20);
+  write_file(s.src() + "/all.xml", v1);
+  s.publish();
+  s.start_hq();
+  s.sync_ok();
+  const std::string v2 = edited(v1, 400);  // a change every 2.6 KB: every librsync block differs
+  write_file(s.src() + "/all.xml", v2);
+  uint64_t v = s.publish();
+  auto r = s.sync_ok();
+  s.check_converged(v);
+  BOOST_TEST(r["delta"].get<uint64_t>() == 0u);
+  BOOST_TEST(r["full"].get<uint64_t>() == 1u);
+  BOOST_TEST(r["delta_fallbacks"].get<uint64_t>() == 1u);
+  BOOST_TEST(files_in(s.public_dir() + "/deltas") == 0u);
+  BOOST_TEST(distd::test::read_file(s.dst() + "/all.xml") == v2);
+}

@@ -24,11 +24,12 @@ void DeltaCache::scan() {
   entries_.clear();
   total_ = 0;
   for (const auto& name : list_dir(layout_.deltas_dir())) {
-    if (!is_hex64(name)) continue;  // temporaries being written
-    struct stat st {};
+    if (!is_hex64(name)) continue;  // temporaries being written, and <id>.zst (counted with <id>)
+    struct stat st {}, zs {};
     if (::stat(layout_.delta(name).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     Entry e;
     e.size = static_cast<uint64_t>(st.st_size);
+    if (::stat((layout_.delta(name) + ".zst").c_str(), &zs) == 0) e.size += static_cast<uint64_t>(zs.st_size);
     e.used_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
     entries_[name] = e;
     total_ += e.size;
@@ -47,6 +48,7 @@ bool DeltaCache::admit(const std::string& id, uint64_t size) {
     for (auto it = entries_.begin(); it != entries_.end(); ++it)
       if (it->second.used_ns < lru->second.used_ns) lru = it;
     const std::string victim = lru->first;
+    (void)try_remove_file(layout_.delta(victim) + ".zst");  // its stored form first: never one without the delta
     (void)try_remove_file(layout_.delta(victim));  // gone already (a publish): as good
     (void)try_remove_file(layout_.delta_target(victim));
     total_ -= lru->second.size;

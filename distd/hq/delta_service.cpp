@@ -1,5 +1,7 @@
 #include "distd/hq/delta_service.h"
 
+#include "distd/hq/stored_zstd.h"
+
 #include <fcntl.h>
 #include <librsync.h>
 #include <sys/stat.h>
@@ -113,8 +115,11 @@ std::string delta_id(const Digest& target, std::string_view signature) {
   return digest_hex(h.finish());
 }
 
-DeltaService::DeltaService(std::string state_dir, unsigned max_parallel, uint64_t cache_bytes)
-    : layout_{std::move(state_dir)}, cache_(layout_, cache_bytes), max_parallel_(max_parallel ? max_parallel : 1) {
+DeltaService::DeltaService(std::string state_dir, unsigned max_parallel, uint64_t cache_bytes, int zstd_level)
+    : layout_{std::move(state_dir)},
+      cache_(layout_, cache_bytes),
+      max_parallel_(max_parallel ? max_parallel : 1),
+      zstd_level_(zstd_level) {
   quiet_librsync();
 }
 
@@ -177,6 +182,7 @@ DeltaInfo DeltaService::get_or_compute(const Digest& target, std::string_view si
       DeltaInfo info;
       info.id = id;
       info.size = static_cast<uint64_t>(ds.st_size);
+      if (struct stat zs {}; ::stat(zstd_form(path).c_str(), &zs) == 0) info.zsize = static_cast<uint64_t>(zs.st_size);
       info.target = target;
       info.target_size = static_cast<uint64_t>(os.st_size);
       lk.unlock();
@@ -306,12 +312,30 @@ DeltaInfo DeltaService::compute(const Digest& target, std::string_view signature
     }
     sync_file(out.get(), tmp);
     out = UniqueFd();
+    // Its stored zstd form, and whether the delta pays compressed: the smaller of its two forms
+    // and the signature against what the object would cost whole (its own stored form, if any).
+    info.zsize = store_zstd_form(tmp, delta_size, zstd_level_, kDeltaZstdMin);
+    struct stat zs {};
+    const uint64_t whole = ::stat(zstd_form(obj).c_str(), &zs) == 0 ? static_cast<uint64_t>(zs.st_size) : target_size;
+    const uint64_t cost = info.zsize ? std::min(info.zsize, delta_size) : delta_size;
+    if ((cost + signature.size()) * 10 > whole * 9 || !cache_.admit(id, delta_size + info.zsize)) {
+      info.outcome = (cost + signature.size()) * 10 > whole * 9 ? DeltaOutcome::not_smaller : DeltaOutcome::no_room;
+      info.size = delta_size;
+      cache_.forget(id);
+      discard_file(zstd_form(tmp));
+      discard_file(tmp);
+      return info;
+    }
     // The record first: a delta on disk always says which target it belongs to.
     write_file_atomic(layout_.delta_target(id), digest_hex(target) + " " + std::to_string(target_size) + "\n", 0644);
     fault_point("delta_before_rename");
+    // The delta before its form: a crash between leaves a delta without a form (fetched as it
+    // is), never a form without its delta (the temporary is removed by retention).
     rename_file(tmp, layout_.delta(id), "cannot rename into", layout_.delta(id));
+    if (info.zsize) rename_file(zstd_form(tmp), zstd_form(layout_.delta(id)), "cannot rename into", layout_.delta(id));
   } catch (...) {
     cache_.forget(id);
+    discard_file(zstd_form(tmp));
     discard_file(tmp);
     throw;
   }

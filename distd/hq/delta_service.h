@@ -27,6 +27,7 @@
 namespace distd::hq {
 
 constexpr uint64_t kMaxSignatureBytes = uint64_t(64) << 20;  // 64 MiB
+constexpr uint64_t kDeltaZstdMin = 4096;  // smaller deltas get no stored zstd form
 
 enum class DeltaOutcome {
   ready,        // stored (or already there): GET /deltas/<id>
@@ -38,6 +39,7 @@ struct DeltaInfo {
   DeltaOutcome outcome = DeltaOutcome::ready;
   std::string id;        // 64 hex
   uint64_t size = 0;     // bytes of the delta
+  uint64_t zsize = 0;    // bytes of its stored zstd form (GET /deltas/<id>.zst); 0: none
   Digest target{};
   uint64_t target_size = 0;
   bool computed = false;  // false: an existing delta was reused
@@ -60,7 +62,11 @@ class DeltaService {
   // max_parallel: how many deltas may be computed at the same time (each holds a signature's
   // hash table in memory); further requests wait.
   // cache_bytes: the disk quota of kept deltas ([hq] delta_cache_bytes).
-  explicit DeltaService(std::string state_dir, unsigned max_parallel = 1, uint64_t cache_bytes = uint64_t(1) << 30);
+  // zstd_level > 0: a delta of at least kDeltaZstdMin bytes that compresses also gets a stored
+  // zstd form (<id>.zst, stored_zstd.h), and whether a delta pays is judged by the smaller form
+  // against the object's stored form when it has one (what a whole download would cost).
+  explicit DeltaService(std::string state_dir, unsigned max_parallel = 1, uint64_t cache_bytes = uint64_t(1) << 30,
+                        int zstd_level = 0);
 
   // Returns the delta for (target, signature), computing it unless it exists, or the outcome
   // not_smaller / no_room (remembered in memory for the last 4096 such requests, so a repeat
@@ -86,6 +92,7 @@ class DeltaService {
   Layout layout_;
   DeltaCache cache_;
   unsigned max_parallel_;
+  int zstd_level_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Inflight>> inflight_;

@@ -195,7 +195,7 @@ struct HttpServer::Impl {
         svr(ConnectionLimits{std::chrono::seconds(settings.header_timeout), settings.per_peer_connections,
                              settings.uncapped_peers, 64 * 1024, settings.body_min_rate,
                              std::chrono::seconds(3 * settings.header_timeout)}),
-        deltas(c.state_dir, o.delta_threads, settings.delta_cache_bytes), jobs(settings.max_delta_jobs),
+        deltas(c.state_dir, o.delta_threads, settings.delta_cache_bytes, settings.compression_level), jobs(settings.max_delta_jobs),
         gate(cfg, settings) {}
 
   // A smart endpoint's request with its body: true when it may be answered (signed by an
@@ -311,9 +311,11 @@ struct HttpServer::Impl {
 
   // GET /deltas/<id> and POST /deltas?target=<digest> (computes or reuses a delta).
   void delta_routes() {
-    svr.Get(R"(/deltas/([0-9a-f]{64}))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.Get(R"(/deltas/([0-9a-f]{64})(\.zst)?)", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string id = req.matches[1];
-      serve_file(req, res, layout.delta(id), "delta", "public, max-age=31536000, immutable", id);
+      const bool form = req.matches[2].length() > 0;
+      serve_file(req, res, form ? zstd_form(layout.delta(id)) : layout.delta(id), "delta",
+                 "public, max-age=31536000, immutable", form ? id + ".zst" : id);
     });
     svr.Post("/deltas", [this](const httplib::Request& req, httplib::Response& res) {
       if (!admitted(req, res)) return;
@@ -326,13 +328,14 @@ struct HttpServer::Impl {
           return send_text(res, 422, "a delta to object " + target.substr(0, 16) +
                                          "... from this basis is not clearly smaller than the object (delta and "
                                          "signature over 90% of its " + std::to_string(info.target_size) +
-                                         " bytes): nothing is stored; fetch the object whole");
+                                         " bytes, or of its stored zstd form): nothing is stored; fetch the object whole");
         if (info.outcome == DeltaOutcome::no_room)
           return send_text(res, 507, "the delta to object " + target.substr(0, 16) + "... (" +
                                          std::to_string(info.size) + " bytes) is larger than HQ's delta cache ([hq] "
                                          "delta_cache_bytes = " + std::to_string(deltas.cache().quota()) +
                                          "); fetch the object whole");
         nlohmann::json j = {{"id", info.id}, {"size", info.size}, {"target", target}, {"target_size", info.target_size}};
+        if (info.zsize) j["zsize"] = info.zsize;
         res.status = 200;
         res.set_content(j.dump() + "\n", "application/json");
         std::fprintf(stderr, "distd: delta %s for %s: %s bytes for a %s-byte target (%s)\n", info.id.substr(0, 16).c_str(),

@@ -221,10 +221,13 @@ GcStats ObjectStore::gc(const std::vector<Digest>& keep) {
       if (stale(p)) { remove(p, &st.temporaries_removed, nullptr); deltas_changed = true; }
       continue;
     }
-    if (!is_hex64(name)) continue;
+    // <id>.zst, the stored form of delta <id>, goes with it.
+    const bool form = name.size() == 68 && name.compare(64, 4, ".zst") == 0;
+    const std::string id = form ? name.substr(0, 64) : name;
+    if (!is_hex64(id)) continue;
     bool keep_it = false;
     try {
-      std::string side = read_file(layout_.delta_target(name), 4096, "delta target record");
+      std::string side = read_file(layout_.delta_target(id), 4096, "delta target record");
       keep_it = side.size() >= 64 && kept(keep, std::string_view(side).substr(0, 64));
     } catch (const Error&) {
       keep_it = false;  // no record: we cannot tell what it is for

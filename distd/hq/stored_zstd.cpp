@@ -37,8 +37,8 @@ size_t read_some(int fd, char* buf, size_t n, const std::string& path) {
 
 }  // namespace
 
-uint64_t store_zstd_form(const std::string& path, uint64_t size, int level) {
-  if (level <= 0 || size < kStoredZstdMin) return 0;
+uint64_t store_zstd_form(const std::string& path, uint64_t size, int level, uint64_t min_size) {
+  if (level <= 0 || size < min_size || size < 512) return 0;
   UniqueFd in(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!in) throw_errno("cannot open", path, errno);
   std::vector<char> buf(kReadChunk);

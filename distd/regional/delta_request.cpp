@@ -49,6 +49,8 @@ std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& si
     auto j = nlohmann::json::parse(a.body);
     t.id = j.at("id").get<std::string>();
     t.size = j.at("size").get<uint64_t>();
+    t.zsize = j.value("zsize", uint64_t{0});
+    if (t.zsize >= t.size) t.zsize = 0;  // not smaller: the delta as it is
     if (j.contains("target") && j.at("target").get<std::string>() != target_hex) throw std::runtime_error("target");
     if (j.contains("target_size") && j.at("target_size").get<uint64_t>() != target_size)
       throw std::runtime_error("target_size");
@@ -61,7 +63,7 @@ std::optional<DeltaTicket> request_delta(HttpClient& http, const std::string& si
   if (t.size > delta_size_cap(target_size)) {
     return no(NoDelta::not_smaller, "the delta is larger than the file");
   }
-  if (!delta_pays(t.size, signature.size(), target_size)) {
+  if (!delta_pays(t.zsize ? t.zsize : t.size, signature.size(), target_size)) {
     return no(NoDelta::not_smaller, "the delta is not clearly smaller than the file");
   }
   return t;

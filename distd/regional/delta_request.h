@@ -12,6 +12,7 @@ namespace distd {
 struct DeltaTicket {
   std::string id;  // hex
   uint64_t size = 0;
+  uint64_t zsize = 0;  // its stored zstd form (GET /deltas/<id>.zst) when smaller; 0: none
 };
 
 // Why HQ gave no delta ticket.

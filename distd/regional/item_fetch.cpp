@@ -95,21 +95,21 @@ bool wants_zstd_form(const PlanItem& it) {
   return it.delta_id == kZstdForm || (it.delta_id.empty() && it.offset == 0);
 }
 
-// Decodes the staged stored form zp into sp (truncated first) and returns the digest of what
-// came out; *out_size its length. Throws Error{mismatch} when zp does not decode to at most
-// it.size bytes.
-Digest decode_zstd_form(const PlanItem& it, const std::string& zp, const std::string& sp, uint64_t* out_size) {
+// Decodes the staged zstd stream zp into sp (truncated first, fsynced) and returns the digest of
+// what came out; *out_size its length. Throws Error{mismatch} naming `what` when zp does not
+// decode to at most max_out bytes.
+Digest decode_zstd_file(const std::string& zp, const std::string& sp, uint64_t max_out, const std::string& what,
+                        uint64_t* out_size) {
   UniqueFd in(::open(zp.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) throw_errno("cannot open staged file", zp, errno);
   UniqueFd out(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!out) throw_errno("cannot create staged file", sp, errno);
-  const std::string what = "HQ's compressed form of '" + it.path + "'";
   ZstdDecoder dec;
   Hasher h;
   uint64_t n_out = 0;
   ByteSink sink = [&](const char* p, size_t n) {
-    if (n_out + n > it.size)
-      throw Error(Errc::mismatch, what + " decodes to more than the signed " + std::to_string(it.size) + " bytes");
+    if (n_out + n > max_out)
+      throw Error(Errc::mismatch, what + " decodes to more than " + std::to_string(max_out) + " bytes");
     write_all(out.get(), std::string_view(p, n), sp);
     h.update(p, n);
     n_out += n;
@@ -160,7 +160,7 @@ bool fetch_zstd_form(Run& r, PlanItem& it, uint64_t done_before) {
   uint64_t got_size = 0;
   Digest got{};
   try {
-    got = decode_zstd_form(it, zp, sp, &got_size);
+    got = decode_zstd_file(zp, sp, it.size, "HQ's compressed form of '" + it.path + "'", &got_size);
   } catch (const Error& e) {
     if (e.code() != Errc::mismatch) throw;
     ++r.res.rejected;
@@ -235,7 +235,12 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
       fall_back(r, it, declined.why);
       return false;
     }
-    r.j.set_delta(r.ch.name, it, ticket->id, ticket->size);
+    // Its stored zstd form when HQ has one (docs/formats/compression.md): the journal names it
+    // "<id>.zst", which is also its URL and its staged file's stem.
+    if (ticket->zsize)
+      r.j.set_delta(r.ch.name, it, ticket->id + ".zst", ticket->zsize);
+    else
+      r.j.set_delta(r.ch.name, it, ticket->id, ticket->size);
     fault_point("after_delta_request");
   }
   std::string dp = r.inst->staged(it.delta_id + ".delta");
@@ -265,6 +270,21 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
                     "the next attempt resumes from there");
     }
   }
+  if (it.delta_id.ends_with(".zst")) {  // decode the stored form into the delta librsync reads
+    const std::string raw = r.inst->staged(it.delta_id.substr(0, 64) + ".delta");
+    uint64_t n = 0;
+    try {
+      (void)decode_zstd_file(dp, raw, delta_size_cap(it.size), "HQ's compressed delta for '" + it.path + "'", &n);
+    } catch (const Error& e) {
+      if (e.code() != Errc::mismatch) throw;
+      discard_file(raw);
+      ++r.res.rejected;
+      fall_back(r, it, e.what());
+      return false;
+    }
+    discard_file(dp);
+    dp = raw;
+  }
   std::string out = r.inst->staged(digest_hex(it.digest) + ".patched");
   UniqueFd ofd(::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!ofd) throw_errno("cannot create staged file", out, errno);
@@ -278,6 +298,7 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
   } catch (const Error& e) {
     if (e.code() != Errc::mismatch) throw;
     discard_file(out);
+    discard_file(dp);
     ++r.res.rejected;
     fall_back(r, it, e.what());
     return false;
@@ -285,6 +306,7 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
   ofd = UniqueFd();
   if (written != it.size || d != it.digest) {
     discard_file(out);
+    discard_file(dp);
     ++r.res.rejected;
     fall_back(r, it, "the patched file does not match the signed digest (damaged delta or changed basis)");
     return false;
