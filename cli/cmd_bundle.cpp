@@ -265,6 +265,7 @@ void add_export(CLI::App* b, Action& chosen) {
         nlohmann::json j = {{"dir", r.dir}, {"bundle", r.bundle_id}, {"site", r.site}, {"volumes", r.volumes},
                             {"bytes", r.bytes}, {"manifests", r.manifests}, {"objects", r.objects},
                             {"deltas", r.deltas}, {"object_bytes", r.object_bytes}, {"delta_bytes", r.delta_bytes},
+                            {"zstd_objects", r.zstd_objects}, {"zstd_object_content_bytes", r.zstd_object_content_bytes},
                             {"delta_target_bytes", r.delta_target_bytes}, {"held_entries", r.held_entries},
                             {"held_elsewhere_entries", r.held_elsewhere_entries},
                             {"shared_entries", r.shared_entries}, {"omitted_bytes", r.omitted_bytes},
@@ -287,6 +288,9 @@ void add_export(CLI::App* b, Action& chosen) {
                     human_bytes(r.object_bytes).c_str(), static_cast<unsigned long long>(r.deltas),
                     human_bytes(r.delta_bytes).c_str(), human_bytes(r.delta_target_bytes).c_str(),
                     static_cast<unsigned long long>(r.held_entries));
+        if (r.zstd_objects)
+          std::printf("  %llu of the objects compressed (zstd, %s when decoded)\n",
+                      static_cast<unsigned long long>(r.zstd_objects), human_bytes(r.zstd_object_content_bytes).c_str());
         if (!r.omitted.empty()) {
           std::printf("  did NOT fit (--max-size): %zu files, %s:\n", r.omitted.size(),
                       human_bytes(r.omitted_bytes).c_str());

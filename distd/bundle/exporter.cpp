@@ -12,7 +12,9 @@
 #include <unordered_map>
 
 #include "distd/bundle/bundle_writer.h"
+#include "distd/bundle/export_side_files.h"
 #include "distd/bundle/request.h"
+#include "distd/hq/stored_zstd.h"
 #include "distd/hq/delta_service.h"
 #include "distd/hq/object_store.h"
 #include "distd/hq/publisher.h"
@@ -199,6 +201,8 @@ struct Gatherer {
   // Makes c a librsync delta from base to e when one pays for itself; a failure is logged and c
   // stays as it was (the whole file goes instead).
   void try_delta(Cand& c, const std::string& ch, const Entry& e, const Entry& base);
+  // Makes object item c a zobject when HQ stores a smaller zstd form of it.
+  void carry_compressed(Cand& c);
   void log(const std::string& s) const {
     if (opts.log) opts.log(s);
   }
@@ -322,9 +326,27 @@ void Gatherer::add_entry(const std::string& ch, const Entry& e, const HeldPrefix
     c->item.digest = e.digest;
     c->item.size = e.size;
     c->source = store.path_of(e.digest);
+    carry_compressed(*c);
   }
   by_digest.emplace(hex, c.get());
   cands.push_back(std::move(c));
+}
+
+// An object with a stored zstd form at HQ travels as that form (a zobject item): hashed here, as
+// the index signs every item's bytes.
+void Gatherer::carry_compressed(Cand& c) {
+  const std::string form = hq::zstd_form(c.source);
+  struct stat st {};
+  if (::stat(form.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) >= c.item.size)
+    return;
+  uint64_t n = 0;
+  Digest d = digest_file(form, &n);
+  c.item.kind = ItemKind::zobject;
+  c.item.target = c.item.digest;
+  c.item.target_size = c.item.size;
+  c.item.digest = d;
+  c.item.size = n;
+  c.source = form;
 }
 
 void Gatherer::try_delta(Cand& c, const std::string& ch, const Entry& e, const Entry& base) {
@@ -421,7 +443,8 @@ void seal_items(const std::vector<Cand*>& chosen, Index& ix, ExportResult& res) 
       c->item.pieces[0].digest = c->item.digest;
     else
       hash_pieces(c->item, c->source);
-    if (c->item.kind == ItemKind::object) res.objects++, res.object_bytes += c->item.size;
+    if (c->item.kind == ItemKind::object || c->item.kind == ItemKind::zobject) res.objects++, res.object_bytes += c->item.size;
+    if (c->item.kind == ItemKind::zobject) res.zstd_objects++, res.zstd_object_content_bytes += c->item.target_size;
     if (c->item.kind == ItemKind::delta)
       res.deltas++, res.delta_bytes += c->item.size, res.delta_target_bytes += c->item.target_size;
   }
@@ -429,78 +452,9 @@ void seal_items(const std::vector<Cand*>& chosen, Index& ix, ExportResult& res) 
   for (Cand* c : chosen) ix.items.push_back(c->item);
 }
 
-// Keeps each outbound item of req that matches the signed request in <state_dir>/inbound/<site>/.
-// Returns their names; an item that does not match or cannot be kept is a warning in res.
-std::vector<std::string> receive_outbound(const Config& cfg, const std::string& request_path, const Request& req,
-                                          ExportResult& res) {
-  std::vector<std::string> received;
-  std::string from = dir_name(request_path) + "/" + kOutboundDir;
-  std::string inbox = cfg.state_dir + "/inbound/" + req.site;
-  for (auto& ob : req.outbound) {
-    try {
-      std::string data = read_file(from + "/" + ob.name, ob.size, "outbound item");
-      if (data.size() != ob.size || digest_bytes(data) != ob.digest) {
-        res.warnings.push_back("outbound item '" + ob.name + "' does not match the signed request; ignored");
-        continue;
-      }
-      make_dirs(inbox, 0750);
-      write_file_atomic(inbox + "/" + ob.name, data, 0640);
-      res.outbound_received++;
-      received.push_back(ob.name);
-    } catch (const Error& e) {
-      res.warnings.push_back(std::string("outbound item '") + ob.name + "': " + e.what());
-    }
-  }
-  return received;
-}
-
-// Runs every export hook on what came along from req's site. Returns the files the hooks want on
-// the stick; their log lines become notes in res, a hook's Error a warning.
-std::vector<StickFile> run_export_hooks(const Config& cfg, const Request& req, const std::vector<std::string>& received,
-                                        ExportResult& res) {
-  std::vector<StickFile> extras;
-  auto log = [&](const std::string& line) { res.notes.push_back(line); };
-  for (auto& hook : export_hooks()) {
-    try {
-      for (auto& f : hook(cfg, req.site, cfg.state_dir + "/inbound/" + req.site, received, log)) extras.push_back(std::move(f));
-    } catch (const Error& e) {
-      res.warnings.push_back(e.what());
-    }
-  }
-  return extras;
-}
-
-// HQ's key records public/keys/2.keys, 3.keys, ... up to the first gap (at most
-// kMaxStickKeyRecords): a center that never reaches the link follows HQ's key by them. A record
-// over kMaxKeyRecordBytes, or more records than fit, end the list with a warning in res; so does
-// a newest record that names another key than signer (the one signing this bundle).
-std::vector<std::string> stick_key_records(const hq::Layout& L, const PublicKey& signer, ExportResult& res) {
-  std::vector<std::string> recs;
-  for (uint64_t v = 2;; ++v) {
-    std::string p = L.key_record(v);
-    try {
-      std::string rec = read_file(p, kMaxKeyRecordBytes, "key record");
-      if (recs.size() == kMaxStickKeyRecords) {
-        res.warnings.push_back("HQ has more than " + std::to_string(kMaxStickKeyRecords) +
-                               " key records; only records 2.." + std::to_string(v - 1) + " go on the stick");
-        break;
-      }
-      recs.push_back(std::move(rec));
-    } catch (const Error& e) {
-      if (e.code() != Errc::not_found) res.warnings.push_back("key record " + p + " left off the stick: " + e.what());
-      break;
-    }
-  }
-  // The record's "key <hex>" line (docs/formats/keys.md); the center verifies the rest.
-  if (!recs.empty() && recs.back().find("\nkey " + to_hex(signer.bytes.data(), signer.bytes.size()) + "\n") ==
-                           std::string::npos)
-    res.warnings.push_back("HQ's newest key record (" + std::to_string(recs.size() + 1) +
-                           ") names another key than the one signing this bundle (" + signer.short_id() +
-                           "): a center that follows the records will refuse the bundle");
-  return recs;
-}
-
 }  // namespace
+
+using namespace export_detail;
 
 ExportResult export_bundle(const Config& cfg, const std::string& dir, const ExportOptions& opts) {
   cfg.require_role("hq", "bundles are exported at HQ");

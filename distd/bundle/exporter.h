@@ -29,7 +29,8 @@ struct ExportResult {
   uint32_t volumes = 0;
   uint64_t bytes = 0;                     // written to the stick (index + volumes)
   uint64_t manifests = 0, objects = 0, deltas = 0;
-  uint64_t object_bytes = 0, delta_bytes = 0;
+  uint64_t object_bytes = 0, delta_bytes = 0;  // as on the stick (an object's stored form when it goes compressed)
+  uint64_t zstd_objects = 0, zstd_object_content_bytes = 0;  // of those objects: carried compressed, and their size decoded
   uint64_t delta_target_bytes = 0;        // what the deltas stand for
   uint64_t held_entries = 0;              // entries the center already has (not exported)
   uint64_t held_elsewhere_entries = 0;    // of those, held only in another of its channels (the import copies them)

@@ -43,6 +43,7 @@ std::string Index::member_name(const Item& it, size_t piece_index) {
     case ItemKind::manifest: base = "m/" + it.channel + "/" + std::to_string(it.version) + ".manifest"; break;
     case ItemKind::object: base = "o/" + digest_hex(it.digest); break;
     case ItemKind::delta: base = "d/" + it.delta_id; break;
+    case ItemKind::zobject: base = "z/" + digest_hex(it.target); break;
   }
   if (it.pieces.size() > 1) base += "." + std::to_string(piece_index + 1);
   return base;
@@ -144,7 +145,13 @@ bool split_signed(std::string_view file, std::string_view* body, Digest* key_id,
 }
 
 const char* kind_word(ItemKind k) {
-  return k == ItemKind::manifest ? "manifest" : k == ItemKind::object ? "object" : "delta";
+  switch (k) {
+    case ItemKind::manifest: return "manifest";
+    case ItemKind::object: return "object";
+    case ItemKind::delta: return "delta";
+    case ItemKind::zobject: return "zobject";
+  }
+  return "?";
 }
 
 }  // namespace
@@ -184,6 +191,10 @@ std::string render_index_body(const Index& ix) {
         o += "delta " + it.delta_id + " " + digest_hex(it.basis) + " " + digest_hex(it.target) + " " +
              std::to_string(it.target_size) + " " + std::to_string(it.size) + " " + digest_hex(it.digest) + " " + n +
              "\n";
+        break;
+      case ItemKind::zobject:
+        o += "zobject " + digest_hex(it.target) + " " + std::to_string(it.target_size) + " " + std::to_string(it.size) +
+             " " + digest_hex(it.digest) + " " + n + "\n";
         break;
     }
     for (auto& p : it.pieces)
@@ -296,8 +307,17 @@ Item read_item_line(Lines& L, const std::set<std::string>& chans, uint64_t* npie
     it.size = L.u64(f[5]);
     it.digest = L.digest(f[6]);
     *npieces = L.u64(f[7]);
+  } else if (g[0] == "zobject") {
+    auto f = L.expect("zobject", 6);
+    it.kind = ItemKind::zobject;
+    it.target = L.digest(f[1]);
+    it.target_size = L.u64(f[2]);
+    it.size = L.u64(f[3]);
+    it.digest = L.digest(f[4]);
+    *npieces = L.u64(f[5]);
+    if (it.target_size > (uint64_t(1) << 50)) L.fail("has an absurd object size");
   } else {
-    L.fail("is not an item line (manifest, object or delta)");
+    L.fail("is not an item line (manifest, object, delta or zobject)");
   }
   return it;
 }

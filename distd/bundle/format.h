@@ -52,7 +52,9 @@ struct Piece {
   std::string member;    // name inside the volume
 };
 
-enum class ItemKind { manifest, object, delta };
+// zobject: an object carried as its stored zstd form (HQ's <hex>.zst, docs/formats/compression.md);
+// the item's bytes (size, digest, pieces) are the stored form, target and target_size the object.
+enum class ItemKind { manifest, object, delta, zobject };
 
 struct Item {
   ItemKind kind = ItemKind::object;
@@ -61,7 +63,7 @@ struct Item {
   // manifest:
   std::string channel;
   uint64_t version = 0;
-  // delta (librsync): turns basis (content digest) into target.
+  // delta (librsync): turns basis (content digest) into target. zobject: decodes to target.
   std::string delta_id;  // 64 hex
   Digest basis{}, target{};
   uint64_t target_size = 0;
@@ -91,7 +93,7 @@ struct Index {
   std::vector<Item> items;
   std::vector<Omitted> omitted;
 
-  // Member names are fixed by the item: m/<channel>/<version>.manifest, o/<hex>, d/<id>, with
+  // Member names are fixed by the item: m/<channel>/<version>.manifest, o/<hex>, d/<id>, z/<hex>, with
   // ".<k>" appended (k = 1, 2, ...) when the item has more than one piece.
   static std::string member_name(const Item& it, size_t piece_index);
 };

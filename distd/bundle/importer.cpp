@@ -87,6 +87,7 @@ ImportResult Importer::run() {
     }
     if (it.kind == ItemKind::manifest) manifest_items_[{it.channel, it.version}] = i;
     if (it.kind == ItemKind::object) content_item_[it.digest] = i;
+    if (it.kind == ItemKind::zobject) content_item_[it.target] = i;
     if (it.kind == ItemKind::delta) content_item_.emplace(it.target, i);
   }
   for (auto& o : ix_.omitted) omitted_.insert(o.digest);

@@ -1,3 +1,4 @@
+#include "distd/io/zstd_stream.h"
 #include "distd/bundle/importer_impl.h"
 
 namespace distd::bundle::import_detail {
@@ -89,6 +90,27 @@ void Importer::on_complete(size_t i) {
   std::string file = rx_file(i);
   if (it.kind == ItemKind::manifest) return;  // read by prepare()
   const Digest& t = it.kind == ItemKind::object ? it.digest : it.target;
+  // An object: as it came, or decoded from its zstd form (window capped) and checked here.
+  const bool object = it.kind == ItemKind::object || it.kind == ItemKind::zobject;
+  const uint64_t object_size = it.kind == ItemKind::zobject ? it.target_size : it.size;
+  if (it.kind == ItemKind::zobject) {
+    std::string raw = file + ".raw";
+    try {
+      uint64_t n = 0;
+      if (zstd_decode_file(file, raw, it.target_size, "item '" + it.pieces[0].member + "'", &n) != it.target ||
+          n != it.target_size)
+        throw Error(Errc::mismatch, "it decodes to other bytes than the signed object");
+    } catch (const Error& e) {
+      discard_file(raw);
+      discard_file(file);
+      if (e.code() != Errc::mismatch) throw;
+      problem(Errc::mismatch, "item '" + it.pieces[0].member + "' does not decode to its signed object: " + e.what() +
+                                  ": refused, nothing installed from it");
+      return;
+    }
+    discard_file(file);
+    file = raw;
+  }
   std::vector<std::pair<Ctx*, size_t>> todo;
   if (auto f = needs_.find(t); f != needs_.end())
     for (auto& n : f->second) {
@@ -102,9 +124,9 @@ void Importer::on_complete(size_t i) {
     Ctx& c = *todo[n].first;
     PlanItem& p = c.items[todo[n].second];
     try {
-      if (it.kind == ItemKind::object) {
-        if (p.size != it.size) {
-          problem(Errc::mismatch, "object " + digest_hex(t).substr(0, 16) + "... has " + std::to_string(it.size) +
+      if (object) {
+        if (p.size != object_size) {
+          problem(Errc::mismatch, "object " + digest_hex(t).substr(0, 16) + "... has " + std::to_string(object_size) +
                                       " bytes, the manifest signs " + std::to_string(p.size) + " for '" + p.path + "'");
           continue;
         }
@@ -112,7 +134,7 @@ void Importer::on_complete(size_t i) {
         bool last = n + 1 == todo.size();
         if (last && try_rename(file, staged) == 0) {
           moved = true;
-        } else if (!copy_verified(file, staged, it.size, it.digest)) {
+        } else if (!copy_verified(file, staged, object_size, t)) {
           throw Error(Errc::mismatch, "'" + p.path + "': the staged copy changed", "import the bundle again");
         }
         queue_install(c, todo[n].second, staged, false);

@@ -25,7 +25,7 @@ bool Importer::needed(const Item& it) const {
   for (auto& [c, idx] : f->second) {
     const PlanItem& p = c->items[idx];
     if (p.state == ItemState::installed || c->queued[idx]) continue;
-    if (it.kind == ItemKind::object) return true;
+    if (it.kind == ItemKind::object || it.kind == ItemKind::zobject) return true;
     if (p.action == Action::delta && p.basis_digest == it.basis) return true;
   }
   return false;

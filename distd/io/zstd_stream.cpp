@@ -3,10 +3,15 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <new>
 
 #include "manifest/error.h"
+#include "manifest/fs.h"
 
 namespace distd {
 
@@ -108,6 +113,36 @@ std::string zstd_decompress(std::string_view data, uint64_t max_out, const std::
   if (!dec.at_frame_end() || data.empty())
     throw Error(Errc::mismatch, what + " ends in the middle of a zstd frame", "the bytes are discarded");
   return out;
+}
+
+Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t max_out, const std::string& what,
+                        uint64_t* out_size) {
+  UniqueFd in(::open(zp.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throw_errno("cannot open staged file", zp, errno);
+  UniqueFd out(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out) throw_errno("cannot create staged file", sp, errno);
+  ZstdDecoder dec;
+  Hasher h;
+  uint64_t n_out = 0;
+  ByteSink sink = [&](const char* p, size_t n) {
+    if (n_out + n > max_out)
+      throw Error(Errc::mismatch, what + " decodes to more than " + std::to_string(max_out) + " bytes");
+    write_all(out.get(), std::string_view(p, n), sp);
+    h.update(p, n);
+    n_out += n;
+  };
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("cannot read", zp, errno);
+    if (n == 0) break;
+    dec.write(buf.data(), static_cast<size_t>(n), sink, what);
+  }
+  if (!dec.at_frame_end()) throw Error(Errc::mismatch, what + " ends in the middle of a zstd frame");
+  sync_file(out.get(), sp);
+  *out_size = n_out;
+  return h.finish();
 }
 
 bool looks_compressible(std::string_view head) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "manifest/digest.h"
+
 namespace distd {
 
 // The largest window a center's decoder accepts: 2^23 = 8 MiB. HQ compresses with this window
@@ -16,9 +18,12 @@ namespace distd {
 // 256 KiB of buffers on a 1 GB Pi. A stream that asks for more is refused (Error{mismatch}).
 constexpr int kZstdWindowLog = 23;
 constexpr int kZstdDefaultLevel = 19;
-// Objects and deltas from this size on may have a stored compressed form at HQ (<file>.zst);
-// smaller objects travel in batches, compressed as they are sent.
-constexpr uint64_t kStoredZstdMin = 64 * 1024;
+// Objects from this size on may have a stored compressed form at HQ (<hex>.zst): sticks carry
+// it, and so does a GET of the object.
+constexpr uint64_t kStoredZstdMin = 4 * 1024;
+// A center asks for the stored form of objects from this size on: smaller ones travel in
+// batches (compressed as they are sent), and a 404 costs a round trip.
+constexpr uint64_t kZstdFetchMin = 64 * 1024;
 
 using ByteSink = std::function<void(const char*, size_t)>;
 
@@ -77,6 +82,13 @@ std::string zstd_compress(std::string_view data, int level);
 // The content of one complete stream, at most max_out bytes (Error{mismatch} past it, or when
 // the stream is damaged or cut).
 std::string zstd_decompress(std::string_view data, uint64_t max_out, const std::string& what);
+
+// Decodes the zstd stream in file zp into file sp (created or truncated, fsynced) and returns
+// the BLAKE2b-256 of what came out; *out_size its length. Throws Error{mismatch} naming `what`
+// when zp is not one complete stream that decodes to at most max_out bytes within the window
+// cap, Error{io, no_space} on the disk.
+Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t max_out, const std::string& what,
+                        uint64_t* out_size);
 
 // True when the first bytes of a file (its first 128 KiB, say) shrink by at least 1/10 at zstd's
 // fastest level: photos, videos and archives do not, and are not compressed at all.

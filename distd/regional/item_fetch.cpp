@@ -91,41 +91,8 @@ constexpr const char* kZstdForm = "zst";
 constexpr const char* kNoZstdForm = "raw";
 
 bool wants_zstd_form(const PlanItem& it) {
-  if (it.size < kStoredZstdMin) return false;
+  if (it.size < kZstdFetchMin) return false;
   return it.delta_id == kZstdForm || (it.delta_id.empty() && it.offset == 0);
-}
-
-// Decodes the staged zstd stream zp into sp (truncated first, fsynced) and returns the digest of
-// what came out; *out_size its length. Throws Error{mismatch} naming `what` when zp does not
-// decode to at most max_out bytes.
-Digest decode_zstd_file(const std::string& zp, const std::string& sp, uint64_t max_out, const std::string& what,
-                        uint64_t* out_size) {
-  UniqueFd in(::open(zp.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) throw_errno("cannot open staged file", zp, errno);
-  UniqueFd out(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!out) throw_errno("cannot create staged file", sp, errno);
-  ZstdDecoder dec;
-  Hasher h;
-  uint64_t n_out = 0;
-  ByteSink sink = [&](const char* p, size_t n) {
-    if (n_out + n > max_out)
-      throw Error(Errc::mismatch, what + " decodes to more than " + std::to_string(max_out) + " bytes");
-    write_all(out.get(), std::string_view(p, n), sp);
-    h.update(p, n);
-    n_out += n;
-  };
-  std::vector<char> buf(1 << 20);
-  for (;;) {
-    ssize_t n = ::read(in.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw_errno("cannot read", zp, errno);
-    if (n == 0) break;
-    dec.write(buf.data(), static_cast<size_t>(n), sink, what);
-  }
-  if (!dec.at_frame_end()) throw Error(Errc::mismatch, what + " ends in the middle of a zstd frame");
-  sync_file(out.get(), sp);
-  *out_size = n_out;
-  return h.finish();
 }
 
 // Fetches the object's stored zstd form (<object>.zst, docs/formats/compression.md), resumable
@@ -160,7 +127,7 @@ bool fetch_zstd_form(Run& r, PlanItem& it, uint64_t done_before) {
   uint64_t got_size = 0;
   Digest got{};
   try {
-    got = decode_zstd_file(zp, sp, it.size, "HQ's compressed form of '" + it.path + "'", &got_size);
+    got = zstd_decode_file(zp, sp, it.size, "HQ's compressed form of '" + it.path + "'", &got_size);
   } catch (const Error& e) {
     if (e.code() != Errc::mismatch) throw;
     ++r.res.rejected;
@@ -274,7 +241,7 @@ bool fetch_delta(Run& r, PlanItem& it, uint64_t done_before) {
     const std::string raw = r.inst->staged(it.delta_id.substr(0, 64) + ".delta");
     uint64_t n = 0;
     try {
-      (void)decode_zstd_file(dp, raw, delta_size_cap(it.size), "HQ's compressed delta for '" + it.path + "'", &n);
+      (void)zstd_decode_file(dp, raw, delta_size_cap(it.size), "HQ's compressed delta for '" + it.path + "'", &n);
     } catch (const Error& e) {
       if (e.code() != Errc::mismatch) throw;
       discard_file(raw);

@@ -1,0 +1,83 @@
+// Sticks as lean as the link (docs/formats/compression.md, formats/bundle.md): an object HQ keeps
+// a zstd form of travels as that form (a zobject item), is decoded at the center (window capped)
+// and installed only when it decodes to the signed object; a form that decodes to other bytes
+// is refused and installs nothing.
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "distd/io/zstd_stream.h"
+#include "manifest/digest.h"
+#include "tests/support/bundle_site.h"
+
+using namespace distd;
+using namespace distd::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string text(int i, size_t size) {
+  std::string s;
+  uint64_t x = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(i + 1);
+  while (s.size() < size) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    s += "<file id=\"" + std::to_string(x % 5000) + "\"><contenthash>" + std::to_string(x % 99991) +
+         "</contenthash><component>mod_forum</component></file>\n";
+  }
+  s.resize(size);
+  return s;
+}
+
+uint64_t dir_bytes(const std::string& dir) {
+  uint64_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) n += e.file_size();
+  return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(compressible_objects_travel_as_their_stored_form_on_a_stick) {
+  BundleSite s;
+  uint64_t content = 0;
+  for (int i = 0; i < 20; ++i) {
+    std::string t = text(i, 8000 + i * 3000);
+    write_file(s.src() + "/backup/f" + std::to_string(i) + ".xml", t);
+    content += t.size();
+  }
+  write_file(s.src() + "/photo.jpg", random_bytes(50'000, 3));  // no form: goes as it is
+  BOOST_REQUIRE_EQUAL(s.publish(), 1u);
+  auto e = s.round();
+  BOOST_TEST(e["zstd_objects"].get<uint64_t>() == 20u);
+  BOOST_TEST(e["zstd_object_content_bytes"].get<uint64_t>() == content);
+  BOOST_TEST(e["objects"].get<uint64_t>() == 21u);
+  const uint64_t stick = dir_bytes(s.stick);
+  BOOST_TEST_MESSAGE("content " << content + 50'000 << " B; stick " << stick << " B");
+  BOOST_TEST(stick < content / 3 + 50'000 + 60'000);
+  BOOST_TEST(read_file(s.index()).find("\nzobject ") != std::string::npos);
+  RunResult i = s.import_();
+  BOOST_TEST_INFO(i.err);
+  BOOST_REQUIRE_EQUAL(i.status, 0);
+  s.check_converged(1);
+}
+
+BOOST_AUTO_TEST_CASE(a_form_that_decodes_to_other_bytes_is_refused_and_installs_nothing) {
+  BundleSite s;
+  const std::string good = text(7, 40'000);
+  write_file(s.src() + "/a.xml", good);
+  BOOST_REQUIRE_EQUAL(s.publish(), 1u);
+  // HQ's stored form replaced by a valid zstd stream of other bytes (a damaged disk, a bug): the
+  // index signs what is on the stick, so only the decoded digest can catch it.
+  const std::string hex = digest_hex(digest_bytes(good));
+  const std::string form = s.hq_state + "/public/objects/" + hex.substr(0, 2) + "/" + hex + ".zst";
+  BOOST_REQUIRE(fs::exists(form));
+  std::string other = good;
+  other[100] = '#';
+  fs::permissions(form, fs::perms::owner_write, fs::perm_options::add);
+  write_file(form, zstd_compress(other, 3));
+  s.round();
+  RunResult i = s.import_();
+  BOOST_TEST(i.status != 0);
+  BOOST_TEST(i.err.find("does not decode to its signed object") != std::string::npos, i.err);
+  BOOST_TEST(!fs::exists(s.dst() + "/a.xml"));
+}
