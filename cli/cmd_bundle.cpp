@@ -263,7 +263,7 @@ void add_export(CLI::App* b, Action& chosen) {
       for (auto& n : r.notes) std::fprintf(stderr, "distctl: %s\n", n.c_str());
       if (a.json) {
         nlohmann::json j = {{"dir", r.dir}, {"bundle", r.bundle_id}, {"site", r.site}, {"volumes", r.volumes},
-                            {"bytes", r.bytes}, {"manifests", r.manifests}, {"objects", r.objects},
+                            {"bytes", r.bytes}, {"manifests", r.manifests}, {"manifest_deltas", r.manifest_deltas}, {"objects", r.objects},
                             {"deltas", r.deltas}, {"object_bytes", r.object_bytes}, {"delta_bytes", r.delta_bytes},
                             {"zstd_objects", r.zstd_objects}, {"zstd_object_content_bytes", r.zstd_object_content_bytes},
                             {"delta_target_bytes", r.delta_target_bytes}, {"held_entries", r.held_entries},

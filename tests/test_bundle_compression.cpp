@@ -81,3 +81,62 @@ BOOST_AUTO_TEST_CASE(a_form_that_decodes_to_other_bytes_is_refused_and_installs_
   BOOST_TEST(i.err.find("does not decode to its signed object") != std::string::npos, i.err);
   BOOST_TEST(!fs::exists(s.dst() + "/a.xml"));
 }
+
+// The manifest goes as a delta against the version the site's request says it holds (and each
+// later version against the one before it): a few new lines instead of the whole list.
+BOOST_AUTO_TEST_CASE(manifests_travel_as_deltas_from_the_version_the_center_holds) {
+  BundleSite s;
+  for (int i = 0; i < 3000; ++i)
+    write_file(s.src() + "/filedir/" + std::to_string(i % 50) + "/f" + std::to_string(i), random_bytes(100, i));
+  BOOST_REQUIRE_EQUAL(s.publish(), 1u);
+  s.round();
+  BOOST_REQUIRE_EQUAL(s.import_().status, 0);
+  s.check_converged(1);
+  write_file(s.src() + "/filedir/new-in-2", "two");
+  BOOST_REQUIRE_EQUAL(s.publish(), 2u);
+  write_file(s.src() + "/filedir/new-in-3", "three");
+  fs::remove(s.src() + "/filedir/7/f7");
+  BOOST_REQUIRE_EQUAL(s.publish(), 3u);
+  auto e = s.round();
+  BOOST_TEST(e["manifests"].get<uint64_t>() == 2u);
+  BOOST_TEST(e["manifest_deltas"].get<uint64_t>() == 2u);
+  const std::string idx = read_file(s.index());
+  BOOST_TEST(idx.find("\nmdelta c 2 ") != std::string::npos);
+  BOOST_TEST(idx.find("\nmdelta c 3 ") != std::string::npos);
+  const uint64_t manifest_size = fs::file_size(s.hq_state + "/public/channels/c/manifests/3.manifest");
+  uint64_t stick = fs::file_size(s.index());  // the bundle: its index and volume (not the request)
+  for (const auto& f : fs::directory_iterator(s.stick))
+    if (f.path().filename().string().rfind("distd-bundle-", 0) == 0) stick += f.file_size();
+  BOOST_TEST_MESSAGE("manifest " << manifest_size << " B; bundle for two versions " << stick << " B");
+  BOOST_TEST(stick < manifest_size / 4);
+  RunResult i = s.import_();
+  BOOST_TEST_INFO(i.err);
+  BOOST_REQUIRE_EQUAL(i.status, 0);
+  s.check_converged(3);
+}
+
+// A center that does not hold the version a manifest delta starts from (here: its installed
+// manifest file is not the one the bundle's delta was made against) refuses the channel with
+// the reason, and installs nothing of it.
+BOOST_AUTO_TEST_CASE(a_manifest_delta_that_does_not_rebuild_the_signed_file_is_refused) {
+  BundleSite s;
+  for (int i = 0; i < 500; ++i) write_file(s.src() + "/f" + std::to_string(i), random_bytes(100, i));
+  BOOST_REQUIRE_EQUAL(s.publish(), 1u);
+  s.round();
+  BOOST_REQUIRE_EQUAL(s.import_().status, 0);
+  write_file(s.src() + "/new", "x");
+  BOOST_REQUIRE_EQUAL(s.publish(), 2u);
+  s.round();
+  // The stick itself is signed piece by piece; what can differ is the basis: the center's
+  // installed manifest file, altered here (a byte of an entry's digest).
+  std::string inst = s.reg_state + "/manifests/c/installed.manifest";
+  BOOST_REQUIRE(fs::exists(inst));
+  std::string bytes = read_file(inst);
+  size_t at = bytes.find('\n', bytes.size() / 2) + 1;  // the digest of an entry the delta copies
+  bytes[at] = bytes[at] == 'a' ? 'b' : 'a';
+  write_file(inst, bytes);
+  RunResult i = s.import_();
+  BOOST_TEST(i.status != 0);
+  BOOST_TEST(i.err.find("does not rebuild the signed manifest") != std::string::npos, i.err);
+  BOOST_TEST(!fs::exists(s.dst() + "/new"));
+}

@@ -13,6 +13,7 @@
 
 #include "distd/bundle/bundle_writer.h"
 #include "distd/bundle/export_side_files.h"
+#include "distd/bundle/manifest_delta.h"
 #include "distd/bundle/request.h"
 #include "distd/hq/stored_zstd.h"
 #include "distd/hq/delta_service.h"
@@ -190,7 +191,8 @@ struct Gatherer {
   void add_channel(const Want& w);
   // Adds manifest versions first..last of channel ch, each as it was signed; a version retired
   // by [hq] keep_versions is skipped.
-  void add_manifests(const std::string& ch, uint64_t first, uint64_t last);
+  void add_manifests(const std::string& ch, uint64_t first, uint64_t last, const Want& w);
+  std::string scratch;  // where manifest deltas are written for the volumes (removed after the export)
   // Returns what the center holds of w's channel: its request's digest summary, or the entries of
   // version --since (old). Drops old when the center's version is not HQ's.
   HeldPrefixes held_by_center(const Want& w, std::optional<SignedManifest>& old);
@@ -230,7 +232,7 @@ void Gatherer::add_channel(const Want& w) {
   if (w.from == m.version) return;  // up to date
 
   // Manifests: from the center's version (exclusive) to the latest, each as it was signed.
-  add_manifests(ch, w.from == 0 ? m.version : w.from + 1, m.version);
+  add_manifests(ch, w.from == 0 ? m.version : w.from + 1, m.version, w);
 
   // What the center holds: its request's digest summary, or version --since.
   std::optional<SignedManifest> old = load_manifest(L, ch, w.from);
@@ -240,20 +242,42 @@ void Gatherer::add_channel(const Want& w) {
   for (const auto& e : m.entries) add_entry(ch, e, held, old);
 }
 
-void Gatherer::add_manifests(const std::string& ch, uint64_t first, uint64_t last) {
+void Gatherer::add_manifests(const std::string& ch, uint64_t first, uint64_t last, const Want& w) {
+  // The file of the version before v as the center will hold it when it reads v: its installed
+  // one (HQ's file of it, when its body digest is what the request says), then each version of
+  // this bundle. A version retired at HQ breaks the chain: the next goes whole.
+  std::optional<std::string> before;
+  if (w.from != 0 && first == w.from + 1)
+    if (auto sm = load_manifest(L, ch, w.from); sm && digest_hex(sm->body_digest) == w.from_digest)
+      before = read_file(L.manifest(ch, w.from), kMaxManifestBytes, "manifest");
   for (uint64_t v = first; v <= last; ++v) {
     std::string p = L.manifest(ch, v);
     struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) continue;  // retired by [hq] keep_versions
+    if (::stat(p.c_str(), &st) != 0) {  // retired by [hq] keep_versions
+      before.reset();
+      continue;
+    }
+    std::string bytes = read_file(p, kMaxManifestBytes, "manifest");
     auto c = std::make_unique<Cand>();
     c->item.kind = ItemKind::manifest;
     c->item.channel = ch;
     c->item.version = v;
-    uint64_t n = 0;
-    c->item.digest = digest_file(p, &n);
-    c->item.size = n;
+    c->item.digest = digest_bytes(bytes);
+    c->item.size = bytes.size();
     c->source = p;
     c->mandatory = true;
+    if (std::optional<std::string> z = before ? manifest_delta_bytes(*before, bytes) : std::nullopt) {
+      c->item.kind = ItemKind::mdelta;
+      c->item.basis_version = v - 1;
+      c->item.target = c->item.digest;
+      c->item.target_size = c->item.size;
+      c->item.digest = digest_bytes(*z);
+      c->item.size = z->size();
+      c->source = scratch + "/" + ch + "." + std::to_string(v) + ".mdelta";
+      write_file_atomic(c->source, *z, 0600);
+      res.manifest_deltas++;
+    }
+    before = std::move(bytes);
     cands.push_back(std::move(c));
     res.manifests++;
   }
@@ -498,6 +522,25 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
   ix.volume_size = opts.volume_size;
 
   Gatherer gather(store, deltas, priority, opts, res, ix);
+  // Manifest deltas are made here and copied into the volumes; nothing of it outlives the export.
+  struct Scratch {
+    std::string dir;
+    ~Scratch() {
+      try {
+        remove_tree(dir);
+      } catch (...) {
+      }
+    }
+  } scratch{cfg.state_dir + "/bundle-scratch-" + ix.bundle_id};
+  for (const auto& name : list_dir(cfg.state_dir)) {  // left by an export that was killed
+    struct stat st {};
+    const std::string p = cfg.state_dir + "/" + name;
+    if (name.rfind("bundle-scratch-", 0) == 0 && ::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
+        st.st_mtime + 86400 < ix.created)
+      remove_tree(p);
+  }
+  make_dirs(scratch.dir, 0700);
+  gather.scratch = scratch.dir;
   if (req) {
     for (const auto& rc : req->channels) gather.held_anywhere.insert(gather.held_anywhere.end(), rc.held.begin(), rc.held.end());
     std::sort(gather.held_anywhere.begin(), gather.held_anywhere.end());

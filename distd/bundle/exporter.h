@@ -29,6 +29,7 @@ struct ExportResult {
   uint32_t volumes = 0;
   uint64_t bytes = 0;                     // written to the stick (index + volumes)
   uint64_t manifests = 0, objects = 0, deltas = 0;
+  uint64_t manifest_deltas = 0;  // of the manifests: carried as deltas from the version before (mdelta)
   uint64_t object_bytes = 0, delta_bytes = 0;  // as on the stick (an object's stored form when it goes compressed)
   uint64_t zstd_objects = 0, zstd_object_content_bytes = 0;  // of those objects: carried compressed, and their size decoded
   uint64_t delta_target_bytes = 0;        // what the deltas stand for

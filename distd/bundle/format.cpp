@@ -1,4 +1,5 @@
 #include "distd/bundle/format.h"
+#include "manifest/manifest.h"
 
 #include <sodium.h>
 
@@ -44,6 +45,7 @@ std::string Index::member_name(const Item& it, size_t piece_index) {
     case ItemKind::object: base = "o/" + digest_hex(it.digest); break;
     case ItemKind::delta: base = "d/" + it.delta_id; break;
     case ItemKind::zobject: base = "z/" + digest_hex(it.target); break;
+    case ItemKind::mdelta: base = "m/" + it.channel + "/" + std::to_string(it.version) + ".mdelta"; break;
   }
   if (it.pieces.size() > 1) base += "." + std::to_string(piece_index + 1);
   return base;
@@ -150,6 +152,7 @@ const char* kind_word(ItemKind k) {
     case ItemKind::object: return "object";
     case ItemKind::delta: return "delta";
     case ItemKind::zobject: return "zobject";
+    case ItemKind::mdelta: return "mdelta";
   }
   return "?";
 }
@@ -191,6 +194,11 @@ std::string render_index_body(const Index& ix) {
         o += "delta " + it.delta_id + " " + digest_hex(it.basis) + " " + digest_hex(it.target) + " " +
              std::to_string(it.target_size) + " " + std::to_string(it.size) + " " + digest_hex(it.digest) + " " + n +
              "\n";
+        break;
+      case ItemKind::mdelta:
+        o += "mdelta " + it.channel + " " + std::to_string(it.version) + " " + std::to_string(it.target_size) + " " +
+             digest_hex(it.target) + " " + std::to_string(it.basis_version) + " " + std::to_string(it.size) + " " +
+             digest_hex(it.digest) + " " + n + "\n";
         break;
       case ItemKind::zobject:
         o += "zobject " + digest_hex(it.target) + " " + std::to_string(it.target_size) + " " + std::to_string(it.size) +
@@ -307,6 +315,20 @@ Item read_item_line(Lines& L, const std::set<std::string>& chans, uint64_t* npie
     it.size = L.u64(f[5]);
     it.digest = L.digest(f[6]);
     *npieces = L.u64(f[7]);
+  } else if (g[0] == "mdelta") {
+    auto f = L.expect("mdelta", 9);
+    it.kind = ItemKind::mdelta;
+    it.channel = std::string(f[1]);
+    if (!chans.count(it.channel)) L.fail("names a channel not listed above");
+    it.version = L.u64(f[2]);
+    it.target_size = L.u64(f[3]);
+    it.target = L.digest(f[4]);
+    it.basis_version = L.u64(f[5]);
+    it.size = L.u64(f[6]);
+    it.digest = L.digest(f[7]);
+    *npieces = L.u64(f[8]);
+    if (it.basis_version == 0 || it.basis_version >= it.version) L.fail("has a manifest delta from a bad version");
+    if (it.target_size > kMaxManifestBytes) L.fail("has a manifest larger than 1 GiB");
   } else if (g[0] == "zobject") {
     auto f = L.expect("zobject", 6);
     it.kind = ItemKind::zobject;
@@ -317,7 +339,7 @@ Item read_item_line(Lines& L, const std::set<std::string>& chans, uint64_t* npie
     *npieces = L.u64(f[5]);
     if (it.target_size > (uint64_t(1) << 50)) L.fail("has an absurd object size");
   } else {
-    L.fail("is not an item line (manifest, object, delta or zobject)");
+    L.fail("is not an item line (manifest, mdelta, object, delta or zobject)");
   }
   return it;
 }

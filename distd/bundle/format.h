@@ -54,15 +54,20 @@ struct Piece {
 
 // zobject: an object carried as its stored zstd form (HQ's <hex>.zst, docs/formats/compression.md);
 // the item's bytes (size, digest, pieces) are the stored form, target and target_size the object.
-enum class ItemKind { manifest, object, delta, zobject };
+// mdelta: manifest `version` of `channel` as zstd(librsync delta) from version basis_version
+// (the center's installed one, or an earlier manifest of the bundle); target and target_size
+// are the manifest file's digest and size.
+enum class ItemKind { manifest, object, delta, zobject, mdelta };
+inline bool is_manifest_kind(ItemKind k) { return k == ItemKind::manifest || k == ItemKind::mdelta; }
 
 struct Item {
   ItemKind kind = ItemKind::object;
   uint64_t size = 0;    // bytes of the item (manifest file, object, delta)
   Digest digest{};      // of those bytes (for an object: its content digest)
-  // manifest:
+  // manifest, mdelta:
   std::string channel;
   uint64_t version = 0;
+  uint64_t basis_version = 0;  // mdelta
   // delta (librsync): turns basis (content digest) into target. zobject: decodes to target.
   std::string delta_id;  // 64 hex
   Digest basis{}, target{};
@@ -93,7 +98,8 @@ struct Index {
   std::vector<Item> items;
   std::vector<Omitted> omitted;
 
-  // Member names are fixed by the item: m/<channel>/<version>.manifest, o/<hex>, d/<id>, z/<hex>, with
+  // Member names are fixed by the item: m/<channel>/<version>.manifest, m/<channel>/<version>.mdelta,
+  // o/<hex>, d/<id>, z/<hex>, with
   // ".<k>" appended (k = 1, 2, ...) when the item has more than one piece.
   static std::string member_name(const Item& it, size_t piece_index);
 };

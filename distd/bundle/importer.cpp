@@ -1,4 +1,5 @@
 #include "distd/bundle/importer.h"
+#include "distd/bundle/manifest_delta.h"
 
 #include "distd/bundle/importer_impl.h"
 #include "distd/regional/freshness.h"
@@ -85,7 +86,7 @@ ImportResult Importer::run() {
       member_.emplace(it.pieces[k].member, std::make_pair(i, k));
       vol_pieces_[it.pieces[k].volume].push_back({i, k});
     }
-    if (it.kind == ItemKind::manifest) manifest_items_[{it.channel, it.version}] = i;
+    if (is_manifest_kind(it.kind)) manifest_items_[{it.channel, it.version}] = i;
     if (it.kind == ItemKind::object) content_item_[it.digest] = i;
     if (it.kind == ItemKind::zobject) content_item_[it.target] = i;
     if (it.kind == ItemKind::delta) content_item_.emplace(it.target, i);
@@ -162,6 +163,29 @@ void Importer::prepare() {
   }
 }
 
+// Manifest it (an mdelta) from its delta: against the installed manifest file, or the version
+// before it in this bundle (already in ms, in version order). Throws Error{mismatch} when the
+// result is not the signed file.
+std::string Importer::rebuild_manifest(const Ctx& c, const Item& it, const std::string& mdelta,
+                                       const std::vector<std::pair<SignedManifest, std::string>>& ms,
+                                       const ChannelRecord& rec, const std::string& name) {
+  std::string basis;
+  if (!ms.empty() && ms.back().first.manifest.version == it.basis_version)
+    basis = ms.back().second;
+  else if (rec.installed_version == it.basis_version)
+    basis = read_file(installed_manifest_path(cfg_, c.ch->name), kMaxManifestBytes, "installed manifest");
+  if (basis.empty())
+    throw Error(Errc::mismatch,
+                name + " comes as a delta from version " + std::to_string(it.basis_version) +
+                    ", which this center does not have",
+                "export a bundle for this center's own request at HQ, or let the network sync do it");
+  std::string bytes = apply_manifest_delta(basis, mdelta, it.target_size, name);
+  if (bytes.size() != it.target_size || digest_bytes(bytes) != it.target)
+    throw Error(Errc::mismatch, name + ": its delta does not rebuild the signed manifest file",
+                "copy the whole bundle again, or let the network sync bring the manifest");
+  return bytes;
+}
+
 void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
   const std::string& ch = c.ch->name;
   ChannelRecord rec = installed_record(cfg_, hq_key_, *j_, ch);
@@ -176,10 +200,11 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
   std::vector<std::pair<SignedManifest, std::string>> ms;
   for (auto& [key, i] : manifest_items_) {
     if (key.first != ch || rx_[i].s != Rx::complete) continue;
+    std::string name = "bundle " + ix_.bundle_id + ": manifest " + ch + " version " + std::to_string(key.second);
     std::string bytes = read_file(rx_file(i), kMaxManifestBytes, "manifest");
+    if (ix_.items[i].kind == ItemKind::mdelta) bytes = rebuild_manifest(c, ix_.items[i], bytes, ms, rec, name);
     VerifyOptions vo;
     vo.check_expiry = false;
-    std::string name = "bundle " + ix_.bundle_id + ": manifest " + ch + " version " + std::to_string(key.second);
     SignedManifest sm = key.second == span.to ? verify_hq_manifest(cfg_, bytes, hq_key_, vo, name)
                                               : verify_stored_manifest(cfg_, bytes, hq_key_, vo, name);
     if (sm.manifest.channel != ch || sm.manifest.version != key.second)

@@ -172,6 +172,9 @@ class Importer {
   void on_complete(size_t i);
   void prepare();
   void prepare_channel(Ctx& c, const ChannelSpan& span);
+  std::string rebuild_manifest(const Ctx& c, const Item& it, const std::string& mdelta,
+                               const std::vector<std::pair<SignedManifest, std::string>>& ms,
+                               const ChannelRecord& rec, const std::string& name);
   void finish_channel(Ctx& c);
   bool needed(const Item& it) const;
   // Before piece k of item i is read: false (and the item marked) when the center no longer needs

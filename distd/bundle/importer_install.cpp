@@ -88,7 +88,7 @@ void Importer::finish_batch(Ctx& c, Pending& batch, std::exception_ptr err) {
 void Importer::on_complete(size_t i) {
   const Item& it = ix_.items[i];
   std::string file = rx_file(i);
-  if (it.kind == ItemKind::manifest) return;  // read by prepare()
+  if (is_manifest_kind(it.kind)) return;  // read by prepare()
   const Digest& t = it.kind == ItemKind::object ? it.digest : it.target;
   // An object: as it came, or decoded from its zstd form (window capped) and checked here.
   const bool object = it.kind == ItemKind::object || it.kind == ItemKind::zobject;

@@ -19,7 +19,7 @@ bool Importer::should_receive(size_t i, size_t k) {
 }
 
 bool Importer::needed(const Item& it) const {
-  if (it.kind == ItemKind::manifest) return true;
+  if (is_manifest_kind(it.kind)) return true;
   auto f = needs_.find(it.kind == ItemKind::object ? it.digest : it.target);
   if (f == needs_.end()) return false;
   for (auto& [c, idx] : f->second) {
@@ -245,12 +245,12 @@ void Importer::take_member(archive* a, uint32_t v, const std::string& name, uint
   }
   Rx& x = rx_[i];
   if (x.s == Rx::broken || x.s == Rx::unneeded || x.s == Rx::complete) return;  // skipped by next_header
-  if (it.kind != ItemKind::manifest && !prepared_) {
+  if (!is_manifest_kind(it.kind) && !prepared_) {
     settle();
     prepare();
   }
   std::optional<Digest> target;
-  if (it.kind != ItemKind::manifest) target = it.kind == ItemKind::object ? it.digest : it.target;
+  if (!is_manifest_kind(it.kind)) target = it.kind == ItemKind::object ? it.digest : it.target;
   if (flight_ && target && flight_->target == target) settle();  // it may make this one unneeded
   if (!should_receive(i, k)) return;
   x.s = Rx::receiving;
@@ -300,7 +300,7 @@ void Importer::take_pieces(archive* a, uint32_t v, const std::string& name, uint
   const Piece& p = it.pieces[k];
   Rx& x = rx_[i];
   if (x.s == Rx::broken || x.s == Rx::unneeded || x.s == Rx::complete) return;  // skipped by next_header
-  if (it.kind != ItemKind::manifest && !prepared_) prepare();
+  if (!is_manifest_kind(it.kind) && !prepared_) prepare();
   if (!should_receive(i, k)) return;
   std::string file = rx_file(i);
   UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (k == 0 ? O_TRUNC : O_APPEND), 0600));
@@ -344,7 +344,7 @@ void Importer::take_pieces(archive* a, uint32_t v, const std::string& name, uint
   }
   // Start writing the verified bytes back now (asynchronously), so that the batch's syncfs finds
   // little left to do: the disk works while the next members are read and hashed.
-  if (it.kind != ItemKind::manifest) ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+  if (!is_manifest_kind(it.kind)) ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   x.next = static_cast<uint32_t>(k + 1);
   if (x.next < it.pieces.size()) return;
   if (it.pieces.size() > 1 && whole_.finish() != it.digest) {
