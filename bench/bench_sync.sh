@@ -46,21 +46,6 @@ if r.returncode: sys.exit("failed (%d): %s; see %s" % (r.returncode, " ".join(sy
 print(f"{time.perf_counter() - t:.3f}")
 PY
 }
-# best_of_setup N SETUP CMD...: like best_of, running the shell command SETUP (untimed) first.
-best_of_setup() {
-  python3 - "$@" <<'PY'
-import subprocess, sys, time
-n = int(sys.argv[1]); setup = sys.argv[2]; cmd = sys.argv[3:]
-best = None
-for _ in range(n):
-    subprocess.run(setup, shell=True, check=True)
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    d = time.perf_counter() - t
-    best = d if best is None or d < best else best
-print(f"{best:.3f}")
-PY
-}
 # rand_file PATH MIB [SEED]: MIB MiB of seeded pseudo-random bytes (incompressible, no repeats).
 rand_file() {
   python3 - "$@" <<'PY'
@@ -73,10 +58,6 @@ with open(path, "wb") as f:
         f.write(hashlib.shake_256(key + i.to_bytes(8, "little")).digest(1 << 20))
 PY
 }
-human() { python3 -c "import sys; n=float(sys.argv[1]); u=['B','KiB','MiB','GiB']; i=0
-while n>=1024 and i<3: n/=1024; i+=1
-print(f'{n:.1f} {u[i]}' if i else f'{int(n)} B')" "$1"; }
-
 # site NAME: an HQ (distd role hq) with channel c at $S/src, a regional center at $S/dst whose
 # hq_url goes through a fault-free flaky_proxy ($S_CTL = its control port), and an rsync daemon
 # serving $S/src, also behind its own proxy ($R_CTL). Sets S, HQ_PORT, P_PORT, S_CTL, R_PORT, R_CTL.

@@ -23,6 +23,26 @@ print(f"{best:.3f}")
 PY
 }
 
+# best_of_setup N SETUP CMD...: like best_of, running the shell command SETUP (untimed) first.
+best_of_setup() {
+  python3 - "$@" <<'PY'
+import subprocess, sys, time
+n = int(sys.argv[1]); setup = sys.argv[2]; cmd = sys.argv[3:]
+best = None
+for _ in range(n):
+    subprocess.run(setup, shell=True, check=True)
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    d = time.perf_counter() - t
+    best = d if best is None or d < best else best
+print(f"{best:.3f}")
+PY
+}
+# human BYTES: 1.5 MiB, 300 B ...
+human() { python3 -c "import sys; n=float(sys.argv[1]); u=['B','KiB','MiB','GiB']; i=0
+while n>=1024 and i<3: n/=1024; i+=1
+print(f'{n:.1f} {u[i]}' if i else f'{int(n)} B')" "$1"; }
+
 # peak_rss_mib CMD...: runs CMD once, prints the child's peak resident set size in MiB.
 peak_rss_mib() {
   python3 - "$@" <<'PY'

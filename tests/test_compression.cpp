@@ -133,7 +133,7 @@ BOOST_AUTO_TEST_CASE(the_decoder_refuses_a_window_over_8_mib_and_damaged_streams
 // the decoded bytes once they match the signed digest. A photo-like (random) object gets no form.
 BOOST_AUTO_TEST_CASE(a_large_object_travels_as_its_stored_zstd_form_and_resumes_after_cuts) {
   SyncSite s;
-  const std::string text = xml_text(7, 12 << 20);
+  const std::string text = xml_text(7, 6 << 20);
   write_file(s.src() + "/course/backup.xml", text);
   write_file(s.src() + "/course/photo.jpg", random_bytes(300'000, 8));
   RunResult pub = run({"distctl", "publish", "--channel", s.channel, "--config", s.hq_cfg, "--json"}, {}, {}, 300);

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <new>
 
+#include "distd/io/background_hasher.h"
 #include "manifest/error.h"
 #include "manifest/fs.h"
 
@@ -119,17 +120,23 @@ Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t m
                         uint64_t* out_size) {
   UniqueFd in(::open(zp.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) throw_errno("cannot open staged file", zp, errno);
-  UniqueFd out(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd out(::open(sp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!out) throw_errno("cannot create staged file", sp, errno);
+  // Three things at once: this thread decodes and writes, a second one hashes what was written
+  // (from the page cache, behind the writer), and the kernel writes back each 8 MiB as it is
+  // done, so the final fsync finds little left.
+  BackgroundHasher hasher(out.get(), sp);
   ZstdDecoder dec;
-  Hasher h;
-  uint64_t n_out = 0;
+  uint64_t n_out = 0, kicked = 0;
   ByteSink sink = [&](const char* p, size_t n) {
     if (n_out + n > max_out)
       throw Error(Errc::mismatch, what + " decodes to more than " + std::to_string(max_out) + " bytes");
     write_all(out.get(), std::string_view(p, n), sp);
-    h.update(p, n);
     n_out += n;
+    if (n_out - kicked >= (uint64_t(8) << 20)) {
+      ::sync_file_range(out.get(), static_cast<off_t>(kicked), static_cast<off_t>(n_out - kicked), SYNC_FILE_RANGE_WRITE);
+      kicked = n_out;
+    }
   };
   std::vector<char> buf(1 << 20);
   for (;;) {
@@ -140,9 +147,10 @@ Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t m
     dec.write(buf.data(), static_cast<size_t>(n), sink, what);
   }
   if (!dec.at_frame_end()) throw Error(Errc::mismatch, what + " ends in the middle of a zstd frame");
+  Digest d = hasher.finish(n_out);
   sync_file(out.get(), sp);
   *out_size = n_out;
-  return h.finish();
+  return d;
 }
 
 bool looks_compressible(std::string_view head) {
