@@ -338,7 +338,7 @@ void Gatherer::add_entry(const std::string& ch, const Entry& e, const HeldPrefix
   if (base && base->digest != e.digest && e.size >= kDeltaMinSize && base->size >= kDeltaMinSize &&
       held_has(held, base->digest) && store.contains(base->digest, base->size))
     try_delta(*c, ch, e, *base);
-  if (c->item.kind != ItemKind::delta) {
+  if (c->item.kind != ItemKind::delta && c->item.kind != ItemKind::zdelta) {
     if (!store.contains(e.digest, e.size)) {
       res.warnings.push_back("channel '" + ch + "': object " + hex + " of '" + e.path +
                              "' is missing from HQ's store; left out (republish to repair)");
@@ -377,17 +377,22 @@ void Gatherer::try_delta(Cand& c, const std::string& ch, const Entry& e, const E
   try {
     std::string sig = make_signature(store.path_of(base.digest));
     hq::DeltaInfo di = deltas.get_or_compute(e.digest, sig);
-    if (delta_pays(di.size, sig.size(), e.size)) {
-      c.item.kind = ItemKind::delta;
-      c.item.delta_id = di.id;
-      c.item.basis = base.digest;
-      c.item.target = e.digest;
-      c.item.target_size = e.size;
-      c.source = L.delta(di.id);
-      uint64_t n = 0;
-      c.item.digest = digest_file(c.source, &n);
-      c.item.size = n;
-    }
+    // Declined (it cannot pay, or no room): nothing was stored, the object goes instead.
+    if (di.outcome != hq::DeltaOutcome::ready) return;
+    // Its stored zstd form when HQ has one (a zdelta item), else the delta as it is.
+    const bool form = di.zsize > 0 && di.zsize < di.size;
+    if (!delta_pays(form ? di.zsize : di.size, sig.size(), e.size)) return;
+    const std::string source = form ? hq::zstd_form(L.delta(di.id)) : L.delta(di.id);
+    uint64_t n = 0;
+    const Digest d = digest_file(source, &n);  // before c changes: a failure leaves it whole
+    c.item.kind = form ? ItemKind::zdelta : ItemKind::delta;
+    c.item.delta_id = di.id;
+    c.item.basis = base.digest;
+    c.item.target = e.digest;
+    c.item.target_size = e.size;
+    c.source = source;
+    c.item.digest = d;
+    c.item.size = n;
   } catch (const Error& err) {
     log(ch + ": '" + e.path + "': no delta (" + err.what() + "); the whole file goes instead");
   }
@@ -469,7 +474,7 @@ void seal_items(const std::vector<Cand*>& chosen, Index& ix, ExportResult& res) 
       hash_pieces(c->item, c->source);
     if (c->item.kind == ItemKind::object || c->item.kind == ItemKind::zobject) res.objects++, res.object_bytes += c->item.size;
     if (c->item.kind == ItemKind::zobject) res.zstd_objects++, res.zstd_object_content_bytes += c->item.target_size;
-    if (c->item.kind == ItemKind::delta)
+    if (c->item.kind == ItemKind::delta || c->item.kind == ItemKind::zdelta)
       res.deltas++, res.delta_bytes += c->item.size, res.delta_target_bytes += c->item.target_size;
   }
   ix.items.clear();

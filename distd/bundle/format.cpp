@@ -44,6 +44,7 @@ std::string Index::member_name(const Item& it, size_t piece_index) {
     case ItemKind::manifest: base = "m/" + it.channel + "/" + std::to_string(it.version) + ".manifest"; break;
     case ItemKind::object: base = "o/" + digest_hex(it.digest); break;
     case ItemKind::delta: base = "d/" + it.delta_id; break;
+    case ItemKind::zdelta: base = "d/" + it.delta_id + ".zst"; break;
     case ItemKind::zobject: base = "z/" + digest_hex(it.target); break;
     case ItemKind::mdelta: base = "m/" + it.channel + "/" + std::to_string(it.version) + ".mdelta"; break;
   }
@@ -153,6 +154,7 @@ const char* kind_word(ItemKind k) {
     case ItemKind::delta: return "delta";
     case ItemKind::zobject: return "zobject";
     case ItemKind::mdelta: return "mdelta";
+    case ItemKind::zdelta: return "zdelta";
   }
   return "?";
 }
@@ -191,7 +193,8 @@ std::string render_index_body(const Index& ix) {
         o += "object " + digest_hex(it.digest) + " " + std::to_string(it.size) + " " + n + "\n";
         break;
       case ItemKind::delta:
-        o += "delta " + it.delta_id + " " + digest_hex(it.basis) + " " + digest_hex(it.target) + " " +
+      case ItemKind::zdelta:
+        o += std::string(it.kind == ItemKind::delta ? "delta " : "zdelta ") + it.delta_id + " " + digest_hex(it.basis) + " " + digest_hex(it.target) + " " +
              std::to_string(it.target_size) + " " + std::to_string(it.size) + " " + digest_hex(it.digest) + " " + n +
              "\n";
         break;
@@ -304,9 +307,9 @@ Item read_item_line(Lines& L, const std::set<std::string>& chans, uint64_t* npie
     it.digest = L.digest(f[1]);
     it.size = L.u64(f[2]);
     *npieces = L.u64(f[3]);
-  } else if (g[0] == "delta") {
-    auto f = L.expect("delta", 8);
-    it.kind = ItemKind::delta;
+  } else if (g[0] == "delta" || g[0] == "zdelta") {
+    auto f = L.expect(g[0] == "delta" ? "delta" : "zdelta", 8);
+    it.kind = g[0] == "delta" ? ItemKind::delta : ItemKind::zdelta;
     if (!is_hex(f[1], 64)) L.fail("has a bad delta id");
     it.delta_id = std::string(f[1]);
     it.basis = L.digest(f[2]);
@@ -339,7 +342,7 @@ Item read_item_line(Lines& L, const std::set<std::string>& chans, uint64_t* npie
     *npieces = L.u64(f[5]);
     if (it.target_size > (uint64_t(1) << 50)) L.fail("has an absurd object size");
   } else {
-    L.fail("is not an item line (manifest, mdelta, object, delta or zobject)");
+    L.fail("is not an item line (manifest, mdelta, object, delta, zdelta or zobject)");
   }
   return it;
 }

@@ -57,7 +57,9 @@ struct Piece {
 // mdelta: manifest `version` of `channel` as zstd(librsync delta) from version basis_version
 // (the center's installed one, or an earlier manifest of the bundle); target and target_size
 // are the manifest file's digest and size.
-enum class ItemKind { manifest, object, delta, zobject, mdelta };
+// zdelta: a delta carried as HQ's stored zstd form of it (<id>.zst); size and digest are the form's.
+enum class ItemKind { manifest, object, delta, zobject, mdelta, zdelta };
+inline bool is_delta_kind(ItemKind k) { return k == ItemKind::delta || k == ItemKind::zdelta; }
 inline bool is_manifest_kind(ItemKind k) { return k == ItemKind::manifest || k == ItemKind::mdelta; }
 
 struct Item {
@@ -99,7 +101,7 @@ struct Index {
   std::vector<Omitted> omitted;
 
   // Member names are fixed by the item: m/<channel>/<version>.manifest, m/<channel>/<version>.mdelta,
-  // o/<hex>, d/<id>, z/<hex>, with
+  // o/<hex>, d/<id>, d/<id>.zst, z/<hex>, with
   // ".<k>" appended (k = 1, 2, ...) when the item has more than one piece.
   static std::string member_name(const Item& it, size_t piece_index);
 };

@@ -89,7 +89,7 @@ ImportResult Importer::run() {
     if (is_manifest_kind(it.kind)) manifest_items_[{it.channel, it.version}] = i;
     if (it.kind == ItemKind::object) content_item_[it.digest] = i;
     if (it.kind == ItemKind::zobject) content_item_[it.target] = i;
-    if (it.kind == ItemKind::delta) content_item_.emplace(it.target, i);
+    if (is_delta_kind(it.kind)) content_item_.emplace(it.target, i);
   }
   for (auto& o : ix_.omitted) omitted_.insert(o.digest);
   for (auto b : ix_.volume_bytes) total_bytes_ += b;
@@ -313,7 +313,7 @@ void Importer::finish_channel(Ctx& c) {
     } else if (auto f = content_item_.find(it.digest); f != content_item_.end()) {
       const Rx& x = rx_[f->second];
       if (x.s == Rx::broken) mf.why = x.why;
-      else if (ix_.items[f->second].kind == ItemKind::delta) mf.why = "the bundle's delta does not fit the local file";
+      else if (is_delta_kind(ix_.items[f->second].kind)) mf.why = "the bundle's delta does not fit the local file";
     } else if (it.action == Action::copy) {
       mf.why = "its content did not arrive";
     }

@@ -111,12 +111,27 @@ void Importer::on_complete(size_t i) {
     discard_file(file);
     file = raw;
   }
+  if (it.kind == ItemKind::zdelta) {  // the delta's zstd form: decoded (at most the delta cap) first
+    std::string raw = file + ".delta";
+    try {
+      uint64_t n = 0;
+      (void)zstd_decode_file(file, raw, delta_size_cap(it.target_size), "item '" + it.pieces[0].member + "'", &n);
+    } catch (const Error& e) {
+      discard_file(raw);
+      discard_file(file);
+      if (e.code() != Errc::mismatch) throw;
+      problem(Errc::mismatch, std::string(e.what()) + ": refused, nothing installed from it");
+      return;
+    }
+    discard_file(file);
+    file = raw;
+  }
   std::vector<std::pair<Ctx*, size_t>> todo;
   if (auto f = needs_.find(t); f != needs_.end())
     for (auto& n : f->second) {
       const PlanItem& p = n.first->items[n.second];
       if (p.state == ItemState::installed || n.first->queued[n.second]) continue;
-      if (it.kind == ItemKind::delta && (p.action != Action::delta || p.basis_digest != it.basis)) continue;
+      if (is_delta_kind(it.kind) && (p.action != Action::delta || p.basis_digest != it.basis)) continue;
       todo.push_back(n);
     }
   bool moved = false;  // the received file became the last consumer's staged file

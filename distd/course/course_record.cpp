@@ -140,9 +140,10 @@ std::string record_to_json(const CourseRecord& r) {
                  {"backup_release", r.info.backup_release},
                  {"include_files", r.info.include_files},
                  {"original_wwwroot", r.info.original_wwwroot}};
-  // Moodle stamps every member with the time of the backup: that time is said once, and only a
-  // member with another mtime carries its own, so a new backup of a course changes the record
-  // where its content changed (a delta of it stays small), not on every member's line.
+  // Moodle stamps the members with the time each was written, seconds apart, and a new backup
+  // re-stamps them all: the record says one time for all (the one most members have), so a new
+  // backup changes the record where its content changed (a delta of it stays small), not on
+  // every member's entry. The center rebuilds every member with that time (restore ignores it).
   const int64_t mtime = common_mtime(r.members);
   j["archive"] = {{"format", format_name(r.format)}, {"name", r.archive_name}, {"size", r.archive_size},
                   {"published", format_utc(r.published)}, {"mtime", mtime}};
@@ -151,7 +152,6 @@ std::string record_to_json(const CourseRecord& r) {
     nlohmann::ordered_json e = {{"path", encode_path(m.h.path)},
                                 {"type", m.h.dir ? "dir" : "file"},
                                 {"mode", m.h.mode}};
-    if (m.h.mtime != mtime) e["mtime"] = m.h.mtime;
     if (!m.h.dir) {
       e["size"] = m.h.size;
       e["digest"] = m.digest;

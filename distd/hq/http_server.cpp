@@ -22,6 +22,7 @@
 #include "distd/hq/delta_service.h"
 #include "distd/hq/http_limits.h"
 #include "distd/hq/layout.h"
+#include "distd/hq/manifest_zstd.h"
 #include "distd/hq/object_batch.h"
 #include "distd/hq/stored_zstd.h"
 #include "distd/net/byte_range.h"
@@ -189,6 +190,7 @@ struct HttpServer::Impl {
   };
   std::mutex status_mu;
   std::map<std::string, ChannelInfo> status_cache;
+  CompressedManifests manifests_z{settings.compression_level};
 
   Impl(const Config& c, const HttpServerOptions& o)
       : cfg(c), settings(hq_settings(c)), opts(o), layout{c.state_dir}, addr(parse_listen(settings.listen)),
@@ -262,7 +264,15 @@ struct HttpServer::Impl {
   void channel_routes() {
     const std::string ch = "([A-Za-z0-9_-]{1,128})";
     svr.Get("/channels/" + ch + R"(/latest\.manifest)", [this](const httplib::Request& req, httplib::Response& res) {
-      serve_file(req, res, layout.latest_manifest(req.matches[1]), "channel", "no-cache");
+      const std::string path = layout.latest_manifest(req.matches[1]);
+      if (!req.has_header("Range") && req.get_header_value("Accept-Encoding").find("zstd") != std::string::npos)
+        if (auto z = manifests_z.get(path)) {  // compressed once per version (manifest_zstd.h)
+          res.status = 200;
+          res.set_header("Cache-Control", "no-cache");
+          res.set_header("Content-Encoding", "zstd");
+          return res.set_content(*z, "application/octet-stream");
+        }
+      serve_file(req, res, path, "channel", "no-cache");
     });
     // The latest manifest as a librsync delta against the client's copy of an older one (the
     // body is that copy's signature): a center that has a manifest fetches a few KiB instead of

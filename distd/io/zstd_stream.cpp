@@ -7,6 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <cerrno>
 #include <new>
 
@@ -117,27 +122,134 @@ std::string zstd_decompress(std::string_view data, uint64_t max_out, const std::
 }
 
 Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t max_out, const std::string& what,
+                        uint64_t* out_size);
+
+namespace {
+
+// Writes what a decoder hands it to a file, hashing it behind on another thread and starting
+// write-back of each 8 MiB; at most max_out bytes.
+class DecodedFile {
+ public:
+  DecodedFile(const std::string& path, uint64_t max_out, const std::string& what)
+      : path_(path), max_(max_out), what_(what), fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) {
+    if (!fd_) throw_errno("cannot create staged file", path, errno);
+    hasher_ = std::make_unique<BackgroundHasher>(fd_.get(), path);
+  }
+  ByteSink sink() {
+    return [this](const char* p, size_t n) {
+      if (n_ + n > max_) throw Error(Errc::mismatch, what_ + " decodes to more than " + std::to_string(max_) + " bytes");
+      write_all(fd_.get(), std::string_view(p, n), path_);
+      n_ += n;
+      if (n_ - kicked_ >= (uint64_t(8) << 20)) {
+        ::sync_file_range(fd_.get(), static_cast<off_t>(kicked_), static_cast<off_t>(n_ - kicked_), SYNC_FILE_RANGE_WRITE);
+        kicked_ = n_;
+      }
+    };
+  }
+  Digest finish(uint64_t* out_size) {
+    Digest d = hasher_->finish(n_);
+    sync_file(fd_.get(), path_);
+    *out_size = n_;
+    return d;
+  }
+
+ private:
+  std::string path_;
+  uint64_t max_;
+  std::string what_;
+  UniqueFd fd_;
+  std::unique_ptr<BackgroundHasher> hasher_;
+  uint64_t n_ = 0, kicked_ = 0;
+};
+
+}  // namespace
+
+struct BackgroundZstdDecoder::State {
+  int in_fd;
+  std::string in_path, out_path, what;
+  uint64_t max_out;
+  std::mutex mu;
+  uint64_t size = 0;
+  bool sized = false;
+  std::atomic<bool> stop{false};
+  std::exception_ptr error;
+  std::optional<DecodedFile> out;
+  ZstdDecoder dec;
+  uint64_t at = 0;
+  std::thread th;
+};
+
+BackgroundZstdDecoder::BackgroundZstdDecoder(int in_fd, std::string in_path, std::string out_path, uint64_t max_out,
+                                             std::string what)
+    : st_(std::make_unique<State>()) {
+  st_->in_fd = in_fd;
+  st_->in_path = std::move(in_path);
+  st_->out_path = std::move(out_path);
+  st_->what = std::move(what);
+  st_->max_out = max_out;
+  st_->out.emplace(st_->out_path, max_out, st_->what);
+  st_->th = std::thread([this] { run(); });
+}
+
+BackgroundZstdDecoder::~BackgroundZstdDecoder() { stop(); }
+
+void BackgroundZstdDecoder::stop() {
+  st_->stop = true;
+  if (st_->th.joinable()) st_->th.join();
+}
+
+void BackgroundZstdDecoder::run() {
+  State& s = *st_;
+  try {
+    ByteSink sink = s.out->sink();
+    std::vector<char> buf(1 << 20);
+    for (;;) {
+      if (s.stop) return;
+      uint64_t limit = UINT64_MAX;
+      {
+        std::lock_guard<std::mutex> g(s.mu);
+        if (s.sized) limit = s.size;
+      }
+      if (s.at >= limit) return;
+      ssize_t n = ::pread(s.in_fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - s.at)),
+                          static_cast<off_t>(s.at));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno("cannot read", s.in_path, errno);
+      if (n == 0) {
+        if (limit != UINT64_MAX) return;  // shorter than said: finish() reports it
+        std::this_thread::sleep_for(std::chrono::microseconds(500));  // caught up with the writer
+        continue;
+      }
+      s.dec.write(buf.data(), static_cast<size_t>(n), sink, s.what);
+      s.at += static_cast<uint64_t>(n);
+    }
+  } catch (...) {
+    s.error = std::current_exception();
+  }
+}
+
+Digest BackgroundZstdDecoder::finish(uint64_t in_size, uint64_t* out_size) {
+  {
+    std::lock_guard<std::mutex> g(st_->mu);
+    st_->size = in_size;
+    st_->sized = true;
+  }
+  if (st_->th.joinable()) st_->th.join();
+  if (st_->error) std::rethrow_exception(st_->error);
+  if (st_->at != in_size) throw Error(Errc::io, "'" + st_->in_path + "' is shorter than it was written", "run the sync again");
+  if (!st_->dec.at_frame_end()) throw Error(Errc::mismatch, st_->what + " ends in the middle of a zstd frame");
+  return st_->out->finish(out_size);
+}
+
+Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t max_out, const std::string& what,
                         uint64_t* out_size) {
   UniqueFd in(::open(zp.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) throw_errno("cannot open staged file", zp, errno);
-  UniqueFd out(::open(sp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!out) throw_errno("cannot create staged file", sp, errno);
-  // Three things at once: this thread decodes and writes, a second one hashes what was written
-  // (from the page cache, behind the writer), and the kernel writes back each 8 MiB as it is
-  // done, so the final fsync finds little left.
-  BackgroundHasher hasher(out.get(), sp);
+  // This thread decodes and writes, a second one hashes what was written, and the kernel writes
+  // back each 8 MiB as it is done, so the final fsync finds little left.
+  DecodedFile out(sp, max_out, what);
+  ByteSink sink = out.sink();
   ZstdDecoder dec;
-  uint64_t n_out = 0, kicked = 0;
-  ByteSink sink = [&](const char* p, size_t n) {
-    if (n_out + n > max_out)
-      throw Error(Errc::mismatch, what + " decodes to more than " + std::to_string(max_out) + " bytes");
-    write_all(out.get(), std::string_view(p, n), sp);
-    n_out += n;
-    if (n_out - kicked >= (uint64_t(8) << 20)) {
-      ::sync_file_range(out.get(), static_cast<off_t>(kicked), static_cast<off_t>(n_out - kicked), SYNC_FILE_RANGE_WRITE);
-      kicked = n_out;
-    }
-  };
   std::vector<char> buf(1 << 20);
   for (;;) {
     ssize_t n = ::read(in.get(), buf.data(), buf.size());
@@ -147,10 +259,7 @@ Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t m
     dec.write(buf.data(), static_cast<size_t>(n), sink, what);
   }
   if (!dec.at_frame_end()) throw Error(Errc::mismatch, what + " ends in the middle of a zstd frame");
-  Digest d = hasher.finish(n_out);
-  sync_file(out.get(), sp);
-  *out_size = n_out;
-  return d;
+  return out.finish(out_size);
 }
 
 bool looks_compressible(std::string_view head) {

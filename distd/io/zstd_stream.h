@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,6 +90,31 @@ std::string zstd_decompress(std::string_view data, uint64_t max_out, const std::
 // cap, Error{io, no_space} on the disk.
 Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t max_out, const std::string& what,
                         uint64_t* out_size);
+
+// Decodes a zstd stream file while another thread is still writing it (a download), into a
+// file of its own, hashing what comes out on a third thread: when the last byte has arrived,
+// little is left to do. Also covers a prefix kept from an earlier run. The thread reads the
+// page cache behind the writer, like BackgroundHasher.
+class BackgroundZstdDecoder {
+ public:
+  // in_fd: the stream being written (read with pread from offset 0; not owned). out_path is
+  // created (or truncated). max_out and what as for zstd_decode_file.
+  BackgroundZstdDecoder(int in_fd, std::string in_path, std::string out_path, uint64_t max_out, std::string what);
+  ~BackgroundZstdDecoder();
+  BackgroundZstdDecoder(const BackgroundZstdDecoder&) = delete;
+  BackgroundZstdDecoder& operator=(const BackgroundZstdDecoder&) = delete;
+
+  // The stream is complete at in_size bytes: decodes the rest, fsyncs the output and returns its
+  // digest (*out_size its length). Throws what zstd_decode_file throws.
+  Digest finish(uint64_t in_size, uint64_t* out_size);
+  // Abandons the work (the output file is left as it is, for the caller to remove).
+  void stop();
+
+ private:
+  void run();
+  struct State;
+  std::unique_ptr<State> st_;
+};
 
 // True when the first bytes of a file (its first 128 KiB, say) shrink by at least 1/10 at zstd's
 // fastest level: photos, videos and archives do not, and are not compressed at all.

@@ -328,12 +328,23 @@ long HttpClient::perform(Transfer& t, const std::string& what) {
   return t.status;
 }
 
-HttpAnswer HttpClient::get(const std::string& path, uint64_t max_bytes) {
+HttpAnswer HttpClient::get(const std::string& path, uint64_t max_bytes, const std::string& accept_encoding) {
   Transfer t;
   t.max_bytes = max_bytes;
   setup(t, path);
   curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
-  perform(t, path);
+  curl_slist* headers = nullptr;
+  if (!accept_encoding.empty()) {
+    headers = curl_slist_append(headers, ("Accept-Encoding: " + accept_encoding).c_str());
+    curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_HTTPHEADER, headers);
+  }
+  try {
+    perform(t, path);
+  } catch (...) {
+    curl_slist_free_all(headers);
+    throw;
+  }
+  curl_slist_free_all(headers);
   return {t.status, std::move(t.body), t.content_encoding};
 }
 

@@ -65,7 +65,9 @@ class HttpClient {
   // GET into memory. Returns any HTTP status with its body (an error body is cut at 4 KiB).
   // Throws Error{corrupt} when a 2xx body exceeds max_bytes (the transfer is aborted at the
   // limit), Error{network} when the transfer fails (naming the URL and what to do).
-  HttpAnswer get(const std::string& path, uint64_t max_bytes);
+  // accept_encoding, when not empty, is sent as "Accept-Encoding:"; the body comes as sent (the
+  // caller decodes it; HttpAnswer::content_encoding says how). max_bytes caps the sent form.
+  HttpAnswer get(const std::string& path, uint64_t max_bytes, const std::string& accept_encoding = {});
   // HEAD: only the status. Throws Error{network} when HQ cannot be reached.
   long head(const std::string& path);
   // POST body (application/octet-stream). Returns status and body (capped at max_answer, counted

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -111,23 +112,31 @@ bool fetch_zstd_form(Run& r, PlanItem& it, uint64_t done_before) {
     return false;
   };
   if (it.delta_id != kZstdForm) r.j.set_delta(r.ch.name, it, kZstdForm, 0);
-  uint64_t off = 0;
-  {
+  const std::string what = "HQ's compressed form of '" + it.path + "'";
+  uint64_t off = 0, got_size = 0;
+  Digest got{};
+  try {
     UniqueFd fd = open_for_resume(r, it, zp, &off);
+    // Decoded as it arrives (the kept prefix too), hashed behind the decoder: verified soon
+    // after the last byte.
+    std::optional<BackgroundZstdDecoder> dec(std::in_place, fd.get(), zp, sp, it.size, what);
+    DownloadResult d;
     try {
       // Never more than the object itself: HQ keeps a form only when it is smaller.
-      r.http.download_to_fd(object_path(it.digest) + ".zst", fd.get(), zp, off, it.size,
-                            durable_progress(r, it, done_before));
+      d = r.http.download_to_fd(object_path(it.digest) + ".zst", fd.get(), zp, off, it.size,
+                                durable_progress(r, it, done_before));
     } catch (const Error& e) {
+      dec.reset();
       if (e.code() == Errc::not_found) return without_form("");  // an incompressible object
       if (e.code() == Errc::mismatch) return without_form(e.what());
       throw;
     }
-  }
-  uint64_t got_size = 0;
-  Digest got{};
-  try {
-    got = zstd_decode_file(zp, sp, it.size, "HQ's compressed form of '" + it.path + "'", &got_size);
+    if (d.restarted) {  // the server sent it all again: what the decoder read may be stale
+      dec.reset();
+      got = zstd_decode_file(zp, sp, it.size, what, &got_size);
+    } else {
+      got = dec->finish(d.size, &got_size);
+    }
   } catch (const Error& e) {
     if (e.code() != Errc::mismatch) throw;
     ++r.res.rejected;

@@ -18,6 +18,7 @@
 #include "distd/delta/rsync.h"
 #include "distd/io/background_hasher.h"
 #include "distd/io/pause.h"
+#include "distd/io/zstd_stream.h"
 #include "distd/net/http_client.h"
 #include "distd/regional/channel_install.h"
 #include "distd/regional/delta_request.h"
@@ -72,8 +73,21 @@ std::string fetch_manifest(Run& r, bool whole) {
         if (!m.empty()) return m;
         whole = true;
       }
-      HttpAnswer a = r.http.get(path, r.rs.max_manifest_size);
-      if (a.status == 200) return std::move(a.body);
+      // zstd (docs/formats/compression.md): the decoded manifest has the same cap as a plain one.
+      HttpAnswer a = r.http.get(path, r.rs.max_manifest_size, r.manifest_raw ? "" : "zstd");
+      if (a.status == 200 && a.content_encoding == "zstd") {
+        try {
+          return zstd_decompress(a.body, r.rs.max_manifest_size, "HQ's compressed manifest of channel '" + r.ch.name + "'");
+        } catch (const Error& e) {
+          r.log(std::string(e.what()) + "; fetching it uncompressed");
+          r.manifest_raw = true;
+          continue;
+        }
+      }
+      if (a.status == 200 && (a.content_encoding.empty() || a.content_encoding == "identity")) return std::move(a.body);
+      if (a.status == 200)
+        throw Error(Errc::corrupt, "HQ sent the manifest with Content-Encoding '" + a.content_encoding.substr(0, 40) +
+                                       "', which distd did not ask for", "check the proxy or web server in front of HQ");
       if (a.status == 404)
         throw Error(Errc::not_found, "HQ (" + r.http.url(path) + ") does not publish channel '" + r.ch.name + "'",
                     "check the channel name here and 'distctl publish --channel " + r.ch.name + "' at HQ");

@@ -49,6 +49,7 @@ struct Run {
   bool deltas_unsupported = false;
   bool batches_unsupported = false;  // HQ answered POST /objects with something else than 200/404
   bool batches_raw = false;          // a zstd batch answer did not decode: ask for raw ones
+  bool manifest_raw = false;         // a zstd manifest did not decode: ask for the plain file
   bool batch_missing = false;        // the last batch was answered 404: HQ lacks one of its objects
   size_t batch_limit = 0;            // objects per batch now (halved to find a missing one); 0: kBatchFiles
   SyncProgress prog;

@@ -31,6 +31,7 @@ p.add_argument("--file-size", type=int, default=40000)
 p.add_argument("--seed", type=int, default=1)
 p.add_argument("--version", type=int, default=1)
 p.add_argument("--level", type=int, default=6)
+p.add_argument("--spread", type=int, default=0, help="stamp the members over this many seconds, as a real backup does")
 p.add_argument("--broken", default="")
 p.add_argument("--text", action="store_true", help="half the files compressible text-like content (HTML, XML, many PDFs), half media")
 a = p.parse_args()
@@ -206,14 +207,15 @@ out = io.BytesIO() if a.broken in ("truncated",) else None
 
 
 def write_tgz(dst):
+    mt = {path: MTIME + i * a.spread // max(1, len(entries)) for i, (path, kind, b) in enumerate(entries)}
     index = "Moodle archive file index. Count: %d\n" % len(entries)
     for path, kind, b in entries:
-        index += "%s\t%s\t%s\t%d\n" % (path, kind, "?" if kind == "d" else len(b), MTIME)
+        index += "%s\t%s\t%s\t%d\n" % (path, kind, "?" if kind == "d" else len(b), mt[path])
     with gzip.GzipFile(fileobj=dst, mode="wb", compresslevel=a.level, mtime=MTIME) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             def add(path, kind, b):
                 ti = tarfile.TarInfo(path)
-                ti.mtime = MTIME
+                ti.mtime = mt.get(path, MTIME)
                 ti.uid = ti.gid = 0
                 ti.uname = ti.gname = ""
                 if kind == "d":
