@@ -140,3 +140,25 @@ BOOST_AUTO_TEST_CASE(a_manifest_delta_that_does_not_rebuild_the_signed_file_is_r
   BOOST_TEST(i.err.find("does not rebuild the signed manifest") != std::string::npos, i.err);
   BOOST_TEST(!fs::exists(s.dst() + "/new"));
 }
+
+// A delta HQ keeps a zstd form of travels on the stick as that form (a zdelta item).
+BOOST_AUTO_TEST_CASE(a_delta_travels_on_a_stick_as_its_stored_form) {
+  BundleSite s;
+  const std::string v1 = text(3, 2 << 20);
+  write_file(s.src() + "/backup.xml", v1);
+  BOOST_REQUIRE_EQUAL(s.publish(), 1u);
+  s.round();
+  BOOST_REQUIRE_EQUAL(s.import_().status, 0);
+  std::string v2 = v1;
+  for (int k = 1; k <= 5; ++k) v2.insert(v2.size() * k / 6, "<changed by=\"teacher\"/>\n");
+  write_file(s.src() + "/backup.xml", v2);
+  BOOST_REQUIRE_EQUAL(s.publish(), 2u);
+  auto e = s.round();
+  BOOST_TEST(e["deltas"].get<uint64_t>() == 1u);
+  BOOST_TEST(read_file(s.index()).find("\nzdelta ") != std::string::npos);
+  BOOST_TEST_MESSAGE("delta on the stick: " << e["delta_bytes"] << " B for a " << v2.size() << "-byte file");
+  RunResult i = s.import_();
+  BOOST_TEST_INFO(i.err);
+  BOOST_REQUIRE_EQUAL(i.status, 0);
+  s.check_converged(2);
+}

@@ -19,6 +19,7 @@
 #include "distd/hq/delta_service.h"
 #include "distd/hq/object_store.h"
 #include "distd/hq/publisher.h"
+#include "distd/hq/settings.h"
 #include "distd/delta/rsync.h"
 #include "distd/regional/planner.h"
 #include "manifest/encoding.h"
@@ -518,7 +519,7 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
 
   std::set<std::string> priority;
   if (req) priority.insert(req->priority.begin(), req->priority.end());
-  hq::DeltaService deltas(cfg.state_dir);
+  hq::DeltaService deltas(cfg.state_dir, 1, hs.delta_cache_bytes, hs.compression_level);
   Index ix;
   ix.bundle_id = random_id_hex(16);
   ix.created = static_cast<int64_t>(std::time(nullptr));

@@ -12,7 +12,10 @@
 
 namespace distd {
 
-constexpr uint64_t kDeltaMinSize = 64 * 1024;  // below this a whole object is as cheap as a delta
+// Below this a whole object is as cheap as a delta. (HQ declines a delta that would not be
+// clearly smaller than the object's stored zstd form, so a small changed XML file goes as a
+// delta only when that pays: docs/formats/compression.md.)
+constexpr uint64_t kDeltaMinSize = 16 * 1024;
 
 // Verified content another channel of this center holds: its installed manifest's entries
 // (only those worth looking at), to copy from its tree instead of fetching.
