@@ -53,7 +53,7 @@ uint64_t store_zstd_form(const std::string& path, uint64_t size, int level, uint
   bool pays = true;
   try {
     const unsigned cores = std::thread::hardware_concurrency();
-    ZstdEncoder enc(level, size >= (uint64_t(8) << 20) && cores > 1 ? static_cast<int>(cores) : 0);
+    ZstdEncoder enc(level, size >= (uint64_t(8) << 20) && cores > 1 ? static_cast<int>(cores) : 0, size);
     ByteSink sink = [&](const char* p, size_t n) {
       written += n;
       if (written > worth) {
@@ -65,14 +65,15 @@ uint64_t store_zstd_form(const std::string& path, uint64_t size, int level, uint
     size_t n = head;
     uint64_t total = 0;
     while (n > 0 && pays) {
+      if (total + n > size) break;  // longer than stored: reported below
       enc.write(buf.data(), n, sink);
       total += n;
       n = read_some(in.get(), buf.data(), buf.size(), path);
     }
-    if (pays) enc.finish(sink);
     if (pays && total != size)
       throw Error(Errc::mismatch, "object '" + path + "' has " + std::to_string(total) + " bytes, not " +
                                       std::to_string(size), "nothing was published; publish again");
+    if (pays) enc.finish(sink);
     if (!pays) {
       out = UniqueFd();
       discard_file(tmp);

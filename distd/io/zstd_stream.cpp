@@ -34,11 +34,14 @@ void check_c(size_t rc, const char* what) {
 
 }  // namespace
 
-ZstdEncoder::ZstdEncoder(int level, int workers) : ctx_(ZSTD_createCCtx()), buf_(ZSTD_CStreamOutSize()) {
+ZstdEncoder::ZstdEncoder(int level, int workers, uint64_t pledged_size)
+    : ctx_(ZSTD_createCCtx()), buf_(ZSTD_CStreamOutSize()) {
   if (!ctx_) throw std::bad_alloc();
   set_level(level);
+  if (pledged_size > 0) check_c(ZSTD_CCtx_setPledgedSrcSize(cctx(ctx_), pledged_size), "size");
   if (workers > 0) ZSTD_CCtx_setParameter(cctx(ctx_), ZSTD_c_nbWorkers, workers);  // a build without threads: one
-  check_c(ZSTD_CCtx_setParameter(cctx(ctx_), ZSTD_c_windowLog, kZstdWindowLog), "window");
+  // Levels up to 19 never use a window over 2^23 (zstd's table); 20 to 22 would: cap them.
+  if (level > 19) check_c(ZSTD_CCtx_setParameter(cctx(ctx_), ZSTD_c_windowLog, kZstdWindowLog), "window");
   check_c(ZSTD_CCtx_setParameter(cctx(ctx_), ZSTD_c_checksumFlag, 0), "checksum");  // the signed digest checks it
 }
 
@@ -98,7 +101,7 @@ void ZstdDecoder::write(const char* p, size_t n, const ByteSink& out, const std:
 
 std::string zstd_compress(std::string_view data, int level) {
   std::string z;
-  ZstdEncoder enc(level);
+  ZstdEncoder enc(level, 0, data.size());
   auto sink = [&z](const char* p, size_t n) { z.append(p, n); };
   enc.write(data.data(), data.size(), sink);
   enc.finish(sink);

@@ -33,7 +33,9 @@ class ZstdEncoder {
  public:
   // level 1..22 (clamped); the window is capped at kZstdWindowLog. workers > 0 compresses on
   // that many threads besides the caller's (zstd -T; output is the same format).
-  explicit ZstdEncoder(int level, int workers = 0);
+  // pledged_size > 0: the exact size of the (first) frame, so that zstd sizes its tables to it
+  // (a level-19 context for unknown input costs tens of MiB to set up, for each small file).
+  explicit ZstdEncoder(int level, int workers = 0, uint64_t pledged_size = 0);
   ~ZstdEncoder();
   ZstdEncoder(const ZstdEncoder&) = delete;
   ZstdEncoder& operator=(const ZstdEncoder&) = delete;

@@ -258,14 +258,6 @@ std::exception_ptr receive_batch(Run& r, BatchReceiver& rx, std::vector<PlanItem
 bool fetch_batch(Run& r, std::vector<PlanItem*>& group, uint64_t& done) {
   std::vector<PlanItem*> todo = skip_in_place(r, group, done);
   if (todo.empty()) return true;
-  // Alike files side by side in the answer's one zstd stream: by base name, then path (every
-  // inforef.xml of a course backup together, then every module.xml, ...), which compresses a
-  // batch of a backup's XML better than the plan's smallest-first order.
-  auto base = [](const std::string& p) { return std::string_view(p).substr(p.rfind('/') + 1); };
-  std::stable_sort(todo.begin(), todo.end(), [&](const PlanItem* a, const PlanItem* b) {
-    auto ba = base(a->path), bb = base(b->path);
-    return ba != bb ? ba < bb : a->path < b->path;
-  });
   BatchReceiver rx(r, todo, done);
   bool cut = false;
   std::exception_ptr failure = receive_batch(r, rx, group, todo, &cut);
