@@ -283,3 +283,27 @@ BOOST_AUTO_TEST_CASE(the_first_manifest_comes_compressed) {
   BOOST_TEST_MESSAGE("manifest " << manifest << " B; first sync " << down << " B down");
   BOOST_TEST(down < manifest / 2);
 }
+
+// A course update interleaves, by size, changed files that go as deltas and new small files that
+// go whole: the small ones share one batch around the deltas (one zstd stream), and each file is
+// fetched once (a batch that installed files ahead of their turn made the download loop fetch
+// them again, counting them twice).
+BOOST_AUTO_TEST_CASE(small_files_around_deltas_share_one_batch_and_come_once) {
+  SyncSite s;
+  for (int i = 0; i < 20; ++i) write_file(s.src() + "/xml/d" + std::to_string(i), xml_text(100 + i, 20'000 + i * 2'000));
+  s.publish();
+  s.start_hq();
+  FlakyLink& link = s.start_link();
+  s.sync_ok();
+  for (int i = 0; i < 20; ++i)
+    write_file(s.src() + "/xml/d" + std::to_string(i), edited(xml_text(100 + i, 20'000 + i * 2'000), 1));
+  for (int i = 0; i < 50; ++i) write_file(s.src() + "/new/n" + std::to_string(i), xml_text(200 + i, 18'000 + i * 1'000));
+  uint64_t v = s.publish();
+  const int before = link.stats().connections;
+  auto r = s.sync_ok();
+  s.check_converged(v);
+  BOOST_TEST(r["full"].get<uint64_t>() + r["delta"].get<uint64_t>() == 70u);
+  BOOST_TEST(r["delta"].get<uint64_t>() + r["delta_fallbacks"].get<uint64_t>() == 20u);
+  BOOST_TEST_MESSAGE("second sync: " << r["full"] << " whole, " << r["delta"] << " by delta, "
+                                     << link.stats().connections - before << " connections");
+}

@@ -22,9 +22,10 @@ constexpr int kZstdDefaultLevel = 19;
 // Objects from this size on may have a stored compressed form at HQ (<hex>.zst): sticks carry
 // it, and so does a GET of the object.
 constexpr uint64_t kStoredZstdMin = 4 * 1024;
-// A center asks for the stored form of objects from this size on: smaller ones travel in
-// batches (compressed as they are sent), and a 404 costs a round trip.
-constexpr uint64_t kZstdFetchMin = 64 * 1024;
+// A center asks for the stored form of objects it GETs from this size on (smaller ones travel
+// in batches, compressed as they are sent; a GET of one happens after a declined delta, or
+// from a plain web server, and a 404 costs a round trip).
+constexpr uint64_t kZstdFetchMin = 16 * 1024;
 
 using ByteSink = std::function<void(const char*, size_t)>;
 

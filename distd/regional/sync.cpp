@@ -154,6 +154,10 @@ class Execution {
     std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->ord < b->ord; });
     for (size_t i = 0; i < order.size();) {
       PlanItem* it = order[i];
+      if (it->state == ItemState::installed) {  // a batch brought it ahead of its turn
+        ++i;
+        continue;
+      }
       if (deferred(*it)) {
         r_.res.deferred_files++;
         r_.res.deferred_bytes += it->size;
@@ -184,6 +188,9 @@ class Execution {
     const size_t limit = r_.batch_limit ? r_.batch_limit : kBatchFiles;
     for (; j < order.size() && group.size() < limit && bytes < kBatchBytes; ++j) {
       if (order[j]->state == ItemState::installed || deferred(*order[j])) continue;
+      // A delta not begun waits for its turn: the small objects around it still share one
+      // request and one compression stream (a course update interleaves them by size).
+      if (order[j]->action == Action::delta && order[j]->delta_id.empty() && order[j]->offset == 0) continue;
       if (!batchable(*order[j])) break;
       group.push_back(order[j]);
       bytes += order[j]->size;
