@@ -483,6 +483,10 @@ BOOST_AUTO_TEST_CASE(every_request_gets_one_access_log_line) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     return p.log();
   };
+  // Each request may come on its own connection, served by its own thread: the lines may be
+  // written in any order, so wait for each.
+  log_with(*s.proc, "\"GET /status\"");
+  log_with(*s.proc, "\"GET " + s.obj_url(s.big_hex) + "\"");
   const std::string log = log_with(*s.proc, "/no/such/thing");
   BOOST_TEST(log.find("distd: 127.0.0.1 \"GET " + s.obj_url(s.big_hex) + "\" 200 1048576 B ") != std::string::npos);
   BOOST_TEST(log.find("\"GET /status\" 200 ") != std::string::npos);
