@@ -1,4 +1,5 @@
 #include "distd/hq/delta_cache.h"
+#include "distd/hq/stored_zstd.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -29,7 +30,7 @@ void DeltaCache::scan() {
     if (::stat(layout_.delta(name).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     Entry e;
     e.size = static_cast<uint64_t>(st.st_size);
-    if (::stat((layout_.delta(name) + ".zst").c_str(), &zs) == 0) e.size += static_cast<uint64_t>(zs.st_size);
+    if (::stat(zstd_form(layout_.delta(name)).c_str(), &zs) == 0) e.size += static_cast<uint64_t>(zs.st_size);
     e.used_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
     entries_[name] = e;
     total_ += e.size;
@@ -48,7 +49,7 @@ bool DeltaCache::admit(const std::string& id, uint64_t size) {
     for (auto it = entries_.begin(); it != entries_.end(); ++it)
       if (it->second.used_ns < lru->second.used_ns) lru = it;
     const std::string victim = lru->first;
-    (void)try_remove_file(layout_.delta(victim) + ".zst");  // its stored form first: never one without the delta
+    (void)try_remove_file(zstd_form(layout_.delta(victim)));  // its stored form first: never one without the delta
     (void)try_remove_file(layout_.delta(victim));  // gone already (a publish): as good
     (void)try_remove_file(layout_.delta_target(victim));
     total_ -= lru->second.size;

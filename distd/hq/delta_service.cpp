@@ -253,9 +253,7 @@ DeltaInfo DeltaService::compute(const Digest& target, std::string_view signature
 
   make_dirs(layout_.deltas_dir());
   make_dirs(layout_.delta_targets_dir());
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  const std::string tmp = layout_.deltas_dir() + "/." + id + ".tmp." + std::to_string(::getpid()) + "." +
-                          std::to_string(rng() % 1000000000);
+  const std::string tmp = store_temp(layout_.deltas_dir(), id);
   UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
   if (!out) throw_errno("cannot create", tmp, errno);
   uint64_t delta_size = 0;

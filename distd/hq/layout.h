@@ -3,8 +3,8 @@
 //
 //   <state_dir>/public/channels/<ch>/latest.manifest
 //   <state_dir>/public/channels/<ch>/manifests/<N>.manifest
-//   <state_dir>/public/objects/<hex[0:2]>/<hex>
-//   <state_dir>/public/deltas/<id>
+//   <state_dir>/public/objects/<hex[0:2]>/<hex>       (and <hex>.zst, its stored zstd form)
+//   <state_dir>/public/deltas/<id>                    (and <id>.zst)
 //   <state_dir>/public/keys/<N>.keys        signing-key records (docs/formats/keys.md)
 //   <state_dir>/delta-targets/<id>          "<target hex> <target size>\n" (for gc)
 //   <state_dir>/statcache/<ch>.sqlite
@@ -51,5 +51,10 @@ std::optional<uint64_t> manifest_file_version(std::string_view file_name);
 
 // True for a name of exactly 64 lower-case hex digits.
 bool is_hex64(std::string_view s);
+// A temporary for a file HQ renames into dir (objects, deltas, stored forms):
+// "<dir>/.<name>.tmp.<pid>.<n>", what retention removes as a temporary.
+std::string store_temp(const std::string& dir, const std::string& name);
+// "<hex>.zst" (a stored zstd form, stored_zstd.h): its 64-character stem; else name itself.
+std::string_view form_stem(std::string_view name);
 
 }  // namespace distd::hq

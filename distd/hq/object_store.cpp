@@ -40,14 +40,19 @@ bool is_hex64(std::string_view s) {
   return true;
 }
 
+std::string store_temp(const std::string& dir, const std::string& name) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return dir + "/." + name + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rng() % 1000000000);
+}
+
+std::string_view form_stem(std::string_view name) {
+  return name.size() == 68 && name.substr(64) == ".zst" ? name.substr(0, 64) : name;
+}
+
 namespace {
 
 constexpr size_t kChunk = 256 * 1024;
 
-std::string temp_name(const std::string& dir, const std::string& hex) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return dir + "/." + hex + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rng() % 1000000000);
-}
 
 int64_t now_ns() {
   struct timespec ts {};
@@ -106,7 +111,7 @@ ObjectStore::Added ObjectStore::add(const std::string& source, const Digest& dig
   const std::string final_path = path_of(digest);
   const std::string dir = dir_name(final_path);
   make_dirs(dir);
-  const std::string tmp = temp_name(dir, hex);
+  const std::string tmp = store_temp(dir, hex);
   Added how = Added::copied;
   int64_t verified_at = 0;
   UniqueFd out;
@@ -200,12 +205,11 @@ GcStats ObjectStore::gc(const std::vector<Digest>& keep) {
         changed = true;
         continue;
       }
-      // <hex> and its compressed form <hex>.zst go together.
-      const bool form = name.size() == 68 && name.compare(64, 4, ".zst") == 0;
-      const std::string hex = form ? name.substr(0, 64) : name;
+      const std::string_view hex = form_stem(name);  // <hex> and its stored form <hex>.zst go together
       if (!is_hex64(hex) || hex.compare(0, 2, shard) != 0) continue;  // not ours: leave it
       if (kept(keep, hex)) continue;
-      remove(p, &st.objects_removed, &st.object_bytes_removed);
+      uint64_t forms = 0;  // a stored form is counted in the bytes, not as an object of its own
+      remove(p, hex.size() == name.size() ? &st.objects_removed : &forms, &st.object_bytes_removed);
       changed = true;
     }
     if (changed) fsync_dir(dir);
@@ -221,9 +225,7 @@ GcStats ObjectStore::gc(const std::vector<Digest>& keep) {
       if (stale(p)) { remove(p, &st.temporaries_removed, nullptr); deltas_changed = true; }
       continue;
     }
-    // <id>.zst, the stored form of delta <id>, goes with it.
-    const bool form = name.size() == 68 && name.compare(64, 4, ".zst") == 0;
-    const std::string id = form ? name.substr(0, 64) : name;
+    const std::string id(form_stem(name));  // <id>.zst, the stored form of delta <id>, goes with it
     if (!is_hex64(id)) continue;
     bool keep_it = false;
     try {

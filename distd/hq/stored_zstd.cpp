@@ -4,10 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <random>
 #include <thread>
 #include <vector>
 
+#include "distd/hq/layout.h"
 #include "distd/io/zstd_stream.h"
 #include "manifest/error.h"
 #include "manifest/fault.h"
@@ -19,13 +19,6 @@ namespace {
 
 constexpr size_t kReadChunk = 1 << 20;
 constexpr size_t kProbeBytes = 128 * 1024;
-
-std::string temp_for(const std::string& path) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  const std::string dir = dir_name(path);
-  const std::string base = path.substr(dir.size() + 1);
-  return dir + "/." + base + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rng() % 1000000000);
-}
 
 size_t read_some(int fd, char* buf, size_t n, const std::string& path) {
   for (;;) {
@@ -45,7 +38,8 @@ uint64_t store_zstd_form(const std::string& path, uint64_t size, int level, uint
   size_t head = read_some(in.get(), buf.data(), kProbeBytes, path);
   if (!looks_compressible(std::string_view(buf.data(), head))) return 0;  // photos, videos, archives
 
-  const std::string tmp = temp_for(zstd_form(path));
+  const std::string form = zstd_form(path), dir = dir_name(form);
+  const std::string tmp = store_temp(dir, form.substr(dir.size() + 1));
   UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
   if (!out) throw_errno("cannot create", tmp, errno);
   const uint64_t worth = size - size / 16;  // keep the form only when it saves 1/16
