@@ -315,7 +315,7 @@ struct HttpServer::Impl {
     // small files cost no request and header each. Plain web servers answer 405; the client then
     // GETs each object.
     svr.Post("/objects", [this](const httplib::Request& req, httplib::Response& res) {
-      if (admitted(req, res)) serve_object_batch(req, res, layout, settings.batch_compression_level);
+      if (admitted(req, res)) serve_object_batch(req, res, layout, settings.batch_compression_level, settings.compression_level > 0);
     });
   }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "distd/hq/stored_zstd.h"
 #include "distd/io/zstd_stream.h"
 #include "manifest/digest.h"
 #include "manifest/fs.h"
@@ -72,29 +73,41 @@ struct Batch {
   // Before the first byte of a file: the frame its bytes go into. Compressible files share a
   // frame at the batch's level; others go into a frame at level 1, which costs no time on
   // photos and archives (level 19 spends 2 MB/s on them for nothing). A change of kind ends the
-  // frame (the decoder reads frames back to back). false: the file cannot be read.
+  // frame (the decoder reads frames back to back). Publish already judged every object of
+  // kStoredZstdMin or more: it has a stored form exactly when it compresses. Smaller ones (and
+  // all, when HQ stores no forms) are judged here by their first bytes. false: the file cannot
+  // be read.
   bool classify() {
-    char head[64 * 1024];
-    ssize_t n;
-    do {
-      n = ::pread(fd.get(), head, sizeof head, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) return false;
-    // A file too small to judge joins the frame that is open (a small XML file among others).
-    if (n < 512 && zstd->in_frame()) return true;
-    const bool compressible = n < 512 || looks_compressible(std::string_view(head, static_cast<size_t>(n)));
+    const auto& [path, size] = files[index];
+    bool compressible = false;
+    if (forms_stored && size >= kStoredZstdMin) {
+      struct stat st {};
+      compressible = ::stat(zstd_form(path).c_str(), &st) == 0;
+    } else {
+      char head[64 * 1024];
+      ssize_t n;
+      do {
+        n = ::pread(fd.get(), head, sizeof head, 0);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) return false;
+      // A file too small to judge joins the frame that is open (a small XML file among others).
+      if (n < 512 && zstd->in_frame()) return true;
+      compressible = n < 512 || looks_compressible(std::string_view(head, static_cast<size_t>(n)));
+    }
     if (zstd->in_frame() && compressible == frame_compressible) return true;
     if (zstd->in_frame()) zstd->finish(*out);
     zstd->set_level(compressible ? level : 1);
     frame_compressible = compressible;
     return true;
   }
+  bool forms_stored = false;      // HQ stores zstd forms (its compression_level > 0)
   const ByteSink* out = nullptr;  // where finish() of a frame hands its last bytes
 };
 
 }  // namespace
 
-void serve_object_batch(const httplib::Request& req, httplib::Response& res, const Layout& layout, int zstd_level) {
+void serve_object_batch(const httplib::Request& req, httplib::Response& res, const Layout& layout, int zstd_level,
+                        bool forms_stored) {
   if (req.body.empty() || req.body.size() % 32 != 0 || req.body.size() / 32 > kMaxBatchObjects)
     return send_text(res, 400, "POST /objects needs 1 to " + std::to_string(kMaxBatchObjects) +
                                    " raw 32-byte digests");
@@ -120,6 +133,7 @@ void serve_object_batch(const httplib::Request& req, httplib::Response& res, con
     // One stream over every object: chunked, since its length is known only at its end.
     b->zstd.emplace(zstd_level);
     b->level = zstd_level;
+    b->forms_stored = forms_stored;
     res.set_header("Content-Encoding", "zstd");
     res.set_chunked_content_provider(
         "application/octet-stream",
