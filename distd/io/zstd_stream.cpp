@@ -4,15 +4,12 @@
 #include <zstd_errors.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <mutex>
-#include <optional>
-#include <thread>
 #include <cerrno>
+#include <memory>
 #include <new>
 
 #include "distd/io/background_hasher.h"
@@ -124,9 +121,6 @@ std::string zstd_decompress(std::string_view data, uint64_t max_out, const std::
   return out;
 }
 
-Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t max_out, const std::string& what,
-                        uint64_t* out_size);
-
 namespace {
 
 // Writes what a decoder hands it to a file, hashing it behind on another thread and starting
@@ -168,101 +162,40 @@ class DecodedFile {
 }  // namespace
 
 struct BackgroundZstdDecoder::State {
-  int in_fd;
-  std::string in_path, out_path, what;
-  uint64_t max_out;
-  std::mutex mu;
-  uint64_t size = 0;
-  bool sized = false;
-  std::atomic<bool> stop{false};
-  std::exception_ptr error;
-  std::optional<DecodedFile> out;
+  State(int in_fd, const std::string& in_path, const std::string& out_path, uint64_t max_out, std::string w)
+      : what(std::move(w)),
+        out(out_path, max_out, what),
+        sink(out.sink()),
+        follower(in_fd, in_path, [this](const char* p, size_t n) { dec.write(p, n, sink, what); }) {}
+  std::string what;
   ZstdDecoder dec;
-  uint64_t at = 0;
-  std::thread th;
+  DecodedFile out;
+  ByteSink sink;
+  FileFollower follower;  // last: its thread uses the members above
 };
 
 BackgroundZstdDecoder::BackgroundZstdDecoder(int in_fd, std::string in_path, std::string out_path, uint64_t max_out,
                                              std::string what)
-    : st_(std::make_unique<State>()) {
-  st_->in_fd = in_fd;
-  st_->in_path = std::move(in_path);
-  st_->out_path = std::move(out_path);
-  st_->what = std::move(what);
-  st_->max_out = max_out;
-  st_->out.emplace(st_->out_path, max_out, st_->what);
-  st_->th = std::thread([this] { run(); });
-}
+    : st_(std::make_unique<State>(in_fd, in_path, out_path, max_out, std::move(what))) {}
 
 BackgroundZstdDecoder::~BackgroundZstdDecoder() { stop(); }
 
-void BackgroundZstdDecoder::stop() {
-  st_->stop = true;
-  if (st_->th.joinable()) st_->th.join();
-}
-
-void BackgroundZstdDecoder::run() {
-  State& s = *st_;
-  try {
-    ByteSink sink = s.out->sink();
-    std::vector<char> buf(1 << 20);
-    for (;;) {
-      if (s.stop) return;
-      uint64_t limit = UINT64_MAX;
-      {
-        std::lock_guard<std::mutex> g(s.mu);
-        if (s.sized) limit = s.size;
-      }
-      if (s.at >= limit) return;
-      ssize_t n = ::pread(s.in_fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - s.at)),
-                          static_cast<off_t>(s.at));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_errno("cannot read", s.in_path, errno);
-      if (n == 0) {
-        if (limit != UINT64_MAX) return;  // shorter than said: finish() reports it
-        std::this_thread::sleep_for(std::chrono::microseconds(500));  // caught up with the writer
-        continue;
-      }
-      s.dec.write(buf.data(), static_cast<size_t>(n), sink, s.what);
-      s.at += static_cast<uint64_t>(n);
-    }
-  } catch (...) {
-    s.error = std::current_exception();
-  }
-}
+void BackgroundZstdDecoder::stop() { st_->follower.stop(); }
 
 Digest BackgroundZstdDecoder::finish(uint64_t in_size, uint64_t* out_size) {
-  {
-    std::lock_guard<std::mutex> g(st_->mu);
-    st_->size = in_size;
-    st_->sized = true;
-  }
-  if (st_->th.joinable()) st_->th.join();
-  if (st_->error) std::rethrow_exception(st_->error);
-  if (st_->at != in_size) throw Error(Errc::io, "'" + st_->in_path + "' is shorter than it was written", "run the sync again");
+  st_->follower.finish(in_size);
   if (!st_->dec.at_frame_end()) throw Error(Errc::mismatch, st_->what + " ends in the middle of a zstd frame");
-  return st_->out->finish(out_size);
+  return st_->out.finish(out_size);
 }
 
 Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t max_out, const std::string& what,
                         uint64_t* out_size) {
   UniqueFd in(::open(zp.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) throw_errno("cannot open staged file", zp, errno);
-  // This thread decodes and writes, a second one hashes what was written, and the kernel writes
-  // back each 8 MiB as it is done, so the final fsync finds little left.
-  DecodedFile out(sp, max_out, what);
-  ByteSink sink = out.sink();
-  ZstdDecoder dec;
-  std::vector<char> buf(1 << 20);
-  for (;;) {
-    ssize_t n = ::read(in.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw_errno("cannot read", zp, errno);
-    if (n == 0) break;
-    dec.write(buf.data(), static_cast<size_t>(n), sink, what);
-  }
-  if (!dec.at_frame_end()) throw Error(Errc::mismatch, what + " ends in the middle of a zstd frame");
-  return out.finish(out_size);
+  struct stat st {};
+  if (!in || ::fstat(in.get(), &st) != 0) throw_errno("cannot open staged file", zp, errno);
+  // The file is complete: the same pipeline as a download's, told its size at once.
+  BackgroundZstdDecoder dec(in.get(), zp, sp, max_out, what);
+  return dec.finish(static_cast<uint64_t>(st.st_size), out_size);
 }
 
 bool looks_compressible(std::string_view head) {

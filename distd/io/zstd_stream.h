@@ -96,8 +96,8 @@ Digest zstd_decode_file(const std::string& zp, const std::string& sp, uint64_t m
 
 // Decodes a zstd stream file while another thread is still writing it (a download), into a
 // file of its own, hashing what comes out on a third thread: when the last byte has arrived,
-// little is left to do. Also covers a prefix kept from an earlier run. The thread reads the
-// page cache behind the writer, like BackgroundHasher.
+// little is left to do. Also covers a prefix kept from an earlier run (a FileFollower reads the
+// page cache behind the writer, as for BackgroundHasher).
 class BackgroundZstdDecoder {
  public:
   // in_fd: the stream being written (read with pread from offset 0; not owned). out_path is
@@ -114,7 +114,6 @@ class BackgroundZstdDecoder {
   void stop();
 
  private:
-  void run();
   struct State;
   std::unique_ptr<State> st_;
 };
