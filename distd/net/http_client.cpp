@@ -49,6 +49,16 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
+// A request's extra headers, freed however the request ends.
+struct HeaderList {
+  curl_slist* list = nullptr;
+  HeaderList() = default;
+  HeaderList(const HeaderList&) = delete;
+  HeaderList& operator=(const HeaderList&) = delete;
+  ~HeaderList() { curl_slist_free_all(list); }
+  void add(const std::string& header) { list = curl_slist_append(list, header.c_str()); }
+};
+
 }  // namespace
 
 struct HttpClient::Transfer {
@@ -60,7 +70,7 @@ struct HttpClient::Transfer {
   std::optional<int64_t> hq_time;       // from X-Distd-Time (a refused signed request)
   std::string body;                     // memory mode, or an error body in file mode
   std::string content_encoding;         // from Content-Encoding
-  std::string accept_encoding;          // sent as Accept-Encoding (POSTs) when not empty
+  std::string accept_encoding;          // sent as Accept-Encoding when not empty
   // limits
   uint64_t max_bytes = 0;
   bool over_cap = false;
@@ -331,20 +341,13 @@ long HttpClient::perform(Transfer& t, const std::string& what) {
 HttpAnswer HttpClient::get(const std::string& path, uint64_t max_bytes, const std::string& accept_encoding) {
   Transfer t;
   t.max_bytes = max_bytes;
+  t.accept_encoding = accept_encoding;
   setup(t, path);
   curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
-  curl_slist* headers = nullptr;
-  if (!accept_encoding.empty()) {
-    headers = curl_slist_append(headers, ("Accept-Encoding: " + accept_encoding).c_str());
-    curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_HTTPHEADER, headers);
-  }
-  try {
-    perform(t, path);
-  } catch (...) {
-    curl_slist_free_all(headers);
-    throw;
-  }
-  curl_slist_free_all(headers);
+  HeaderList headers;
+  if (!t.accept_encoding.empty()) headers.add("Accept-Encoding: " + t.accept_encoding);
+  if (headers.list) curl_easy_setopt(static_cast<CURL*>(curl_), CURLOPT_HTTPHEADER, headers.list);
+  perform(t, path);
   return {t.status, std::move(t.body), t.content_encoding};
 }
 
@@ -357,26 +360,19 @@ long HttpClient::head(const std::string& path) {
 
 HttpAnswer HttpClient::send_post(Transfer& t, const std::string& path, const std::string& body) {
   CURL* c = static_cast<CURL*>(curl_);
-  curl_slist* headers = nullptr;
-  headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
-  headers = curl_slist_append(headers, "Expect:");
-  if (!t.accept_encoding.empty()) headers = curl_slist_append(headers, ("Accept-Encoding: " + t.accept_encoding).c_str());
+  HeaderList headers;
+  headers.add("Content-Type: application/octet-stream");
+  headers.add("Expect:");
+  if (!t.accept_encoding.empty()) headers.add("Accept-Encoding: " + t.accept_encoding);
   if (opts_.signer) {
     const int64_t now = static_cast<int64_t>(::time(nullptr)) + clock_offset_;
-    headers = curl_slist_append(
-        headers, ("Authorization: " + sign_request(opts_.signer->site, opts_.signer->key, now, "POST", path, body)).c_str());
+    headers.add("Authorization: " + sign_request(opts_.signer->site, opts_.signer->key, now, "POST", path, body));
   }
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.list);
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  try {
-    perform(t, path);
-  } catch (...) {
-    curl_slist_free_all(headers);
-    throw;
-  }
-  curl_slist_free_all(headers);
+  perform(t, path);
   sent_total_ += body.size();
   return {t.status, std::move(t.body), t.content_encoding};
 }

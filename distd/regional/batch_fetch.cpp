@@ -199,11 +199,15 @@ std::exception_ptr receive_batch(Run& r, BatchReceiver& rx, std::vector<PlanItem
                                       "', which distd did not ask for");
     }
     if (!zstd) zstd.emplace();
+    bool taking = false;  // an error while the receiver takes bytes is the receiver's, not the decoder's
     try {
-      zstd->write(p, n, [&rx](const char* q, size_t m) { rx.take(q, m); }, "HQ's batch answer");
+      zstd->write(p, n, [&](const char* q, size_t m) {
+        taking = true;
+        rx.take(q, m);
+        taking = false;
+      }, "HQ's batch answer");
     } catch (const Error& e) {
-      if (e.code() == Errc::mismatch && std::string_view(e.what()).find("zstd") != std::string_view::npos)
-        undecodable = true;
+      if (e.code() == Errc::mismatch && !taking) undecodable = true;
       throw;
     }
   };
