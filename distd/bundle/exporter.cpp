@@ -192,7 +192,9 @@ struct Gatherer {
   void add_channel(const Want& w);
   // Adds manifest versions first..last of channel ch, each as it was signed; a version retired
   // by [hq] keep_versions is skipped.
-  void add_manifests(const std::string& ch, uint64_t first, uint64_t last, const Want& w);
+  // held: HQ's copy of the center's version w.from (none when HQ no longer has it).
+  void add_manifests(const std::string& ch, uint64_t first, uint64_t last, const Want& w,
+                     const std::optional<SignedManifest>& held);
   std::string scratch;  // where manifest deltas are written for the volumes (removed after the export)
   // Returns what the center holds of w's channel: its request's digest summary, or the entries of
   // version --since (old). Drops old when the center's version is not HQ's.
@@ -232,24 +234,28 @@ void Gatherer::add_channel(const Want& w) {
   ix.channels.push_back(ChannelSpan{ch, w.from, m.version});
   if (w.from == m.version) return;  // up to date
 
+  // HQ's copy of the center's version, read once: the first manifest delta's basis, and what the
+  // center holds (with its request's digest summary) and the file deltas' bases.
+  std::optional<SignedManifest> old = load_manifest(L, ch, w.from);
+
   // Manifests: from the center's version (exclusive) to the latest, each as it was signed.
-  add_manifests(ch, w.from == 0 ? m.version : w.from + 1, m.version, w);
+  add_manifests(ch, w.from == 0 ? m.version : w.from + 1, m.version, w, old);
 
   // What the center holds: its request's digest summary, or version --since.
-  std::optional<SignedManifest> old = load_manifest(L, ch, w.from);
   const HeldPrefixes held = held_by_center(w, old);
   if (!old && w.from) log(ch + ": HQ no longer has the center's version " + std::to_string(w.from) + "; no deltas");
 
   for (const auto& e : m.entries) add_entry(ch, e, held, old);
 }
 
-void Gatherer::add_manifests(const std::string& ch, uint64_t first, uint64_t last, const Want& w) {
+void Gatherer::add_manifests(const std::string& ch, uint64_t first, uint64_t last, const Want& w,
+                             const std::optional<SignedManifest>& held) {
   // The file of the version before v as the center will hold it when it reads v: its installed
   // one (HQ's file of it, when its body digest is what the request says), then each version of
   // this bundle. A version retired at HQ breaks the chain: the next goes whole.
   std::optional<std::string> before;
   if (w.from != 0 && first == w.from + 1)
-    if (auto sm = load_manifest(L, ch, w.from); sm && digest_hex(sm->body_digest) == w.from_digest)
+    if (held && digest_hex(held->body_digest) == w.from_digest)
       before = read_file(L.manifest(ch, w.from), kMaxManifestBytes, "manifest");
   for (uint64_t v = first; v <= last; ++v) {
     std::string p = L.manifest(ch, v);
