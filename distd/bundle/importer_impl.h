@@ -172,6 +172,11 @@ class Importer {
   void on_complete(size_t i);
   void prepare();
   void prepare_channel(Ctx& c, const ChannelSpan& span);
+  // The zstd form of item it received in file, decoded into file + suffix (at most max bytes;
+  // with want, they must be that digest and it.target_size bytes). Returns that file, or "" when
+  // the item is refused (reported, both files removed).
+  std::string decoded(const Item& it, const std::string& file, const std::string& suffix, uint64_t max,
+                      const Digest* want);
   std::string rebuild_manifest(const Ctx& c, const Item& it, const std::string& mdelta,
                                const std::vector<std::pair<SignedManifest, std::string>>& ms,
                                const ChannelRecord& rec, const std::string& name);

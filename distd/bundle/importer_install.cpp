@@ -85,6 +85,26 @@ void Importer::finish_batch(Ctx& c, Pending& batch, std::exception_ptr err) {
   }
 }
 
+std::string Importer::decoded(const Item& it, const std::string& file, const std::string& suffix, uint64_t max,
+                              const Digest* want) {
+  const std::string raw = file + suffix;
+  const std::string what = "item '" + it.pieces[0].member + "'";
+  try {
+    uint64_t n = 0;
+    const Digest got = zstd_decode_file(file, raw, max, what, &n);
+    if (want && (got != *want || n != it.target_size))
+      throw Error(Errc::mismatch, what + " does not decode to its signed object");
+  } catch (const Error& e) {
+    discard_file(raw);
+    discard_file(file);
+    if (e.code() != Errc::mismatch) throw;
+    problem(Errc::mismatch, std::string(e.what()) + ": refused, nothing installed from it");
+    return {};
+  }
+  discard_file(file);
+  return raw;
+}
+
 void Importer::on_complete(size_t i) {
   const Item& it = ix_.items[i];
   std::string file = rx_file(i);
@@ -93,38 +113,12 @@ void Importer::on_complete(size_t i) {
   // An object: as it came, or decoded from its zstd form (window capped) and checked here.
   const bool object = it.kind == ItemKind::object || it.kind == ItemKind::zobject;
   const uint64_t object_size = it.kind == ItemKind::zobject ? it.target_size : it.size;
-  if (it.kind == ItemKind::zobject) {
-    std::string raw = file + ".raw";
-    try {
-      uint64_t n = 0;
-      if (zstd_decode_file(file, raw, it.target_size, "item '" + it.pieces[0].member + "'", &n) != it.target ||
-          n != it.target_size)
-        throw Error(Errc::mismatch, "it decodes to other bytes than the signed object");
-    } catch (const Error& e) {
-      discard_file(raw);
-      discard_file(file);
-      if (e.code() != Errc::mismatch) throw;
-      problem(Errc::mismatch, "item '" + it.pieces[0].member + "' does not decode to its signed object: " + e.what() +
-                                  ": refused, nothing installed from it");
-      return;
-    }
-    discard_file(file);
-    file = raw;
-  }
-  if (it.kind == ItemKind::zdelta) {  // the delta's zstd form: decoded (at most the delta cap) first
-    std::string raw = file + ".delta";
-    try {
-      uint64_t n = 0;
-      (void)zstd_decode_file(file, raw, delta_size_cap(it.target_size), "item '" + it.pieces[0].member + "'", &n);
-    } catch (const Error& e) {
-      discard_file(raw);
-      discard_file(file);
-      if (e.code() != Errc::mismatch) throw;
-      problem(Errc::mismatch, std::string(e.what()) + ": refused, nothing installed from it");
-      return;
-    }
-    discard_file(file);
-    file = raw;
+  // A stored zstd form (zobject, zdelta): decoded first, the object checked against its digest.
+  if (it.kind == ItemKind::zobject || it.kind == ItemKind::zdelta) {
+    const bool obj = it.kind == ItemKind::zobject;
+    file = decoded(it, file, obj ? ".raw" : ".delta", obj ? it.target_size : delta_size_cap(it.target_size),
+                   obj ? &it.target : nullptr);
+    if (file.empty()) return;
   }
   std::vector<std::pair<Ctx*, size_t>> todo;
   if (auto f = needs_.find(t); f != needs_.end())
