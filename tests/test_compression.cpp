@@ -79,14 +79,18 @@ BOOST_AUTO_TEST_CASE(a_cut_zstd_batch_keeps_what_completed_and_converges_in_one_
   BOOST_TEST(r["full"].get<uint64_t>() == 1500u);
 }
 
-// HQ set to send raw batches (batch_compression_level = 0) is still understood.
+// HQ set to send raw batches (batch_compression_level = 0) and store no forms
+// (compression_level = 0) is still understood.
 BOOST_AUTO_TEST_CASE(an_hq_that_sends_raw_batches_still_serves_the_center) {
   SyncSite s;
   const uint64_t content = text_files(s.src(), 300);
   std::string cfg = distd::test::read_file(s.hq_cfg);
-  cfg.insert(cfg.find("[[channel]]"), "batch_compression_level = 0\n\n");
+  cfg.insert(cfg.find("[[channel]]"), "batch_compression_level = 0\ncompression_level = 0\n\n");
   write_file(s.hq_cfg, cfg);
   s.publish();
+  size_t forms = 0;
+  for (const auto& e : fs::recursive_directory_iterator(s.public_dir() + "/objects")) forms += e.path().extension() == ".zst";
+  BOOST_TEST(forms == 0u);
   s.start_hq();
   FlakyLink& link = s.start_link();
   auto r = s.sync_ok();
@@ -300,8 +304,16 @@ BOOST_AUTO_TEST_CASE(small_files_around_deltas_share_one_batch_and_come_once) {
   for (int i = 0; i < 50; ++i) write_file(s.src() + "/new/n" + std::to_string(i), xml_text(200 + i, 18'000 + i * 1'000));
   uint64_t v = s.publish();
   const int before = link.stats().connections;
+  auto batches = [&] {  // HQ's access log: one line per request
+    const std::string log = s.hqd->log();
+    size_t n = 0;
+    for (size_t at = log.find("\"POST /objects\" 200"); at != std::string::npos; at = log.find("\"POST /objects\" 200", at + 1)) ++n;
+    return n;
+  };
+  const size_t batches_before = batches();
   auto r = s.sync_ok();
   s.check_converged(v);
+  BOOST_TEST(batches() - batches_before == 1u);  // the 50 new files in one batch around the 20 deltas
   BOOST_TEST(r["full"].get<uint64_t>() + r["delta"].get<uint64_t>() == 70u);
   BOOST_TEST(r["delta"].get<uint64_t>() + r["delta_fallbacks"].get<uint64_t>() == 20u);
   BOOST_TEST_MESSAGE("second sync: " << r["full"] << " whole, " << r["delta"] << " by delta, "
