@@ -42,31 +42,10 @@ hq_site() {  # hq_site DIR LEVEL: an HQ config with channel c at DIR/src (not st
   [ -f "$d/hq.key" ] || "$DISTCTL" keygen --secret "$d/hq.key" --public "$d/hq.pub" >/dev/null
   [ -f "$d/site.key" ] || "$DISTCTL" keygen --secret "$d/site.key" --public "$d/hq-state/sites/center-1.pub" >/dev/null
   PORT=$(free_port)
-  cat >"$d/hq.toml" <<EOF
-role = "hq"
-site = "hq"
-state_dir = "$d/hq-state"
-[hq]
-secret_key = "$d/hq.key"
-public_key = "$d/hq.pub"
-listen = "127.0.0.1:$PORT"
-compression_level = $2
-[[channel]]
-name = "c"
-path = "$d/src"
-EOF
-  cat >"$d/center.toml" <<EOF
-role = "regional"
-site = "center-1"
-state_dir = "$d/center-state"
-[regional]
-hq_url = "http://127.0.0.1:$PORT"
-hq_public_key = "$d/hq.pub"
-site_secret_key = "$d/site.key"
-[[channel]]
-name = "c"
-path = "$d/dst"
-EOF
+  hq_toml "$d/hq-state" "$d/hq.key" "$PORT" "public_key = \"$d/hq.pub\"
+compression_level = $2" "c=$d/src" > "$d/hq.toml"
+  center_toml center-1 "$d/center-state" "http://127.0.0.1:$PORT" "$d/hq.pub" "site_secret_key = \"$d/site.key\"" \
+    "c=$d/dst" > "$d/center.toml"
 }
 
 bench_throughput() {

@@ -17,29 +17,9 @@ $DISTCTL keygen --secret hq.key --public hq.pub >/dev/null
 mkdir -p hq-state/sites center-state  # the center's site key, enrolled (deltas are for enrolled sites)
 $DISTCTL keygen --secret center-state/site.key --public hq-state/sites/center-01.pub >/dev/null
 PORT=$(free_port)
-cat > hq.toml <<EOT
-role = "hq"
-site = "hq"
-state_dir = "$WORK/hq-state"
-[hq]
-secret_key = "$WORK/hq.key"
-listen = "127.0.0.1:$PORT"
-[[channel]]
-name = "courses"
-path = "$WORK/hq-courses"
-link = true
-EOT
-cat > center.toml <<EOT
-role = "regional"
-site = "center-01"
-state_dir = "$WORK/center-state"
-[regional]
-hq_url = "http://127.0.0.1:$PORT"
-hq_public_key = "$WORK/hq.pub"
-[[channel]]
-name = "courses"
-path = "$WORK/center-courses"
-EOT
+hq_toml "$WORK/hq-state" "$WORK/hq.key" "$PORT" "" "courses=$WORK/hq-courses+link" > hq.toml
+center_toml center-01 "$WORK/center-state" "http://127.0.0.1:$PORT" "$WORK/hq.pub" "" "courses=$WORK/center-courses" \
+  > center.toml
 
 # 1. ~100 MiB backup (140 files of ~1 MiB, half text-like, half media), then one file changed.
 $MAKE_MBZ v1.mbz --files 140 --file-size 1048576 --text

@@ -119,36 +119,11 @@ mkdir -p hq-state/sites center-state center-xml-state  # the centers' site keys,
 $DISTCTL keygen --secret center-state/site.key --public hq-state/sites/center-01.pub >/dev/null
 $DISTCTL keygen --secret center-xml-state/site.key --public hq-state/sites/center-02.pub >/dev/null
 PORT=$(free_port); PPORT=$(free_port); CPORT=$(free_port)
-cat > hq.toml <<EOT
-role = "hq"
-site = "hq"
-state_dir = "$WORK/hq-state"
-[hq]
-secret_key = "$WORK/hq.key"
-listen = "127.0.0.1:$PORT"
-[[channel]]
-name = "courses"
-path = "$WORK/hq-courses"
-link = true
-[[channel]]
-name = "xml"
-path = "$WORK/xml-src"
-EOT
-center_toml() {  # center_toml SITE STATE CHANNEL PATH
-  cat <<EOT
-role = "regional"
-site = "$1"
-state_dir = "$WORK/$2"
-[regional]
-hq_url = "http://127.0.0.1:$PPORT"
-hq_public_key = "$WORK/hq.pub"
-[[channel]]
-name = "$3"
-path = "$WORK/$4"
-EOT
-}
-center_toml center-01 center-state courses center-courses > center.toml
-center_toml center-02 center-xml-state xml center-xml > center-xml.toml
+hq_toml "$WORK/hq-state" "$WORK/hq.key" "$PORT" "" "courses=$WORK/hq-courses+link" "xml=$WORK/xml-src" > hq.toml
+center_toml center-01 "$WORK/center-state" "http://127.0.0.1:$PPORT" "$WORK/hq.pub" "" "courses=$WORK/center-courses" \
+  > center.toml
+center_toml center-02 "$WORK/center-xml-state" "http://127.0.0.1:$PPORT" "$WORK/hq.pub" "" "xml=$WORK/center-xml" \
+  > center-xml.toml
 
 $DISTCTL publish-course "$V1" --config hq.toml --json > pub1.json 2>>distctl.log
 $DISTCTL publish --channel xml --config hq.toml >/dev/null 2>>distctl.log

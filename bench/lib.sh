@@ -43,6 +43,32 @@ human() { python3 -c "import sys; n=float(sys.argv[1]); u=['B','KiB','MiB','GiB'
 while n>=1024 and i<3: n/=1024; i+=1
 print(f'{n:.1f} {u[i]}' if i else f'{int(n)} B')" "$1"; }
 
+# hq_toml STATE_DIR SECRET_KEY PORT HQ_LINES CHANNEL...: an HQ config on stdout. HQ_LINES are
+# more [hq] lines ("" for none); each CHANNEL is NAME=PATH, or NAME=PATH+link for a channel
+# whose objects are hard links into the tree.
+hq_toml() {
+  local state=$1 key=$2 port=$3 extra=$4 ch
+  shift 4
+  printf 'role = "hq"\nsite = "hq"\nstate_dir = "%s"\n[hq]\nsecret_key = "%s"\nlisten = "127.0.0.1:%s"\n' \
+    "$state" "$key" "$port"
+  [ -z "$extra" ] || printf '%s\n' "$extra"
+  for ch in "$@"; do
+    local name=${ch%%=*} path=${ch#*=} link=
+    [ "${path%+link}" = "$path" ] || { path=${path%+link}; link='link = true\n'; }
+    printf "[[channel]]\nname = \"%s\"\npath = \"%s\"\n$link" "$name" "$path"
+  done
+}
+# center_toml SITE STATE_DIR HQ_URL HQ_PUB REGIONAL_LINES CHANNEL...: a regional config on
+# stdout, channels as for hq_toml (NAME=PATH).
+center_toml() {
+  local site=$1 state=$2 url=$3 pub=$4 extra=$5 ch
+  shift 5
+  printf 'role = "regional"\nsite = "%s"\nstate_dir = "%s"\n[regional]\nhq_url = "%s"\nhq_public_key = "%s"\n' \
+    "$site" "$state" "$url" "$pub"
+  [ -z "$extra" ] || printf '%s\n' "$extra"
+  for ch in "$@"; do printf '[[channel]]\nname = "%s"\npath = "%s"\n' "${ch%%=*}" "${ch#*=}"; done
+}
+
 # peak_rss_mib CMD...: runs CMD once, prints the child's peak resident set size in MiB.
 peak_rss_mib() {
   python3 - "$@" <<'PY'

@@ -316,8 +316,9 @@ DeltaInfo DeltaService::compute(const Digest& target, std::string_view signature
     struct stat zs {};
     const uint64_t whole = ::stat(zstd_form(obj).c_str(), &zs) == 0 ? static_cast<uint64_t>(zs.st_size) : target_size;
     const uint64_t cost = info.zsize ? std::min(info.zsize, delta_size) : delta_size;
-    if ((cost + signature.size()) * 10 > whole * 9 || !cache_.admit(id, delta_size + info.zsize)) {
-      info.outcome = (cost + signature.size()) * 10 > whole * 9 ? DeltaOutcome::not_smaller : DeltaOutcome::no_room;
+    const bool pays = (cost + signature.size()) * 10 <= whole * 9;
+    if (!pays || !cache_.admit(id, delta_size + info.zsize)) {
+      info.outcome = pays ? DeltaOutcome::no_room : DeltaOutcome::not_smaller;
       info.size = delta_size;
       cache_.forget(id);
       discard_file(zstd_form(tmp));
