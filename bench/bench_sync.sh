@@ -138,7 +138,7 @@ s = int(re.search(r"Total bytes sent: (\d+)", t).group(1)); r = int(re.search(r"
 print(s + r)
 PY
 }
-check_same() { diff -r "$S/src" "$S/dst" >/dev/null && diff -r "$S/src" "$S/rdst" >/dev/null || { say "MISMATCH after $1"; exit 1; }; }
+check_same() { diff -r --exclude=.distd-staging "$S/src" "$S/dst" >/dev/null && diff -r "$S/src" "$S/rdst" >/dev/null || { say "MISMATCH after $1"; exit 1; }; }
 
 # One wire scenario: both tools bring their copy from the previous state to the new one.
 WIRE_ROWS=()
