@@ -266,6 +266,8 @@ void add_export(CLI::App* b, Action& chosen) {
                             {"bytes", r.bytes}, {"manifests", r.manifests}, {"manifest_deltas", r.manifest_deltas}, {"objects", r.objects},
                             {"deltas", r.deltas}, {"object_bytes", r.object_bytes}, {"delta_bytes", r.delta_bytes},
                             {"zstd_objects", r.zstd_objects}, {"zstd_object_content_bytes", r.zstd_object_content_bytes},
+                            {"packs", r.packs}, {"packed_objects", r.packed_objects},
+                            {"packed_content_bytes", r.packed_content_bytes},
                             {"delta_target_bytes", r.delta_target_bytes}, {"held_entries", r.held_entries},
                             {"held_elsewhere_entries", r.held_elsewhere_entries},
                             {"shared_entries", r.shared_entries}, {"omitted_bytes", r.omitted_bytes},
@@ -291,6 +293,10 @@ void add_export(CLI::App* b, Action& chosen) {
         if (r.zstd_objects)
           std::printf("  %llu of the objects compressed (zstd, %s when decoded)\n",
                       static_cast<unsigned long long>(r.zstd_objects), human_bytes(r.zstd_object_content_bytes).c_str());
+        if (r.packs)
+          std::printf("  %llu small objects (%s) packed into %llu zstd streams\n",
+                      static_cast<unsigned long long>(r.packed_objects), human_bytes(r.packed_content_bytes).c_str(),
+                      static_cast<unsigned long long>(r.packs));
         if (!r.omitted.empty()) {
           std::printf("  did NOT fit (--max-size): %zu files, %s:\n", r.omitted.size(),
                       human_bytes(r.omitted_bytes).c_str());

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "distd/bundle/bundle_writer.h"
+#include "distd/bundle/export_packs.h"
 #include "distd/bundle/export_side_files.h"
 #include "distd/bundle/manifest_delta.h"
 #include "distd/bundle/request.h"
@@ -31,15 +32,7 @@ namespace distd::bundle {
 
 namespace {
 
-struct Cand {
-  Item item;
-  std::string source;  // the file at HQ holding the item's bytes
-  bool mandatory = false;
-  bool priority = false;
-  uint64_t sort_size = 0;
-  std::string sort_path;
-  std::vector<Omitted> serves;  // the entries that need it (reported when it does not fit)
-};
+using export_detail::Cand;
 
 // Assigns pieces and volumes to cands in order. Returns the exact size of each volume.
 std::vector<uint64_t> layout(const std::vector<Cand*>& order, uint64_t volume_size) {
@@ -481,6 +474,7 @@ void seal_items(const std::vector<Cand*>& chosen, Index& ix, ExportResult& res) 
       hash_pieces(c->item, c->source);
     if (c->item.kind == ItemKind::object || c->item.kind == ItemKind::zobject) res.objects++, res.object_bytes += c->item.size;
     if (c->item.kind == ItemKind::zobject) res.zstd_objects++, res.zstd_object_content_bytes += c->item.target_size;
+    if (c->item.kind == ItemKind::zpack) res.objects += c->item.packed.size(), res.object_bytes += c->item.size;
     if (c->item.kind == ItemKind::delta || c->item.kind == ItemKind::zdelta)
       res.deltas++, res.delta_bytes += c->item.size, res.delta_target_bytes += c->item.target_size;
   }
@@ -561,8 +555,11 @@ ExportResult export_bundle(const Config& cfg, const std::string& dir, const Expo
   }
   for (const auto& w : wants) gather.add_channel(w);
 
-  // Order: manifests, then like sync: priority first, then small files first.
-  const std::vector<Cand*> order = export_order(gather.cands);
+  // Order: manifests, then like sync: priority first, then small files first; runs of small
+  // objects packed into one zstd stream each.
+  std::vector<Cand*> order = export_order(gather.cands);
+  pack_small_objects(order, gather.cands, store, {hs.batch_compression_level, hs.compression_level > 0, scratch.dir, opts.volume_size},
+                     res);
 
   // --max-size: greedy by that order with a safe estimate, then exact trimming.
   std::vector<Cand*> left_out;

@@ -32,6 +32,8 @@ struct ExportResult {
   uint64_t manifest_deltas = 0;  // of the manifests: carried as deltas from the version before (mdelta)
   uint64_t object_bytes = 0, delta_bytes = 0;  // as on the stick (an object's stored form when it goes compressed)
   uint64_t zstd_objects = 0, zstd_object_content_bytes = 0;  // of those objects: carried compressed, and their size decoded
+  // Of those objects: carried packed, in zpack items of one zstd stream each, and their size decoded.
+  uint64_t packs = 0, packed_objects = 0, packed_content_bytes = 0;
   uint64_t delta_target_bytes = 0;        // what the deltas stand for
   uint64_t held_entries = 0;              // entries the center already has (not exported)
   uint64_t held_elsewhere_entries = 0;    // of those, held only in another of its channels (the import copies them)

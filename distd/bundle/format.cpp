@@ -46,6 +46,7 @@ std::string Index::member_name(const Item& it, size_t piece_index) {
     case ItemKind::delta: base = "d/" + it.delta_id; break;
     case ItemKind::zdelta: base = "d/" + it.delta_id + ".zst"; break;
     case ItemKind::zobject: base = "z/" + digest_hex(it.target); break;
+    case ItemKind::zpack: base = "p/" + (it.packed.empty() ? std::string("-") : digest_hex(it.packed[0].digest)); break;
     case ItemKind::mdelta: base = "m/" + it.channel + "/" + std::to_string(it.version) + ".mdelta"; break;
   }
   if (it.pieces.size() > 1) base += "." + std::to_string(piece_index + 1);
@@ -155,6 +156,7 @@ const char* kind_word(ItemKind k) {
     case ItemKind::zobject: return "zobject";
     case ItemKind::mdelta: return "mdelta";
     case ItemKind::zdelta: return "zdelta";
+    case ItemKind::zpack: return "zpack";
   }
   return "?";
 }
@@ -206,6 +208,11 @@ std::string render_index_body(const Index& ix) {
       case ItemKind::zobject:
         o += "zobject " + digest_hex(it.target) + " " + std::to_string(it.target_size) + " " + std::to_string(it.size) +
              " " + digest_hex(it.digest) + " " + n + "\n";
+        break;
+      case ItemKind::zpack:
+        o += "zpack " + std::to_string(it.packed.size()) + " " + std::to_string(it.target_size) + " " +
+             std::to_string(it.size) + " " + digest_hex(it.digest) + " " + n + "\n";
+        for (auto& m : it.packed) o += "packed " + digest_hex(m.digest) + " " + std::to_string(m.size) + "\n";
         break;
     }
     for (auto& p : it.pieces)
@@ -287,6 +294,29 @@ std::set<std::string> read_channels(Lines& L, Index& ix) {
   return chans;
 }
 
+// Reads a zpack line and its "packed" lines into it: 1 to kMaxPackObjects objects, none twice,
+// whose sizes add up to the content size.
+void read_pack(Lines& L, Item& it, uint64_t* npieces) {
+  auto f = L.expect("zpack", 6);
+  it.kind = ItemKind::zpack;
+  const uint64_t count = L.u64(f[1]);
+  it.target_size = L.u64(f[2]);
+  it.size = L.u64(f[3]);
+  it.digest = L.digest(f[4]);
+  *npieces = L.u64(f[5]);
+  if (count == 0 || count > kMaxPackObjects) L.fail("has a pack of 0 or more than 4096 objects");
+  std::set<Digest> seen;
+  uint64_t sum = 0;
+  for (uint64_t k = 0; k < count; ++k) {
+    auto g = L.expect("packed", 3);
+    Item::Packed m{L.digest(g[1]), L.u64(g[2])};
+    if (m.size > (uint64_t(1) << 40) || !seen.insert(m.digest).second) L.fail("lists a packed object twice or of absurd size");
+    sum += m.size;
+    it.packed.push_back(m);
+  }
+  if (sum != it.target_size) L.fail("has packed objects whose sizes do not add up to the pack's content size");
+}
+
 // Reads one item line (manifest, object or delta) into an Item without pieces; sets *npieces to
 // the count of piece lines that follow it. A manifest must name one of chans.
 Item read_item_line(Lines& L, const std::set<std::string>& chans, uint64_t* npieces) {
@@ -341,8 +371,10 @@ Item read_item_line(Lines& L, const std::set<std::string>& chans, uint64_t* npie
     it.digest = L.digest(f[4]);
     *npieces = L.u64(f[5]);
     if (it.target_size > (uint64_t(1) << 50)) L.fail("has an absurd object size");
+  } else if (g[0] == "zpack") {
+    read_pack(L, it, npieces);
   } else {
-    L.fail("is not an item line (manifest, mdelta, object, delta, zdelta or zobject)");
+    L.fail("is not an item line (manifest, mdelta, object, delta, zdelta, zobject or zpack)");
   }
   return it;
 }

@@ -37,7 +37,8 @@ inline constexpr uint64_t kDefaultVolumeSize = (uint64_t(39) * (uint64_t(1) << 3
 inline constexpr uint64_t kMinVolumeSize = 64 * 1024;
 inline constexpr uint64_t kMaxIndexBytes = uint64_t(512) << 20;
 inline constexpr uint64_t kMaxRequestBytes = uint64_t(512) << 20;
-inline constexpr size_t kHeldPrefixBytes = 16;  // a held digest is sent as its first 128 bits
+inline constexpr size_t kHeldPrefixBytes = 16;
+inline constexpr uint64_t kMaxPackObjects = 4096;  // objects in one zpack item  // a held digest is sent as its first 128 bits
 
 // Bytes a ustar member of `size` content bytes occupies (header + content padded to 512).
 inline uint64_t tar_member_bytes(uint64_t size) { return 512 + (size + 511) / 512 * 512; }
@@ -58,7 +59,9 @@ struct Piece {
 // (the center's installed one, or an earlier manifest of the bundle); target and target_size
 // are the manifest file's digest and size.
 // zdelta: a delta carried as HQ's stored zstd form of it (<id>.zst); size and digest are the form's.
-enum class ItemKind { manifest, object, delta, zobject, mdelta, zdelta };
+// zpack: several small objects (`packed`, in order) as one zstd stream of their concatenation, made
+// like a batch answer of the link; size and digest are the stream's, target_size the content's.
+enum class ItemKind { manifest, object, delta, zobject, mdelta, zdelta, zpack };
 inline bool is_delta_kind(ItemKind k) { return k == ItemKind::delta || k == ItemKind::zdelta; }
 inline bool is_manifest_kind(ItemKind k) { return k == ItemKind::manifest || k == ItemKind::mdelta; }
 
@@ -74,6 +77,11 @@ struct Item {
   std::string delta_id;  // 64 hex
   Digest basis{}, target{};
   uint64_t target_size = 0;
+  struct Packed {
+    Digest digest{};
+    uint64_t size = 0;
+  };
+  std::vector<Packed> packed;  // zpack: the objects of the stream, in order
   std::vector<Piece> pieces;  // in offset order, covering [0, size) exactly
 };
 
@@ -101,7 +109,7 @@ struct Index {
   std::vector<Omitted> omitted;
 
   // Member names are fixed by the item: m/<channel>/<version>.manifest, m/<channel>/<version>.mdelta,
-  // o/<hex>, d/<id>, d/<id>.zst, z/<hex>, with
+  // o/<hex>, d/<id>, d/<id>.zst, z/<hex>, p/<hex of its first object> (a zpack), with
   // ".<k>" appended (k = 1, 2, ...) when the item has more than one piece.
   static std::string member_name(const Item& it, size_t piece_index);
 };

@@ -89,6 +89,7 @@ ImportResult Importer::run() {
     if (is_manifest_kind(it.kind)) manifest_items_[{it.channel, it.version}] = i;
     if (it.kind == ItemKind::object) content_item_[it.digest] = i;
     if (it.kind == ItemKind::zobject) content_item_[it.target] = i;
+    for (auto& m : it.packed) content_item_[m.digest] = i;
     if (is_delta_kind(it.kind)) content_item_.emplace(it.target, i);
   }
   for (auto& o : ix_.omitted) omitted_.insert(o.digest);

@@ -177,11 +177,20 @@ class Importer {
   // the item is refused (reported, both files removed).
   std::string decoded(const Item& it, const std::string& file, const std::string& suffix, uint64_t max,
                       const Digest* want);
+  // The objects of zpack item it, received in file: decoded one after the other, each checked
+  // against its signed digest and size and delivered. A stream that is damaged, cut or too long
+  // refuses the objects not yet decoded (reported); those decoded before are kept.
+  void unpack(const Item& it, const std::string& file);
+  // Stages the verified content t (object_size bytes; for a delta item, the delta to apply) that
+  // arrived in file for every plan item that still needs it, and queues it for install.
+  void deliver(const Item& it, const Digest& t, uint64_t object_size, const std::string& file);
   std::string rebuild_manifest(const Ctx& c, const Item& it, const std::string& mdelta,
                                const std::vector<std::pair<SignedManifest, std::string>>& ms,
                                const ChannelRecord& rec, const std::string& name);
   void finish_channel(Ctx& c);
   bool needed(const Item& it) const;
+  // True when a plan item still needs content d from item it (for a delta: a delta from its basis).
+  bool needs_content(const Item& it, const Digest& d) const;
   // Before piece k of item i is read: false (and the item marked) when the center no longer needs
   // it, or when an earlier piece never came.
   bool should_receive(size_t i, size_t k);

@@ -109,10 +109,7 @@ void Importer::on_complete(size_t i) {
   const Item& it = ix_.items[i];
   std::string file = rx_file(i);
   if (is_manifest_kind(it.kind)) return;  // read by prepare()
-  const Digest& t = it.kind == ItemKind::object ? it.digest : it.target;
-  // An object: as it came, or decoded from its zstd form (window capped) and checked here.
-  const bool object = it.kind == ItemKind::object || it.kind == ItemKind::zobject;
-  const uint64_t object_size = it.kind == ItemKind::zobject ? it.target_size : it.size;
+  if (it.kind == ItemKind::zpack) return unpack(it, file);
   // A stored zstd form (zobject, zdelta): decoded first, the object checked against its digest.
   if (it.kind == ItemKind::zobject || it.kind == ItemKind::zdelta) {
     const bool obj = it.kind == ItemKind::zobject;
@@ -120,6 +117,76 @@ void Importer::on_complete(size_t i) {
                    obj ? &it.target : nullptr);
     if (file.empty()) return;
   }
+  if (it.kind == ItemKind::object) deliver(it, it.digest, it.size, file);
+  else deliver(it, it.target, it.target_size, file);
+}
+
+void Importer::unpack(const Item& it, const std::string& file) {
+  const std::string what = "item '" + it.pieces[0].member + "'";
+  const size_t n = it.packed.size();
+  auto member_file = [&](size_t k) { return file + "." + std::to_string(k); };
+  std::vector<size_t> good;  // objects decoded whole and verified
+  size_t k = 0;
+  uint64_t got = 0;
+  Hasher h;
+  UniqueFd out;
+  auto open_member = [&] {
+    out = UniqueFd(::open(member_file(k).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!out) throw_errno("cannot create staged file", member_file(k), errno);
+  };
+  auto settle = [&] {  // ends the objects that are complete
+    while (k < n && got == it.packed[k].size) {
+      out = UniqueFd();
+      if (h.finish() == it.packed[k].digest) good.push_back(k);
+      else problem(Errc::mismatch, what + ": packed object " + digest_hex(it.packed[k].digest).substr(0, 16) +
+                                       "... does not decode to its signed bytes: refused, nothing installed from it");
+      h = Hasher();
+      got = 0;
+      if (++k < n) open_member();
+    }
+  };
+  try {
+    open_member();
+    settle();
+    ZstdDecoder dec;
+    const ByteSink sink = [&](const char* p, size_t len) {
+      while (len) {
+        if (k == n) throw Error(Errc::mismatch, what + " decodes to more than its signed objects");
+        const size_t take = static_cast<size_t>(std::min<uint64_t>(len, it.packed[k].size - got));
+        write_all(out.get(), std::string_view(p, take), member_file(k));
+        h.update(p, take);
+        got += take, p += take, len -= take;
+        settle();
+      }
+    };
+    UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) throw_errno("cannot open", file, errno);
+    for (;;) {
+      ssize_t r = ::read(in.get(), buf_.data(), buf_.size());
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) throw_errno("cannot read", file, errno);
+      if (r == 0) break;
+      dec.write(buf_.data(), static_cast<size_t>(r), sink, what);
+    }
+    if (k < n || !dec.at_frame_end()) throw Error(Errc::mismatch, what + " is cut short");
+  } catch (const Error& e) {
+    out = UniqueFd();
+    if (e.code() != Errc::mismatch) {
+      for (size_t m = 0; m <= std::min(k, n - 1); ++m) discard_file(member_file(m));
+      discard_file(file);
+      throw;
+    }
+    problem(Errc::mismatch, std::string(e.what()) + ": refused its objects not yet decoded (" +
+                                std::to_string(n - good.size()) + " of " + std::to_string(n) + ")");
+  }
+  discard_file(file);
+  for (size_t m = 0; m < n; ++m)
+    if (std::find(good.begin(), good.end(), m) == good.end()) discard_file(member_file(m));
+  for (size_t m : good) deliver(it, it.packed[m].digest, it.packed[m].size, member_file(m));
+}
+
+void Importer::deliver(const Item& it, const Digest& t, uint64_t object_size, const std::string& file) {
+  const bool object = !is_delta_kind(it.kind);
   std::vector<std::pair<Ctx*, size_t>> todo;
   if (auto f = needs_.find(t); f != needs_.end())
     for (auto& n : f->second) {

@@ -20,12 +20,18 @@ bool Importer::should_receive(size_t i, size_t k) {
 
 bool Importer::needed(const Item& it) const {
   if (is_manifest_kind(it.kind)) return true;
-  auto f = needs_.find(it.kind == ItemKind::object ? it.digest : it.target);
+  if (it.kind == ItemKind::zpack)
+    return std::any_of(it.packed.begin(), it.packed.end(), [&](auto& m) { return needs_content(it, m.digest); });
+  return needs_content(it, it.kind == ItemKind::object ? it.digest : it.target);
+}
+
+bool Importer::needs_content(const Item& it, const Digest& d) const {
+  auto f = needs_.find(d);
   if (f == needs_.end()) return false;
   for (auto& [c, idx] : f->second) {
     const PlanItem& p = c->items[idx];
     if (p.state == ItemState::installed || c->queued[idx]) continue;
-    if (it.kind == ItemKind::object || it.kind == ItemKind::zobject) return true;
+    if (!is_delta_kind(it.kind)) return true;
     if (p.action == Action::delta && p.basis_digest == it.basis) return true;
   }
   return false;
