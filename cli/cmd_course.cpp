@@ -37,6 +37,7 @@ void print_publish(const course::CoursePublishResult& r, bool json) {
                 {"unchanged", delta_json(r.unchanged)},
                 {"removed", delta_json(r.removed)},
                 {"priority_hashes", r.priority_hashes},
+                {"staged_bytes", r.staged_bytes},
                 {"channel",
                  {{"name", p.channel},
                   {"changed", p.changed},

@@ -92,10 +92,20 @@ BOOST_AUTO_TEST_CASE(publish_versions_zip_and_summary) {
   BOOST_TEST(r2["unchanged"]["bytes"].get<uint64_t>() > 19u * 25000u);
   BOOST_TEST(r2["channel"]["bytes_copied"].get<uint64_t>() < 60000u);  // link = true: only new content stored
 
-  // The same backup again: nothing to publish.
+  // The same backup again: nothing to publish, and nothing written (no member staged, the
+  // record not rewritten: it keeps its inode).
+  const std::string record = s.hq_tree() + "/BIO101/course.json";
+  const auto ino = [](const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? st.st_ino : ino_t(0);
+  };
+  const ino_t record_ino = ino(record);
+  BOOST_TEST(r2["staged_bytes"].get<uint64_t>() > 0u);
   auto r3 = s.publish(v2);
   BOOST_TEST(!r3["channel"]["changed"].get<bool>());
   BOOST_TEST(r3["channel"]["version"] == 2);
+  BOOST_TEST(r3["staged_bytes"].get<uint64_t>() == 0u);
+  BOOST_TEST(ino(record) == record_ino);
 
   // A zip backup of another course: detected by content, even when named .zip.mbz or not.
   std::string z = make_mbz(s.tmp / "chem.bin", {"--format", "zip", "--shortname", "CHEM 2/b", "--course-id", "7",

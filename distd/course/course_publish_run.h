@@ -62,9 +62,13 @@ struct CourseRun {
   // hold yet. Returns the members to read again: they looked unchanged but are not.
   std::vector<size_t> read_archive(MbzReader& rd);
   // Streams file member idx (header h) of rd through pipe: hash only when the tree probably holds
-  // it (then noted in hash_only), else into a new staged file. With xml, keeps its bytes there.
-  void stream_file_member(MbzReader& rd, MemberPipe& pipe, size_t idx, const MemberHeader& h, std::string* xml,
+  // it (then noted in hash_only), else into a new staged file. With keep, only into memory there
+  // (stage_kept() stages it later).
+  void stream_file_member(MbzReader& rd, MemberPipe& pipe, size_t idx, const MemberHeader& h, std::string* keep,
                           std::vector<std::pair<size_t, const Member*>>& hash_only);
+  // Stages member idx, held in memory (bytes), unless the tree holds it unchanged.
+  // REQUIRES: the pipe finished (its digest is known).
+  void stage_kept(size_t idx, const std::string& bytes);
   // moodle_backup.xml was read: fills in the course's info and key, and loads its previous record.
   void adopt_backup_xml(const std::string& xml);
   // Throws Error{corrupt} unless every content-named member holds the content its name says.

@@ -28,6 +28,7 @@ namespace publish_detail {
 namespace {
 
 constexpr uint64_t kMaxBackupXml = 64ull << 20;
+constexpr uint64_t kKeptMax = 16ull << 20;  // members before moodle_backup.xml held in memory
 
 void log_to(const CoursePublishOptions& o, const std::string& s) {
   if (o.log) o.log(s);
@@ -103,7 +104,7 @@ void stream_member(MbzReader& rd, MemberPipe& pipe, size_t idx, UniqueFd out, co
       n = rd.read(b, pipe.buffer_size());
       if (keep && n > 0) {
         if (keep->size() + n > kMaxBackupXml)
-          throw Error(Errc::corrupt, "course backup '" + archive + "': moodle_backup.xml is larger than 64 MiB",
+          throw Error(Errc::corrupt, "course backup '" + archive + "': moodle_backup.xml (or a member before it) is larger than 64 MiB",
                       "this is not a Moodle course backup; nothing was published");
         keep->append(b, n);
       }
@@ -133,7 +134,10 @@ std::optional<CourseRecord> load_record(const std::string& path, std::vector<std
 std::vector<size_t> CourseRun::read_archive(MbzReader& rd) {
   MemberPipe pipe;  // inflating here, hashing and writing on a second thread
   std::vector<std::pair<size_t, const Member*>> hash_only_members;  // compared once hashed
-  std::string xml;
+  // Until moodle_backup.xml is read the course, and so its previous version, is not known: the
+  // members before it (Moodle's .ARCHIVE_INDEX) wait in memory, up to kKeptMax, as does the xml.
+  std::vector<std::pair<size_t, std::string>> kept;
+  uint64_t kept_bytes = 0;
   bool have_xml = false;
   MemberHeader h;
   while (rd.next(&h)) {
@@ -142,10 +146,12 @@ std::vector<size_t> CourseRun::read_archive(MbzReader& rd) {
     const size_t idx = members.size();
     if (!h.dir) {
       const bool is_xml = h.path == "moodle_backup.xml";
-      stream_file_member(rd, pipe, idx, h, is_xml ? &xml : nullptr, hash_only_members);
+      const bool keep = is_xml || (!have_xml && kept_bytes + h.size <= kKeptMax);
+      if (keep) kept.emplace_back(idx, std::string()), kept_bytes += h.size;
+      stream_file_member(rd, pipe, idx, h, keep ? &kept.back().second : nullptr, hash_only_members);
       if (is_xml) {
         have_xml = true;
-        adopt_backup_xml(xml);
+        adopt_backup_xml(kept.back().second);
       }
     }
     members.push_back(std::move(m));
@@ -166,12 +172,29 @@ std::vector<size_t> CourseRun::read_archive(MbzReader& rd) {
                     std::to_string(members.size()) + " members read)",
                 "give the .mbz file that Moodle's backup produced; nothing was published");
   check_content_names(pipe);
+  for (const auto& [idx, bytes] : kept) stage_kept(idx, bytes);
   return second_pass;
 }
 
+// A member kept in memory while the course was not known: staged unless the tree holds it unchanged.
+void CourseRun::stage_kept(size_t idx, const std::string& bytes) {
+  const Member& m = members[idx];
+  auto prev = old_by_path.find(m.h.path);
+  struct stat st {};
+  if (prev != old_by_path.end() && prev->second->digest == m.digest &&
+      lstat_file(members_root + "/" + m.h.path, &st) && S_ISREG(st.st_mode) &&
+      static_cast<uint64_t>(st.st_size) == m.h.size)
+    return;
+  const std::string sp = staging.file(idx);
+  UniqueFd out(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out) throw_errno("cannot create staged file", sp, errno);
+  write_all(out.get(), bytes, sp);
+  set_mtime(out.get(), m.h.mtime);
+  staged.emplace(idx, sp);
+}
+
 void CourseRun::stream_file_member(MbzReader& rd, MemberPipe& pipe, size_t idx, const MemberHeader& h,
-                                   std::string* xml, std::vector<std::pair<size_t, const Member*>>& hash_only) {
-  const bool is_xml = xml != nullptr;
+                                   std::string* keep, std::vector<std::pair<size_t, const Member*>>& hash_only) {
   const Member* prev = nullptr;
   if (!old_by_path.empty()) {
     auto it = old_by_path.find(h.path);
@@ -180,16 +203,18 @@ void CourseRun::stream_file_member(MbzReader& rd, MemberPipe& pipe, size_t idx, 
   struct stat st {};
   // Probably unchanged (same path and size as the previous version, still in the tree):
   // hash only. The rare miss is fetched by a second pass over the archive.
-  const bool only_hash = prev && !is_xml && prev->h.size == h.size && lstat_file(members_root + "/" + h.path, &st) &&
+  const bool only_hash = prev && prev->h.size == h.size && lstat_file(members_root + "/" + h.path, &st) &&
                          S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == h.size;
   UniqueFd out;
   std::string sp;
-  if (!only_hash) {
+  if (keep) {  // kept in memory; stage_kept() stages it when it changed
+  } else if (!only_hash) {
     sp = staging.file(idx);
     out = UniqueFd(::open(sp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!out) throw_errno("cannot create staged file", sp, errno);
   }
-  stream_member(rd, pipe, idx, std::move(out), sp, h.mtime, is_content_named(h.path), xml, mbz_path);
+  stream_member(rd, pipe, idx, std::move(out), sp, h.mtime, is_content_named(h.path), keep, mbz_path);
+  if (keep) return;
   if (only_hash) hash_only.emplace_back(idx, prev);
   else staged.emplace(idx, sp);
 }
@@ -312,7 +337,13 @@ void CourseRun::write_record() {
   } else {
     record_json = record_to_json(rec);
   }
-  write_file_atomic(ch.path + "/" + res.key + "/" + kRecordName, record_json, 0644);
+  // Unchanged: not written again (a no-op publish writes nothing to the tree).
+  const std::string path = ch.path + "/" + res.key + "/" + kRecordName;
+  struct stat st {};
+  if (old && lstat_file(path, &st) && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == record_json.size() &&
+      read_file(path, kMaxRecordBytes, "course record") == record_json)
+    return;
+  write_file_atomic(path, record_json, 0644);
 }
 
 }  // namespace publish_detail
@@ -342,6 +373,7 @@ CoursePublishResult publish_course(const Config& cfg, const std::string& mbz_pat
 
   // 3. The record, and what changed since the previous version.
   run.describe_changes(rd);
+  for (const auto& [idx, path] : run.staged) run.res.staged_bytes += run.members[idx].h.size;
 
   // 4. Bring the course's subtree to the new version; course.json last.
   const size_t moved = run.update_subtree();

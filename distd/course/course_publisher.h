@@ -39,6 +39,7 @@ struct CoursePublishResult {
   int64_t previous_backup_date = 0;
   MemberDelta added, changed, unchanged, removed;  // file members vs the previous version
   size_t priority_hashes = 0;       // filedir blobs listed for priority (0: no [hq.database])
+  uint64_t staged_bytes = 0;        // members written to <state_dir>/course-staging (0 when unchanged)
   std::string priority_note;        // why there is no priority list, when there is none
   hq::PublishResult publish;        // the channel publish that followed
 };
