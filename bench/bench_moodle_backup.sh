@@ -150,10 +150,10 @@ if cmp -s <(tar xzOf "$V2" | md5sum) <(tar xzOf "$REBUILT" | md5sum); then REB="
 # 4. the stick for the same update.
 if $DISTCTL bundle export --config hq.toml --to "$WORK/stick" --request "$WORK/stick-request/distd-request.txt" \
     --json > bundle.json 2> bundle.err; then
-  STICK=$(du -sb --apparent-size stick | cut -f1)
+  STICK=$(fbytes stick)  # the files' bytes (du would add the directory's own 4 KiB)
 else
   STICK_RC=$?; STICK=""
-  STICK_PARTIAL=$(du -sb --apparent-size stick 2>/dev/null | cut -f1)
+  STICK_PARTIAL=$(fbytes stick 2>/dev/null || echo 0)
 fi
 
 # 5. v1's XML members as new files, to a fresh center, through the relay.

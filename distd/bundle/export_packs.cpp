@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
 #include "distd/hq/batch_stream.h"
 #include "manifest/digest.h"
@@ -92,39 +93,52 @@ void pack_small_objects(std::vector<Cand*>& order, std::vector<std::unique_ptr<C
   // At most a quarter of a volume: a pack is never split (an item of 1 MiB or less starts the
   // next volume whole), so a stick pulled during export loses at most the pack being written.
   const uint64_t max_content = std::min(kPackContentMax, ps.volume_size / 4);
+  // Each pack takes the place of its first object: the deltas and incompressible objects between
+  // its objects (in size order) stay where they were.
   std::vector<Cand*> out;
-  std::vector<Cand*> run;
-  uint64_t run_bytes = 0;
-  auto close_run = [&] {
+  struct Open {
+    size_t at = 0;  // its place in out
+    std::vector<Cand*> run;
+    uint64_t bytes = 0;
+  };
+  std::optional<Open> open[2];  // priority, not
+  auto close = [&](std::optional<Open>& o) {
+    if (!o) return;
     std::unique_ptr<Cand> p;
-    if (run.size() >= 2)
-      p = make_pack(run, ps.scratch + "/pack-" + std::to_string(res.packs + 1) + ".zst", store, ps);
+    if (o->run.size() >= 2)
+      p = make_pack(o->run, ps.scratch + "/pack-" + std::to_string(res.packs + 1) + ".zst", store, ps);
     if (p) {
-      out.push_back(p.get());
+      out[o->at] = p.get();
       res.packs++;
-      res.packed_objects += run.size();
+      res.packed_objects += o->run.size();
       res.packed_content_bytes += p->item.target_size;
       owned.push_back(std::move(p));
-    } else {
-      out.insert(out.end(), run.begin(), run.end());
+    } else {  // its objects where they were: the first in its place, the others after it
+      out[o->at] = o->run[0];
+      out.insert(out.begin() + static_cast<std::ptrdiff_t>(o->at) + 1, o->run.begin() + 1, o->run.end());
+      for (auto& other : open)
+        if (other && other->at > o->at) other->at += o->run.size() - 1;
     }
-    run.clear();
-    run_bytes = 0;
+    o.reset();
   };
   for (Cand* c : order) {
     if (!packable(*c, store, ps)) {
-      close_run();
       out.push_back(c);
       continue;
     }
+    std::optional<Open>& o = open[c->priority ? 0 : 1];
     const uint64_t size = c->item.kind == ItemKind::zobject ? c->item.target_size : c->item.size;
-    if (!run.empty() && (run.front()->priority != c->priority || run_bytes + size > max_content ||
-                         run.size() == kMaxPackObjects))
-      close_run();
-    run.push_back(c);
-    run_bytes += size;
+    if (o && (o->bytes + size > max_content || o->run.size() == kMaxPackObjects)) close(o);
+    if (!o) {
+      o.emplace();
+      o->at = out.size();
+      out.push_back(nullptr);  // the pack's place
+    }
+    o->run.push_back(c);
+    o->bytes += size;
   }
-  close_run();
+  close(open[0]);
+  close(open[1]);
   order = std::move(out);
 }
 

@@ -25,7 +25,7 @@ struct Cand {
 
 // Objects of at most this many bytes are packed; a pack holds at most kPackContentMax bytes of
 // them (and a quarter of a volume, and kMaxPackObjects).
-inline constexpr uint64_t kPackObjectMax = 128 * 1024;
+inline constexpr uint64_t kPackObjectMax = 512 * 1024;
 inline constexpr uint64_t kPackContentMax = 1024 * 1024;
 
 struct PackSettings {
@@ -35,10 +35,11 @@ struct PackSettings {
   uint64_t volume_size = 0;   // --volume-size
 };
 
-// Replaces each run of two or more small objects that compress (object or zobject items of at
-// most kPackObjectMax, all priority or all not, consecutive in order) by one zpack candidate, when
-// the pack takes less room on the stick than its objects would. New candidates are kept in
-// owned; order keeps its sequence otherwise. Counts the packs into res.
+// Packs the small objects that compress (object or zobject items of at most kPackObjectMax), in
+// order, priority ones and the others apart, into zpack candidates of at most kPackContentMax
+// (and a quarter of a volume) each; a pack takes the place of its first object and stands only
+// when it takes less room on the stick than its objects would. New candidates are kept in owned.
+// Counts the packs into res.
 void pack_small_objects(std::vector<Cand*>& order, std::vector<std::unique_ptr<Cand>>& owned,
                         const hq::ObjectStore& store, const PackSettings& ps, ExportResult& res);
 

@@ -267,13 +267,13 @@ void Gatherer::add_manifests(const std::string& ch, uint64_t first, uint64_t las
     c->source = p;
     c->mandatory = true;
     if (std::optional<std::string> z = before ? manifest_delta_bytes(*before, bytes) : std::nullopt) {
-      c->item.kind = ItemKind::mdelta;
+      c->item.kind = ItemKind::mpatch;
       c->item.basis_version = v - 1;
       c->item.target = c->item.digest;
       c->item.target_size = c->item.size;
       c->item.digest = digest_bytes(*z);
       c->item.size = z->size();
-      c->source = scratch + "/" + ch + "." + std::to_string(v) + ".mdelta";
+      c->source = scratch + "/" + ch + "." + std::to_string(v) + ".mpatch";
       write_file_atomic(c->source, *z, 0600);
       res.manifest_deltas++;
     }

@@ -48,6 +48,7 @@ std::string Index::member_name(const Item& it, size_t piece_index) {
     case ItemKind::zobject: base = "z/" + digest_hex(it.target); break;
     case ItemKind::zpack: base = "p/" + (it.packed.empty() ? std::string("-") : digest_hex(it.packed[0].digest)); break;
     case ItemKind::mdelta: base = "m/" + it.channel + "/" + std::to_string(it.version) + ".mdelta"; break;
+    case ItemKind::mpatch: base = "m/" + it.channel + "/" + std::to_string(it.version) + ".mpatch"; break;
   }
   if (it.pieces.size() > 1) base += "." + std::to_string(piece_index + 1);
   return base;
@@ -155,6 +156,7 @@ const char* kind_word(ItemKind k) {
     case ItemKind::delta: return "delta";
     case ItemKind::zobject: return "zobject";
     case ItemKind::mdelta: return "mdelta";
+    case ItemKind::mpatch: return "mpatch";
     case ItemKind::zdelta: return "zdelta";
     case ItemKind::zpack: return "zpack";
   }
@@ -201,7 +203,8 @@ std::string render_index_body(const Index& ix) {
              "\n";
         break;
       case ItemKind::mdelta:
-        o += "mdelta " + it.channel + " " + std::to_string(it.version) + " " + std::to_string(it.target_size) + " " +
+      case ItemKind::mpatch:
+        o += std::string(it.kind == ItemKind::mdelta ? "mdelta " : "mpatch ") + it.channel + " " + std::to_string(it.version) + " " + std::to_string(it.target_size) + " " +
              digest_hex(it.target) + " " + std::to_string(it.basis_version) + " " + std::to_string(it.size) + " " +
              digest_hex(it.digest) + " " + n + "\n";
         break;
@@ -348,9 +351,9 @@ Item read_item_line(Lines& L, const std::set<std::string>& chans, uint64_t* npie
     it.size = L.u64(f[5]);
     it.digest = L.digest(f[6]);
     *npieces = L.u64(f[7]);
-  } else if (g[0] == "mdelta") {
-    auto f = L.expect("mdelta", 9);
-    it.kind = ItemKind::mdelta;
+  } else if (g[0] == "mdelta" || g[0] == "mpatch") {
+    auto f = L.expect(g[0] == "mdelta" ? "mdelta" : "mpatch", 9);
+    it.kind = g[0] == "mdelta" ? ItemKind::mdelta : ItemKind::mpatch;
     it.channel = std::string(f[1]);
     if (!chans.count(it.channel)) L.fail("names a channel not listed above");
     it.version = L.u64(f[2]);
@@ -374,7 +377,7 @@ Item read_item_line(Lines& L, const std::set<std::string>& chans, uint64_t* npie
   } else if (g[0] == "zpack") {
     read_pack(L, it, npieces);
   } else {
-    L.fail("is not an item line (manifest, mdelta, object, delta, zdelta, zobject or zpack)");
+    L.fail("is not an item line (manifest, mpatch, mdelta, object, delta, zdelta, zobject or zpack)");
   }
   return it;
 }

@@ -61,9 +61,11 @@ struct Piece {
 // zdelta: a delta carried as HQ's stored zstd form of it (<id>.zst); size and digest are the form's.
 // zpack: several small objects (`packed`, in order) as one zstd stream of their concatenation, made
 // like a batch answer of the link; size and digest are the stream's, target_size the content's.
-enum class ItemKind { manifest, object, delta, zobject, mdelta, zdelta, zpack };
+// mpatch: as mdelta, the bytes a zstd frame with the basis manifest file as its prefix.
+enum class ItemKind { manifest, object, delta, zobject, mdelta, zdelta, zpack, mpatch };
 inline bool is_delta_kind(ItemKind k) { return k == ItemKind::delta || k == ItemKind::zdelta; }
-inline bool is_manifest_kind(ItemKind k) { return k == ItemKind::manifest || k == ItemKind::mdelta; }
+inline bool is_manifest_delta_kind(ItemKind k) { return k == ItemKind::mdelta || k == ItemKind::mpatch; }
+inline bool is_manifest_kind(ItemKind k) { return k == ItemKind::manifest || is_manifest_delta_kind(k); }
 
 struct Item {
   ItemKind kind = ItemKind::object;
@@ -109,6 +111,7 @@ struct Index {
   std::vector<Omitted> omitted;
 
   // Member names are fixed by the item: m/<channel>/<version>.manifest, m/<channel>/<version>.mdelta,
+  // m/<channel>/<version>.mpatch,
   // o/<hex>, d/<id>, d/<id>.zst, z/<hex>, p/<hex of its first object> (a zpack), with
   // ".<k>" appended (k = 1, 2, ...) when the item has more than one piece.
   static std::string member_name(const Item& it, size_t piece_index);

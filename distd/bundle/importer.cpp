@@ -180,7 +180,7 @@ std::string Importer::rebuild_manifest(const Ctx& c, const Item& it, const std::
                 name + " comes as a delta from version " + std::to_string(it.basis_version) +
                     ", which this center does not have",
                 "export a bundle for this center's own request at HQ, or let the network sync do it");
-  std::string bytes = apply_manifest_delta(basis, mdelta, it.target_size, name);
+  std::string bytes = apply_manifest_delta(basis, mdelta, it.kind == ItemKind::mpatch, it.target_size, name);
   if (bytes.size() != it.target_size || digest_bytes(bytes) != it.target)
     throw Error(Errc::mismatch, name + ": its delta does not rebuild the signed manifest file",
                 "copy the whole bundle again, or let the network sync bring the manifest");
@@ -203,7 +203,7 @@ void Importer::prepare_channel(Ctx& c, const ChannelSpan& span) {
     if (key.first != ch || rx_[i].s != Rx::complete) continue;
     std::string name = "bundle " + ix_.bundle_id + ": manifest " + ch + " version " + std::to_string(key.second);
     std::string bytes = read_file(rx_file(i), kMaxManifestBytes, "manifest");
-    if (ix_.items[i].kind == ItemKind::mdelta) bytes = rebuild_manifest(c, ix_.items[i], bytes, ms, rec, name);
+    if (is_manifest_delta_kind(ix_.items[i].kind)) bytes = rebuild_manifest(c, ix_.items[i], bytes, ms, rec, name);
     VerifyOptions vo;
     vo.check_expiry = false;
     SignedManifest sm = key.second == span.to ? verify_hq_manifest(cfg_, bytes, hq_key_, vo, name)

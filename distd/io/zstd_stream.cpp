@@ -123,6 +123,48 @@ std::string zstd_decompress(std::string_view data, uint64_t max_out, const std::
 
 namespace {
 
+int patch_window_log(uint64_t bytes) {
+  int log = 10;
+  while (log < 31 && (uint64_t(1) << log) < bytes) ++log;
+  return log;
+}
+
+}  // namespace
+
+std::string zstd_patch(std::string_view basis, std::string_view target, int level) {
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> c(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  if (!c) throw std::bad_alloc();
+  check_c(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_compressionLevel, std::clamp(level, 1, ZSTD_maxCLevel())), "level");
+  check_c(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_windowLog, patch_window_log(basis.size() + target.size())),
+          "window");
+  check_c(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_checksumFlag, 0), "checksum");  // the signed digest checks it
+  check_c(ZSTD_CCtx_refPrefix(c.get(), basis.data(), basis.size()), "prefix");
+  std::string out(ZSTD_compressBound(target.size()), '\0');
+  const size_t n = ZSTD_compress2(c.get(), out.data(), out.size(), target.data(), target.size());
+  check_c(n, "patch");
+  out.resize(n);
+  return out;
+}
+
+std::string zstd_unpatch(std::string_view basis, std::string_view patch, uint64_t target_size,
+                         const std::string& what) {
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> d(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  if (!d) throw std::bad_alloc();
+  ZSTD_DCtx_setParameter(d.get(), ZSTD_d_windowLogMax, 31);  // the output is the signed size, allocated here
+  if (ZSTD_isError(ZSTD_DCtx_refPrefix(d.get(), basis.data(), basis.size())))
+    throw Error(Errc::internal, what + ": zstd cannot take the basis", "please report this");
+  std::string out(static_cast<size_t>(target_size), '\0');
+  const size_t n = ZSTD_decompressDCtx(d.get(), out.data(), out.size(), patch.data(), patch.size());
+  if (ZSTD_isError(n) || n != target_size)
+    throw Error(Errc::mismatch,
+                what + " does not rebuild against the installed manifest (" +
+                    (ZSTD_isError(n) ? std::string(ZSTD_getErrorName(n)) : std::to_string(n) + " bytes") + ")",
+                "copy the whole bundle again, or let the network sync bring the manifest");
+  return out;
+}
+
+namespace {
+
 // Writes what a decoder hands it to a file, hashing it behind on another thread and starting
 // write-back of each 8 MiB; at most max_out bytes.
 class DecodedFile {

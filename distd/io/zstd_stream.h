@@ -87,6 +87,16 @@ std::string zstd_compress(std::string_view data, int level);
 // the stream is damaged or cut).
 std::string zstd_decompress(std::string_view data, uint64_t max_out, const std::string& what);
 
+// zstd with basis as its prefix (as `zstd --patch-from=basis`): one frame that decodes to target
+// only with the same basis at hand. Its window covers basis and target (up to 2^31), so a
+// decoder needs both in memory: made for manifests, which a center holds in memory anyway.
+std::string zstd_patch(std::string_view basis, std::string_view target, int level);
+// The target of a zstd_patch() frame, which must be exactly target_size bytes (the signed size;
+// the output buffer, the only memory the decoder takes besides basis). Throws Error{mismatch}
+// naming what when the frame is damaged, is made against another basis, or gives another size.
+std::string zstd_unpatch(std::string_view basis, std::string_view patch, uint64_t target_size,
+                         const std::string& what);
+
 // Decodes the zstd stream in file zp into file sp (created or truncated, fsynced) and returns
 // the BLAKE2b-256 of what came out; *out_size its length. Throws Error{mismatch} naming `what`
 // when zp is not one complete stream that decodes to at most max_out bytes within the window
