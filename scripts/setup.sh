@@ -10,7 +10,7 @@ packages=(
   librsync-dev libarchive-dev libsodium-dev libsqlitecpp-dev libsqlite3-dev libboost-test-dev
   libcurl4-openssl-dev libmariadb-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
   libsystemd-dev libpugixml-dev libcpp-httplib-dev libssl-dev zlib1g-dev libzstd-dev
-  mariadb-server mariadb-client nginx-light rsync curl systemd sqlite3 python3 xz-utils faketime
+  mariadb-server mariadb-client nginx-light rsync curl systemd sqlite3 python3 xz-utils faketime zstd
   # a real Moodle 4.5 for the Moodle suites (tests/support/moodle_fixture.py) and a browser
   php8.2-cli php8.2-fpm php8.2-mysql php8.2-xml php8.2-mbstring php8.2-curl php8.2-zip php8.2-gd
   php8.2-intl php8.2-soap chromium chromium-driver python3-selenium

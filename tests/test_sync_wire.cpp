@@ -1,4 +1,4 @@
-// What crosses the link: the manifest comes as a delta once the center has one, small objects
+// What crosses the link: the manifest comes as a zstd patch once the center has one, small objects
 // come many per request (POST /objects) and a cut batch keeps what completed, the object batch
 // answer is the objects' bytes in the asked order (404 naming a missing one).
 #include <boost/test/unit_test.hpp>
@@ -67,6 +67,40 @@ BOOST_AUTO_TEST_CASE(bytes_received_counts_the_compressed_manifest_delta) {
   BOOST_TEST(r["full"].get<uint64_t>() == 0u);
   BOOST_TEST(received <= static_cast<uint64_t>(down));  // bodies only; the link also carries headers
   BOOST_TEST(received * 2 >= static_cast<uint64_t>(down));
+}
+
+// POST latest.manifest with "distd-basis <version> <digest>": the latest as a zstd frame against
+// the center's copy of that version as its prefix (what `zstd -d --patch-from` decodes), a few
+// hundred bytes for one changed file of 2,000; for a copy HQ does not have, the whole manifest
+// as one zstd frame.
+BOOST_AUTO_TEST_CASE(the_manifest_comes_as_a_zstd_patch_against_the_centers_copy) {
+  SyncSite s;
+  small_files(s.src(), 2000, 4);
+  s.publish();
+  write_file(s.src() + "/d3/f3", random_bytes(4321, 98));
+  s.publish();
+  s.start_hq();
+  const std::string v1 = s.manifest_file(1), v2 = s.manifest_file(2);
+  auto ask = [&](const std::string& body, const std::string& out) {
+    write_file(s.tmp / "basis", body);
+    RunResult r = run({"curl", "-s", "-f", "-D", s.tmp / "headers", "-H", s.auth_header("POST", "/channels/c/latest.manifest", body),
+                       "-H", "Accept-Encoding: distd-patch, zstd", "--data-binary", "@" + (s.tmp / "basis"), "-o", out,
+                       s.hq_url() + "/channels/c/latest.manifest"});
+    BOOST_REQUIRE_EQUAL(r.status, 0);
+    return distd::test::read_file(s.tmp / "headers");
+  };
+  std::string h = ask("distd-basis 1 " + file_digest_hex(v1) + "\n", s.tmp / "patch");
+  BOOST_TEST(h.find("Content-Encoding: distd-patch") != std::string::npos, h);
+  const uint64_t patch = fs::file_size(s.tmp / "patch");
+  BOOST_TEST_MESSAGE("manifest " << fs::file_size(v2) << " B; its patch from version 1: " << patch << " B");
+  BOOST_TEST(patch < 1000u);
+  RunResult d = run({"zstd", "-q", "-d", "--patch-from=" + v1, s.tmp / "patch", "-o", s.tmp / "rebuilt"});
+  BOOST_REQUIRE_EQUAL(d.status, 0);
+  BOOST_TEST((distd::test::read_file(s.tmp / "rebuilt") == distd::test::read_file(v2)));
+  // A copy that is not HQ's version 1: the whole manifest, compressed.
+  h = ask("distd-basis 1 " + std::string(64, 'a') + "\n", s.tmp / "whole");
+  BOOST_TEST(h.find("Content-Encoding: zstd") != std::string::npos, h);
+  BOOST_TEST(fs::file_size(s.tmp / "whole") > patch * 10);
 }
 
 BOOST_AUTO_TEST_CASE(a_cut_batch_keeps_what_completed_and_converges_in_one_run) {

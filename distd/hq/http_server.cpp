@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -191,6 +192,7 @@ struct HttpServer::Impl {
   std::mutex status_mu;
   std::map<std::string, ChannelInfo> status_cache;
   CompressedManifests manifests_z{settings.compression_level};
+  ManifestPatches manifest_patches{settings.compression_level};
 
   Impl(const Config& c, const HttpServerOptions& o)
       : cfg(c), settings(hq_settings(c)), opts(o), layout{c.state_dir}, addr(parse_listen(settings.listen)),
@@ -260,6 +262,33 @@ struct HttpServer::Impl {
     error_and_log_hooks();
   }
 
+  // POST /channels/<ch>/latest.manifest with "distd-basis <version> <digest>\n" (the center's copy
+  // of a version): the latest as a zstd patch from it (Content-Encoding: distd-patch), else whole
+  // as one zstd frame (Content-Encoding: zstd), else the file.
+  void serve_manifest_patch(const httplib::Request& req, httplib::Response& res, const std::string& ch) {
+    const std::string latest = layout.latest_manifest(ch);
+    std::istringstream in(req.body.substr(0, 200));
+    std::string word, version, digest;
+    in >> word >> version >> digest;
+    const auto v = parse_u64(version);
+    if (!v || *v == 0 || digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return send_text(res, 400, "the body is not 'distd-basis <version> <64 hex digest>'");
+    res.set_header("Cache-Control", "no-cache");
+    if (req.get_header_value("Accept-Encoding").find("distd-patch") != std::string::npos)
+      if (auto z = manifest_patches.get(latest, layout.manifest(ch, *v), digest)) {
+        res.status = 200;
+        res.set_header("Content-Encoding", "distd-patch");
+        return res.set_content(*z, "application/octet-stream");
+      }
+    if (req.get_header_value("Accept-Encoding").find("zstd") != std::string::npos)
+      if (auto z = manifests_z.get(latest)) {
+        res.status = 200;
+        res.set_header("Content-Encoding", "zstd");
+        return res.set_content(*z, "application/octet-stream");
+      }
+    serve_file(req, res, latest, "channel", "no-cache");
+  }
+
   // GET and POST /channels/<ch>/latest.manifest, GET /channels/<ch>/manifests/<version>.manifest.
   void channel_routes() {
     const std::string ch = "([A-Za-z0-9_-]{1,128})";
@@ -278,7 +307,9 @@ struct HttpServer::Impl {
     // body is that copy's signature): a center that has a manifest fetches a few KiB instead of
     // the whole list again. Plain web servers answer 405 and the client GETs the file instead.
     svr.Post("/channels/" + ch + R"(/latest\.manifest)", [this](const httplib::Request& req, httplib::Response& res) {
-      if (admitted(req, res)) serve_manifest_delta(req, res, layout.latest_manifest(req.matches[1]));
+      if (!admitted(req, res)) return;
+      if (req.body.rfind("distd-basis ", 0) == 0) return serve_manifest_patch(req, res, req.matches[1]);
+      serve_manifest_delta(req, res, layout.latest_manifest(req.matches[1]));
     });
     svr.Get("/channels/" + ch + R"(/manifests/([1-9][0-9]{0,18})\.manifest)",
             [this](const httplib::Request& req, httplib::Response& res) {

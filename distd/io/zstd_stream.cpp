@@ -163,6 +163,17 @@ std::string zstd_unpatch(std::string_view basis, std::string_view patch, uint64_
   return out;
 }
 
+std::string zstd_unpatch_capped(std::string_view basis, std::string_view patch, uint64_t max_size,
+                                const std::string& what) {
+  const unsigned long long n = ZSTD_getFrameContentSize(patch.data(), patch.size());
+  if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN)
+    throw Error(Errc::mismatch, what + " is not a zstd frame that states its size", "the bytes are discarded");
+  if (n > max_size)
+    throw Error(Errc::mismatch, what + " decodes to more than " + std::to_string(max_size) + " bytes",
+                "the bytes are discarded");
+  return zstd_unpatch(basis, patch, n, what);
+}
+
 namespace {
 
 // Writes what a decoder hands it to a file, hashing it behind on another thread and starting

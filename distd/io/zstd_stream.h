@@ -97,6 +97,10 @@ std::string zstd_patch(std::string_view basis, std::string_view target, int leve
 std::string zstd_unpatch(std::string_view basis, std::string_view patch, uint64_t target_size,
                          const std::string& what);
 
+// As zstd_unpatch, with the size the frame states, which must be at most max_size.
+std::string zstd_unpatch_capped(std::string_view basis, std::string_view patch, uint64_t max_size,
+                                const std::string& what);
+
 // Decodes the zstd stream in file zp into file sp (created or truncated, fsynced) and returns
 // the BLAKE2b-256 of what came out; *out_size its length. Throws Error{mismatch} naming `what`
 // when zp is not one complete stream that decodes to at most max_out bytes within the window

@@ -34,19 +34,65 @@
 
 namespace distd::sync_detail {
 
-// The latest manifest as a delta against the newest one this center has (a few KiB instead of
-// the whole list; the result is verified like a downloaded one). Empty when there is no basis,
-// HQ does not serve manifest deltas (a plain web server), or the delta does not apply.
-std::string fetch_manifest_delta(Run& r) {
+// The newest manifest file this center has (the target of a sync under way, else the
+// installed one): the basis of a manifest patch or delta. Empty when there is none.
+std::string manifest_basis(Run& r) {
   std::string basis_path = r.cfg.state_dir + "/manifests/" + r.ch.name + "/target.manifest";
   if (!exists_file(basis_path)) basis_path = installed_manifest_path(r.cfg, r.ch.name);
   if (!exists_file(basis_path)) return {};
-  std::string basis;
   try {
-    basis = read_file(basis_path, r.rs.max_manifest_size, "manifest");
+    return read_file(basis_path, r.rs.max_manifest_size, "manifest");
   } catch (const Error&) {
     return {};
   }
+}
+
+// The version a manifest file states (its third line), 0 when it does not.
+uint64_t manifest_file_version(std::string_view m) {
+  const size_t at = m.substr(0, 256).find("\nversion ");
+  if (at == std::string_view::npos) return 0;
+  const size_t end = m.find('\n', at + 1);
+  if (end == std::string_view::npos) return 0;
+  return parse_u64(std::string(m.substr(at + 9, end - at - 9))).value_or(0);
+}
+
+// The latest manifest in one POST (docs/formats/http.md): as a zstd patch against basis (the
+// file of the version the body names), or whole and compressed when HQ no longer has that
+// version. nullopt when HQ does not answer it (an HQ before patches, a plain web server): the
+// librsync delta is tried next. The result is verified like a downloaded manifest.
+std::optional<std::string> fetch_manifest_patch(Run& r, const std::string& basis) {
+  const uint64_t v = manifest_file_version(basis);
+  if (v == 0) return std::nullopt;
+  const std::string body = "distd-basis " + std::to_string(v) + " " + digest_hex(digest_bytes(basis)) + "\n";
+  std::string got;
+  HttpAnswer a = r.http.post_stream("/channels/" + r.ch.name + "/latest.manifest", body,
+                                    [&](const char* p, size_t n) {
+                                      if (got.size() + n > r.rs.max_manifest_size)
+                                        throw Error(Errc::corrupt, "the answer is over the cap");
+                                      got.append(p, n);
+                                    },
+                                    "distd-patch, zstd");
+  if (a.status != 200) return std::nullopt;
+  const std::string what = "HQ's manifest patch of channel '" + r.ch.name + "'";
+  try {
+    if (a.content_encoding == "distd-patch") return zstd_unpatch_capped(basis, got, r.rs.max_manifest_size, what);
+    if (a.content_encoding == "zstd") return zstd_decompress(got, r.rs.max_manifest_size, what);
+    if (a.content_encoding.empty() || a.content_encoding == "identity") return got;
+  } catch (const Error& e) {
+    if (e.code() != Errc::mismatch) throw;
+    r.log(std::string(e.what()) + "; fetching the manifest again");
+  }
+  return std::nullopt;
+}
+
+// The latest manifest as a delta against the newest one this center has (a few KiB instead of
+// the whole list; the result is verified like a downloaded one): a patch, else a librsync
+// delta. Empty when there is no basis, HQ does not serve manifest deltas (a plain web server),
+// or the delta does not apply.
+std::string fetch_manifest_delta(Run& r) {
+  std::string basis = manifest_basis(r);
+  if (basis.empty()) return {};
+  if (std::optional<std::string> m = fetch_manifest_patch(r, basis)) return std::move(*m);
   std::string sig = signature_of_bytes(basis);
   // Capped as decoded: 1 MB of gzip that inflates to 1 GB stops at max_manifest_size.
   HttpAnswer a = r.http.post("/channels/" + r.ch.name + "/latest.manifest", sig, r.rs.max_manifest_size, true);
