@@ -34,6 +34,7 @@ for b in "$DISTCTL" "$DISTD" "$FLAKY_PROXY"; do [ -x "$b" ] || { echo "missing $
 num() { python3 -c 'import re,sys; print(int(re.search(sys.argv[1]+r": ([\d,]+)", open(sys.argv[2]).read()).group(1).replace(",","")))' "$1" "$2"; }
 # jget FILE EXPR: a value of a JSON file (EXPR in Python over j).
 jget() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+ratio3() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.3f}')" "$1" "$2"; }  # goals: 3 places
 goal() {  # goal VALUE LIMIT: "goal met" or "goal MISSED"
   python3 -c 'import sys; print("goal met" if float(sys.argv[1]) <= float(sys.argv[2]) else "goal MISSED")' "$1" "$2"
 }
@@ -215,12 +216,12 @@ if [ -n "$STICK" ]; then
 else
   say "  stick (bundle export)         : FAILED (exit $STICK_RC; ${STICK_PARTIAL:-0} bytes of incomplete files left): $(grep -v '^distctl: request from' bundle.err | tr '\n' ' ')"
 fi
-R1=$(ratio "$UPD" "$ZSTD_CHG"); R2=$(ratio "$UPD" "$RS_Z")
+R1=$(ratio3 "$UPD" "$ZSTD_CHG"); R2=$(ratio3 "$UPD" "$RS_Z")
 R1D=$(ratio "$UPD_DOWN" "$ZSTD_CHG"); R2D=$(ratio "$UPD_DOWN" "$RS_Z_DOWN")
 say "  distd / zstd(new+changed)     : $R1 total, $R1D down only (goal <= 1.1: $(goal "$R1" 1.1))"
 say "  distd / rsync -z              : $R2 total, $R2D down only (goal <= 0.1: $(goal "$R2" 0.1))"
 say "  distd / rsync (plain)         : $(ratio "$UPD" "$RS_P")"
-[ -n "$STICK" ] && say "  stick / zstd(new+changed)     : $(ratio "$STICK" "$ZSTD_CHG") (the link's goal is <= 1.1: $(goal "$(ratio "$STICK" "$ZSTD_CHG")" 1.1))"
+[ -n "$STICK" ] && say "  stick / zstd(new+changed)     : $(ratio3 "$STICK" "$ZSTD_CHG") (the link's goal is <= 1.1: $(goal "$(ratio3 "$STICK" "$ZSTD_CHG")" 1.1))"
 UPD_MAN=$(sed -n 's/.*latest\.manifest" 200 \([0-9]*\) B.*/\1/p' distd-update.log | head -1)
 UPD_GETS=$(sed -n 's/.*"GET \/\(objects\|deltas\)\/.* 200 \([0-9]*\) B.*/\2/p' distd-update.log | awk '{s+=$1} END {print s+0}')
 say "    of which                    : manifest (as a delta) ${UPD_MAN:-?} B; single GETs (a delta or an object over 64 KiB: course.json) $UPD_GETS B; the rest, $((UPD_DOWN - ${UPD_MAN:-0} - UPD_GETS)) B, is the zstd batches of whole members and HTTP"
@@ -232,7 +233,7 @@ say "v1's XML members as new files ($XML_FILES files, $XML_BYTES bytes; zstd -19
 say "  distd, fresh center, relay    : $XML_DOWN bytes down, $XML_UP up, $XML_D total ($XREB)"
 say "  rsync -z -r into an empty dir : $RX_Z_DOWN bytes down, $RX_Z_UP up, $RX_Z total"
 say "  rsync -r (plain)              : $RX_P_DOWN bytes down, $RX_P_UP up, $RX_P total"
-R5=$(ratio "$XML_D" "$RX_Z")
+R5=$(ratio3 "$XML_D" "$RX_Z")
 say "    of which the signed manifest : ${XML_MANIFEST:-?} bytes (GET latest.manifest); the rest (files, one zstd batch, HTTP): $((XML_DOWN - ${XML_MANIFEST:-0})) bytes down"
 say "  distd / rsync -z              : $R5 total, $(ratio "$XML_DOWN" "$RX_Z_DOWN") down only (goal <= 0.8: $(goal "$R5" 0.8))"
 say "  distd / zstd -19 tar          : $(ratio "$XML_D" "$XML_ZSTD")"
