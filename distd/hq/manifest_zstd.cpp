@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "distd/io/zstd_stream.h"
 #include "manifest/digest.h"
@@ -14,23 +15,32 @@
 
 namespace distd::hq {
 
+namespace {
+
+// The stamp of the regular file at path; nullopt when there is none.
+std::optional<FileStamp> stamp_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return FileStamp{static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_size),
+                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+}  // namespace
+
 std::shared_ptr<const std::string> CompressedManifests::get(const std::string& path) {
   if (level_ <= 0) return nullptr;
   try {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return nullptr;
-    const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    const std::optional<FileStamp> stamp = stamp_of(path);
+    if (!stamp) return nullptr;
     std::lock_guard<std::mutex> g(mu_);  // one compression per version, whoever asks first
     Entry& e = cache_[path];
-    if (e.z && e.ino == st.st_ino && e.size == static_cast<uint64_t>(st.st_size) && e.mtime_ns == mtime_ns) return e.z;
+    if (e.z && e.stamp == *stamp) return e.z;
     // (Publish replaces the file by a rename: bytes of a newer version under this stat are
     // harmless, the next request sees the new stat and compresses again.)
     std::string bytes = read_file(path, kMaxManifestBytes, "manifest");
-    if (bytes.size() != static_cast<uint64_t>(st.st_size)) return nullptr;
+    if (bytes.size() != stamp->size) return nullptr;
     e.z = std::make_shared<const std::string>(zstd_compress(bytes, std::min(level_, 9)));
-    e.ino = st.st_ino;
-    e.size = bytes.size();
-    e.mtime_ns = mtime_ns;
+    e.stamp = *stamp;
     return e.z;
   } catch (const Error&) {
     return nullptr;
@@ -41,25 +51,20 @@ std::shared_ptr<const std::string> ManifestPatches::get(const std::string& lates
                                                         const std::string& basis_digest_hex) {
   if (level_ <= 0 || latest_path == basis_path) return nullptr;
   try {
-    struct stat st {};
-    if (::stat(latest_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return nullptr;
-    const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    const std::optional<FileStamp> stamp = stamp_of(latest_path);
+    if (!stamp) return nullptr;
     std::lock_guard<std::mutex> g(mu_);  // one patch per pair, whoever asks first
     const auto key = std::make_pair(latest_path, basis_digest_hex);
-    if (auto f = cache_.find(key); f != cache_.end() && f->second.ino == st.st_ino &&
-                                   f->second.size == static_cast<uint64_t>(st.st_size) && f->second.mtime_ns == mtime_ns)
-      return f->second.z;
+    if (auto f = cache_.find(key); f != cache_.end() && f->second.stamp == *stamp) return f->second.z;
     std::string basis = read_file(basis_path, kMaxManifestBytes, "manifest");
     if (digest_hex(digest_bytes(basis)) != basis_digest_hex) return nullptr;  // not the center's copy
     std::string latest = read_file(latest_path, kMaxManifestBytes, "manifest");
-    if (latest.size() != static_cast<uint64_t>(st.st_size)) return nullptr;  // replaced meanwhile
+    if (latest.size() != stamp->size) return nullptr;  // replaced meanwhile
     if (cache_.size() >= kMaxEntries) cache_.clear();
     Entry& e = cache_[key];
     std::string z = zstd_patch(basis, latest, level_);
     e.z = z.size() * 10 <= latest.size() * 9 ? std::make_shared<const std::string>(std::move(z)) : nullptr;
-    e.ino = st.st_ino;
-    e.size = latest.size();
-    e.mtime_ns = mtime_ns;
+    e.stamp = *stamp;
     return e.z;
   } catch (const Error&) {
     return nullptr;

@@ -12,6 +12,13 @@
 
 namespace distd::hq {
 
+// What tells one version of a manifest file from the next (publish renames a new file in).
+struct FileStamp {
+  uint64_t ino = 0, size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
 class CompressedManifests {
  public:
   // level: the zstd level (HQ uses [hq] compression_level, at most 9: manifests are mostly hex
@@ -24,8 +31,7 @@ class CompressedManifests {
 
  private:
   struct Entry {
-    uint64_t ino = 0, size = 0;
-    int64_t mtime_ns = 0;
+    FileStamp stamp;
     std::shared_ptr<const std::string> z;
   };
   int level_;
@@ -51,8 +57,7 @@ class ManifestPatches {
 
  private:
   struct Entry {
-    uint64_t ino = 0, size = 0;  // of the latest file it was made from
-    int64_t mtime_ns = 0;
+    FileStamp stamp;                       // of the latest file it was made from
     std::shared_ptr<const std::string> z;  // null: no patch pays
   };
   static constexpr size_t kMaxEntries = 64;  // one per channel and basis version still asked for

@@ -134,6 +134,7 @@ int patch_window_log(uint64_t bytes) {
 std::string zstd_patch(std::string_view basis, std::string_view target, int level) {
   std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> c(ZSTD_createCCtx(), ZSTD_freeCCtx);
   if (!c) throw std::bad_alloc();
+  if (target.size() > kPatchHighLevelMax) level = std::min(level, 9);
   check_c(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_compressionLevel, std::clamp(level, 1, ZSTD_maxCLevel())), "level");
   check_c(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_windowLog, patch_window_log(basis.size() + target.size())),
           "window");
