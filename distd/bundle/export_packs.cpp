@@ -23,16 +23,10 @@ bool packable(const Cand& c, const hq::ObjectStore& store, const PackSettings& p
   if (c.mandatory) return false;
   if (c.item.kind == ItemKind::zobject) return c.item.target_size <= kPackObjectMax;
   if (c.item.kind != ItemKind::object || c.item.size > kPackObjectMax) return false;
-  if (ps.forms_stored && c.item.size >= kStoredZstdMin) return false;  // no form: it does not compress
   const std::string path = store.path_of(c.item.digest);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return false;  // the export reports it when it copies the object
-  char head[64 * 1024];
-  ssize_t n;
-  do {
-    n = ::pread(fd.get(), head, sizeof head, 0);
-  } while (n < 0 && errno == EINTR);
-  return n >= 0 && (n < 512 || looks_compressible(std::string_view(head, static_cast<size_t>(n))));
+  return hq::object_compresses(fd.get(), path, c.item.size, ps.forms_stored).value_or(false);
 }
 
 // Bytes c takes on the stick: its tar member and its index lines (about 250 bytes).

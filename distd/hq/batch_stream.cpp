@@ -15,6 +15,20 @@ namespace {
 constexpr size_t kChunk = 256 * 1024;
 }  // namespace
 
+std::optional<bool> object_compresses(int fd, const std::string& path, uint64_t size, bool forms_stored) {
+  if (forms_stored && size >= kStoredZstdMin) {
+    struct stat st {};
+    return ::stat(zstd_form(path).c_str(), &st) == 0;
+  }
+  char head[64 * 1024];
+  ssize_t n;
+  do {
+    n = ::pread(fd, head, sizeof head, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return std::nullopt;
+  return n < 512 || looks_compressible(std::string_view(head, static_cast<size_t>(n)));
+}
+
 BatchStream::BatchStream(std::vector<std::pair<std::string, uint64_t>> files, int level, bool forms_stored)
     : files_(std::move(files)), level_(level), forms_stored_(forms_stored) {
   if (level_ > 0) zstd_.emplace(level_);
@@ -65,21 +79,11 @@ int BatchStream::pump(const ByteSink& out) {
 // read.
 bool BatchStream::classify(const ByteSink& out) {
   const auto& [path, size] = files_[index_];
-  bool compressible = false;
-  if (forms_stored_ && size >= kStoredZstdMin) {
-    struct stat st {};
-    compressible = ::stat(zstd_form(path).c_str(), &st) == 0;
-  } else {
-    char head[64 * 1024];
-    ssize_t n;
-    do {
-      n = ::pread(fd_.get(), head, sizeof head, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) return false;
-    // A file too small to judge joins the frame that is open (a small XML file among others).
-    if (n < 512 && zstd_->in_frame()) return true;
-    compressible = n < 512 || looks_compressible(std::string_view(head, static_cast<size_t>(n)));
-  }
+  // A file too small to judge joins the frame that is open (a small XML file among others).
+  if (size < 512 && zstd_->in_frame()) return true;
+  const std::optional<bool> c = object_compresses(fd_.get(), path, size, forms_stored_);
+  if (!c) return false;
+  const bool compressible = *c;
   if (zstd_->in_frame() && compressible == frame_compressible_) return true;
   if (zstd_->in_frame()) zstd_->finish(out);
   zstd_->set_level(compressible ? level_ : 1);

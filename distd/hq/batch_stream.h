@@ -17,6 +17,11 @@
 
 namespace distd::hq {
 
+// Whether the object at path (open as fd, size bytes) compresses: with forms_stored (publish
+// stores zstd forms), one of kStoredZstdMin or more does exactly when it has a form; others are
+// judged by their first 64 KiB at zstd level 1 (under 512 bytes: yes). nullopt: unreadable.
+std::optional<bool> object_compresses(int fd, const std::string& path, uint64_t size, bool forms_stored);
+
 class BatchStream {
  public:
   // files: path and size of each object, in order. level > 0: compressed (pump()); 0: raw
